@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* Maps, configuration and helpers shared by every attach tier. Each tier is
+ * its own object; the Go loader creates the maps once and hands them to every
+ * object (MapReplacements), so all tiers feed one ring buffer and one set of
+ * per-listener counters. */
+#ifndef SYNQ_COMMON_H
+#define SYNQ_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "synq.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+/* include/net/tcp_states.h */
+#define SYNQ_TCP_ESTABLISHED 1
+#define SYNQ_TCP_SYN_RECV 3
+#define SYNQ_TCP_LISTEN 10
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Referenced so that BTF carries the record types for bpf2go -type. */
+const struct synq_event *unused_synq_event __attribute__((unused));
+const struct synq_counts *unused_synq_counts __attribute__((unused));
+const struct synq_listener *unused_synq_listener __attribute__((unused));
+const enum synq_kind *unused_synq_kind __attribute__((unused));
+const enum synq_reason *unused_synq_reason __attribute__((unused));
+const enum synq_counter *unused_synq_counter __attribute__((unused));
+
+/* Set by the loader before load. 0 means "any". */
+const volatile __u32 filter_netns = 0;
+const volatile __u16 filter_port = 0;
+/* Bit (1 << kind) set: stream that kind through the ring buffer. Counters are
+ * kept for every kind regardless. */
+const volatile __u32 kinds_mask = 0xffffffff;
+/* Wake the reader only once this many bytes wait in the ring buffer; below it
+ * the reader polls on a timer. Ring-buffer wakeups are the dominant cost of
+ * tracing (shared/docs/perf.md): batching them keeps the hot path cheap. */
+const volatile __u64 wakeup_bytes = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+/* Records that could not be reserved in the ring buffer: never silent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+/* Keyed by the listener's kernel address. LRU: keys come from traffic. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct synq_counts);
+} listener_counts SEC(".maps");
+
+/* Child socket -> time it entered the accept queue, read at accept(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} child_enqueued SEC(".maps");
+
+static __always_inline bool sk_is_tcp_listener(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_state) == SYNQ_TCP_LISTEN &&
+	       BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP;
+}
+
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* The filters of the loader, applied before any work. */
+static __always_inline bool sk_wanted(const struct sock *sk)
+{
+	if (filter_port && BPF_CORE_READ(sk, __sk_common.skc_num) != filter_port)
+		return false;
+	if (filter_netns && sk_netns(sk) != filter_netns)
+		return false;
+	return true;
+}
+
+static __always_inline void count(const struct sock *listener, __u32 idx)
+{
+	__u64 key = (__u64)listener;
+	struct synq_counts *c, zero = {};
+
+	if (idx >= SYNQ_CNT_MAX)
+		return;
+	c = bpf_map_lookup_elem(&listener_counts, &key);
+	if (!c) {
+		bpf_map_update_elem(&listener_counts, &key, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&listener_counts, &key);
+		if (!c)
+			return;
+	}
+	/* per-CPU value: no atomics needed */
+	c->n[idx]++;
+}
+
+static __always_inline void fill_listener(struct synq_event *e, const struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = (const void *)sk;
+
+	e->listener = (__u64)sk;
+	e->netns = sk_netns(sk);
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (e->family == AF_INET6)
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+	else
+		BPF_CORE_READ_INTO((__u32 *)e->laddr, sk, __sk_common.skc_rcv_saddr);
+	e->acc_len = BPF_CORE_READ(sk, sk_ack_backlog);
+	e->acc_max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	e->syn_len = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+	e->sk_drops = BPF_CORE_READ(sk, sk_drops.counter);
+}
+
+/* The peer of a request or child socket (daddr/dport of its sock_common). */
+static __always_inline void fill_peer(struct synq_event *e, const struct sock_common *skc)
+{
+	e->rport = __builtin_bswap16(BPF_CORE_READ(skc, skc_dport));
+	if (e->family == AF_INET6)
+		BPF_CORE_READ_INTO(&e->raddr, skc, skc_v6_daddr);
+	else
+		BPF_CORE_READ_INTO((__u32 *)e->raddr, skc, skc_daddr);
+}
+
+static __always_inline bool kind_wanted(__u8 kind)
+{
+	return kinds_mask & (1u << kind);
+}
+
+static __always_inline struct synq_event *reserve(__u8 kind)
+{
+	struct synq_event *e;
+	__u32 zero = 0;
+	__u64 *l;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		l = bpf_map_lookup_elem(&lost, &zero);
+		if (l)
+			(*l)++;
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->time_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	return e;
+}
+
+static __always_inline void submit(struct synq_event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (!wakeup_bytes || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = 0;
+	bpf_ringbuf_submit(e, flags);
+}
+
+/* Count the event for the listener and, if its kind is streamed, send it with
+ * the listener's identity and queue depths. */
+static __always_inline struct synq_event *listener_event(const struct sock *sk, __u8 kind, __u32 counter)
+{
+	struct synq_event *e;
+
+	count(sk, counter);
+	if (!kind_wanted(kind))
+		return NULL;
+	e = reserve(kind);
+	if (!e)
+		return NULL;
+	fill_listener(e, sk);
+	return e;
+}
+
+#endif

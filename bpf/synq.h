@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* The contract between synq's BPF programs and its Go reader. Every record the
+ * kernel side sends is defined here; bpf2go's -type generates the Go structs
+ * from BTF so the two sides cannot drift. */
+#ifndef SYNQ_H
+#define SYNQ_H
+
+enum synq_kind {
+	SYNQ_KIND_NONE = 0,
+	SYNQ_KIND_SYN = 1,            /* a SYN reached the listener and was queued */
+	SYNQ_KIND_SYN_DROP = 2,       /* the SYN was dropped (reason says why) */
+	SYNQ_KIND_COOKIE = 3,         /* a SYN cookie was sent instead of queueing */
+	SYNQ_KIND_SYNACK_RETRANS = 4, /* the SYN-ACK of a request was resent */
+	SYNQ_KIND_ENQUEUE = 5,        /* handshake done, child in the accept queue */
+	SYNQ_KIND_ACK_OVERFLOW = 6,   /* final ACK dropped: accept queue full */
+	SYNQ_KIND_ACCEPT = 7,         /* the application accepted the child */
+	SYNQ_KIND_MAX = 8,
+};
+
+enum synq_reason {
+	SYNQ_REASON_NONE = 0,
+	SYNQ_REASON_SYN_QUEUE_FULL = 1,    /* TCPReqQFullDrop: SYN queue full, no cookies */
+	SYNQ_REASON_ACCEPT_QUEUE_FULL = 2, /* ListenOverflows on the SYN side */
+	SYNQ_REASON_OTHER = 3,             /* ListenDrops without either queue full */
+};
+
+/* Flags on an event. */
+#define SYNQ_F_NO_QUEUE 1   /* queue fields unknown at this hook */
+#define SYNQ_F_NO_LATENCY 2 /* accept of a child enqueued before synq started */
+
+struct synq_event {
+	__u64 time_ns;    /* bpf_ktime_get_ns() */
+	__u64 listener;   /* kernel address of the listener: identity only */
+	__u64 latency_ns; /* accept: time since the child was enqueued */
+	__u32 netns;      /* inode of the listener's network namespace */
+	__u32 acc_len;    /* sk_ack_backlog */
+	__u32 acc_max;    /* sk_max_ack_backlog */
+	__u32 syn_len;    /* icsk_accept_queue.qlen */
+	__u32 sk_drops;   /* the listener's sk_drops */
+	__u32 pid;        /* tgid of the accepting task (accept only) */
+	__u16 family;     /* AF_INET / AF_INET6 */
+	__u16 lport;      /* host byte order */
+	__u16 rport;      /* host byte order, 0 when unknown */
+	__u8 kind;        /* enum synq_kind */
+	__u8 reason;      /* enum synq_reason */
+	__u8 laddr[16];   /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+	__u32 flags;      /* SYNQ_F_* */
+	char comm[16];    /* accepting task (accept only) */
+};
+
+/* Per-listener counters kept in the kernel (per CPU), exact even when the
+ * event stream is lost or filtered. Index with enum synq_kind; the extra
+ * slots follow it. */
+enum synq_counter {
+	SYNQ_CNT_DROP_SYNQ = SYNQ_KIND_MAX, /* syn-drop, syn-queue-full */
+	SYNQ_CNT_DROP_ACCQ,                 /* syn-drop, accept-queue-full */
+	SYNQ_CNT_DROP_OTHER,                /* syn-drop, other */
+	SYNQ_CNT_RCV_DROPS,                 /* kfree_skb in tcp_v{4,6}_rcv with rx_sk = listener */
+	SYNQ_CNT_ACK_OTHER,                 /* syn_recv_sock failed, accept queue not full */
+	SYNQ_CNT_MAX,
+};
+
+struct synq_counts {
+	__u64 n[SYNQ_CNT_MAX];
+};
+
+/* One listening socket, as iter/tcp sees it. */
+struct synq_listener {
+	__u64 listener;
+	__u64 ino; /* socket inode: matches /proc/PID/fd -> socket:[ino] */
+	__u32 netns;
+	__u32 acc_len;
+	__u32 acc_max;
+	__u32 syn_len;
+	__u32 syn_young;
+	__u32 sk_drops;
+	__u32 uid;
+	__u16 family;
+	__u16 lport;
+	__u8 laddr[16];
+};
+
+#endif

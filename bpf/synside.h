@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* SYN- and ACK-side logic shared by the fentry and kprobe tiers: only the
+ * attach mechanism differs between them.
+ *
+ * tcp_conn_request() returns 0 whether the SYN was queued or dropped, and a
+ * dropped SYN is consume_skb()'d, so the outcome is read from what happened
+ * in between on this CPU: inet_csk_reqsk_queue_hash_add (queued),
+ * cookie_v{4,6}_init_sequence (cookie sent), inet_csk_reqsk_queue_add (TFO
+ * child queued), or none of them: tcp_listendrop() ran (ListenDrops). */
+#ifndef SYNQ_SYNSIDE_H
+#define SYNQ_SYNSIDE_H
+
+#include "common.h"
+
+enum { OUT_NONE, OUT_QUEUED, OUT_COOKIE };
+
+struct syn_state {
+	__u64 sk;
+	__u32 acc_len, acc_max, syn_len, sk_drops;
+	__u8 syncookies;
+	__u8 outcome;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syn_state);
+} syn_state SEC(".maps");
+
+/* Listener of the syn_recv_sock in flight on this CPU and whether its accept
+ * queue was full when it started. */
+struct ack_state {
+	__u64 sk;
+	__u8 full;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ack_state);
+} ack_state SEC(".maps");
+
+/* inet_csk_accept in flight: pid_tgid -> listener (kprobe tier). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} accept_sk SEC(".maps");
+
+static __always_inline void syn_enter(const struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = (const void *)sk;
+	struct syn_state *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&syn_state, &zero);
+	if (!s)
+		return;
+	s->sk = 0;
+	if (!sk_wanted(sk))
+		return;
+	s->sk = (__u64)sk;
+	s->acc_len = BPF_CORE_READ(sk, sk_ack_backlog);
+	s->acc_max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	s->syn_len = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+	s->sk_drops = BPF_CORE_READ(sk, sk_drops.counter);
+	s->syncookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
+	s->outcome = OUT_NONE;
+}
+
+static __always_inline void syn_mark(const struct sock *sk, __u8 outcome)
+{
+	struct syn_state *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&syn_state, &zero);
+	if (s && s->sk && (!sk || s->sk == (__u64)sk))
+		s->outcome = outcome;
+}
+
+static __always_inline struct synq_event *syn_state_event(const struct sock *sk, struct syn_state *s,
+							  __u8 kind, __u32 counter)
+{
+	struct synq_event *e = listener_event(sk, kind, counter);
+
+	if (!e)
+		return NULL;
+	/* depths as the kernel saw them when it decided */
+	e->acc_len = s->acc_len;
+	e->acc_max = s->acc_max;
+	e->syn_len = s->syn_len;
+	e->sk_drops = s->sk_drops;
+	return e;
+}
+
+static __always_inline void syn_exit(const struct sock *sk)
+{
+	struct synq_event *e;
+	struct syn_state *s;
+	__u32 zero = 0;
+	__u8 reason;
+
+	s = bpf_map_lookup_elem(&syn_state, &zero);
+	if (!s || !s->sk || s->sk != (__u64)sk)
+		return;
+	s->sk = 0;
+	e = syn_state_event(sk, s, SYNQ_KIND_SYN, SYNQ_KIND_SYN);
+	if (e)
+		submit(e);
+	if (s->outcome == OUT_QUEUED)
+		return;
+	if (s->outcome == OUT_COOKIE) {
+		e = syn_state_event(sk, s, SYNQ_KIND_COOKIE, SYNQ_KIND_COOKIE);
+		if (e)
+			submit(e);
+		return;
+	}
+	/* Dropped. The checks of tcp_conn_request, in order: SYN queue full
+	 * (qlen > max since 3479c7549fb1, >= before) without cookies ->
+	 * TCPReqQFullDrop; then accept queue full -> ListenOverflows. */
+	if (s->syncookies == 0 && s->syn_len >= s->acc_max && s->syn_len > 0)
+		reason = SYNQ_REASON_SYN_QUEUE_FULL;
+	else if (s->acc_len > s->acc_max)
+		reason = SYNQ_REASON_ACCEPT_QUEUE_FULL;
+	else
+		reason = SYNQ_REASON_OTHER;
+	e = syn_state_event(sk, s, SYNQ_KIND_SYN_DROP, SYNQ_CNT_DROP_SYNQ + reason - 1);
+	if (!e)
+		return;
+	e->reason = reason;
+	submit(e);
+}
+
+static __always_inline void ack_enter(const struct sock *sk)
+{
+	struct ack_state *a;
+	__u32 zero = 0;
+
+	a = bpf_map_lookup_elem(&ack_state, &zero);
+	if (!a)
+		return;
+	a->sk = 0;
+	if (!sk_wanted(sk))
+		return;
+	a->sk = (__u64)sk;
+	a->full = BPF_CORE_READ(sk, sk_ack_backlog) > BPF_CORE_READ(sk, sk_max_ack_backlog);
+}
+
+/* syn_recv_sock returned: NULL is a ListenDrops; with the accept queue full
+ * it is also a ListenOverflows (exit_overflow). */
+static __always_inline void ack_exit(const struct sock *sk, const void *child)
+{
+	struct synq_event *e;
+	struct ack_state *a;
+	__u32 zero = 0;
+
+	a = bpf_map_lookup_elem(&ack_state, &zero);
+	if (!a || a->sk != (__u64)sk)
+		return;
+	a->sk = 0;
+	if (child)
+		return;
+	if (!a->full) {
+		count(sk, SYNQ_CNT_ACK_OTHER);
+		return;
+	}
+	e = listener_event(sk, SYNQ_KIND_ACK_OVERFLOW, SYNQ_KIND_ACK_OVERFLOW);
+	if (e)
+		submit(e);
+}
+
+static __always_inline void emit_enqueue(const struct sock *sk, const struct sock *child)
+{
+	struct synq_event *e;
+	__u64 key = (__u64)child, now;
+
+	if (!child || !sk_wanted(sk))
+		return;
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&child_enqueued, &key, &now, BPF_ANY);
+	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE);
+	if (!e)
+		return;
+	e->time_ns = now;
+	fill_peer(e, &child->__sk_common);
+	submit(e);
+}
+
+static __always_inline void emit_accept(const struct sock *sk, const struct sock *child)
+{
+	struct synq_event *e;
+	__u64 key, now, *t;
+
+	if (!child || !sk_wanted(sk))
+		return;
+	key = (__u64)child;
+	now = bpf_ktime_get_ns();
+	t = bpf_map_lookup_elem(&child_enqueued, &key);
+	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT);
+	if (e) {
+		if (t)
+			e->latency_ns = now - *t;
+		else
+			e->flags |= SYNQ_F_NO_LATENCY;
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		fill_peer(e, &child->__sk_common);
+		submit(e);
+	}
+	if (t)
+		bpf_map_delete_elem(&child_enqueued, &key);
+}
+
+#endif

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/* Tracepoint programs: they load wherever BTF-typed tracepoints do, so every
+ * tier uses them for what tracepoints can see (enqueue, accept latency,
+ * SYN-ACK retransmits, ACK-side overflows, per-listener drop accounting).
+ * The SYN side (tcp_conn_request) has no tracepoint: see fentry.c/kprobe.c. */
+#include "common.h"
+
+/* [lo, hi) of tcp_v4_rcv and tcp_v6_rcv from kallsyms. A kfree_skb there with
+ * rx_sk = a listener went through discard_and_relse, which bumped the
+ * listener's sk_drops without touching ListenDrops; subtracting those from the
+ * sk_drops delta leaves exactly the listener's ListenDrops. 0 = unknown. */
+const volatile __u64 rcv4_lo = 0, rcv4_hi = 0, rcv6_lo = 0, rcv6_hi = 0;
+/* The sk_data_ready tracepoint exists (6.6+): enqueue events then carry the
+ * listener's queue depths. Without it they carry the child's address only. */
+const volatile bool have_data_ready = false;
+
+struct pending_child {
+	__u64 child;
+	__u64 time_ns;
+	__u32 netns;
+	__u16 lport;
+};
+
+/* Child that just reached ESTABLISHED on this CPU, waiting for its listener's
+ * sk_data_ready, which tcp_child_process() calls right after on the same CPU
+ * in the same softirq. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pending_child);
+} pending SEC(".maps");
+
+/* accept()/accept4() in flight: pid_tgid -> listening fd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} accepting SEC(".maps");
+
+static __always_inline void enqueue_without_listener(const struct sock *child, __u64 now)
+{
+	struct synq_event *e;
+
+	if (!kind_wanted(SYNQ_KIND_ENQUEUE))
+		return;
+	e = reserve(SYNQ_KIND_ENQUEUE);
+	if (!e)
+		return;
+	e->time_ns = now;
+	/* The child shares the listener's netns, family and port; its local
+	 * address is the one the SYN was sent to. */
+	fill_listener(e, child);
+	e->listener = 0;
+	e->acc_len = e->acc_max = e->syn_len = e->sk_drops = 0;
+	e->flags = SYNQ_F_NO_QUEUE;
+	fill_peer(e, &child->__sk_common);
+	submit(e);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tp_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	struct pending_child *p;
+	__u64 key = (__u64)sk, now;
+	__u32 zero = 0;
+
+	/* ~10 state changes per connection; only a child leaving SYN_RECV matters. */
+	if (oldstate != SYNQ_TCP_SYN_RECV || newstate != SYNQ_TCP_ESTABLISHED)
+		return 0;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || !sk_wanted(sk))
+		return 0;
+	/* A client socket goes SYN_SENT -> ESTABLISHED; SYN_RECV -> ESTABLISHED
+	 * is a passive child (or a simultaneous open, which has no listener: its
+	 * pending slot is never claimed). */
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&child_enqueued, &key, &now, BPF_ANY);
+	if (!have_data_ready) {
+		enqueue_without_listener(sk, now);
+		return 0;
+	}
+	p = bpf_map_lookup_elem(&pending, &zero);
+	if (!p)
+		return 0;
+	p->child = key;
+	p->time_ns = now;
+	p->netns = sk_netns(sk);
+	p->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	return 0;
+}
+
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(tp_data_ready, const struct sock *sk)
+{
+	struct pending_child *p;
+	struct synq_event *e;
+	__u32 zero = 0;
+	__u64 child;
+
+	p = bpf_map_lookup_elem(&pending, &zero);
+	if (!p || !p->child)
+		return 0;
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != SYNQ_TCP_LISTEN)
+		return 0;
+	child = p->child;
+	p->child = 0;
+	if (BPF_CORE_READ(sk, __sk_common.skc_num) != p->lport || sk_netns(sk) != p->netns)
+		return 0;
+	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE);
+	if (!e)
+		return 0;
+	e->time_ns = p->time_ns;
+	fill_peer(e, &((const struct sock *)child)->__sk_common);
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(tp_synack_retrans, const struct sock *sk, const struct request_sock *req)
+{
+	struct synq_event *e;
+
+	if (!sk || !sk_wanted(sk))
+		return 0;
+	e = listener_event(sk, SYNQ_KIND_SYNACK_RETRANS, SYNQ_KIND_SYNACK_RETRANS);
+	if (!e)
+		return 0;
+	fill_peer(e, &req->__req_common);
+	submit(e);
+	return 0;
+}
+
+static __always_inline bool in_rcv(__u64 loc)
+{
+	return (loc >= rcv4_lo && loc < rcv4_hi) || (loc >= rcv6_lo && loc < rcv6_hi);
+}
+
+/* kfree_skb with the receiving socket (6.11+). Loaded only when the running
+ * kernel's tracepoint has the rx_sk argument. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	struct synq_event *e;
+	bool overflow = false;
+
+	if (!rx_sk)
+		return 0;
+	if (!sk_is_tcp_listener(rx_sk) || !sk_wanted(rx_sk))
+		return 0;
+	if (in_rcv((__u64)location))
+		count(rx_sk, SYNQ_CNT_RCV_DROPS);
+	/* The precise reason exists from 6.15 (a11a791ca81e); enum values differ
+	 * between kernels, so ask BTF. */
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
+		overflow = reason == bpf_core_enum_value(enum skb_drop_reason,
+							 SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
+	if (!overflow)
+		return 0;
+	e = listener_event(rx_sk, SYNQ_KIND_ACK_OVERFLOW, SYNQ_KIND_ACK_OVERFLOW);
+	if (!e)
+		return 0;
+	/* skb is the final ACK: its source is the peer. */
+	{
+		unsigned char *head = BPF_CORE_READ(skb, head);
+		__u16 th_off = BPF_CORE_READ(skb, transport_header);
+		__u16 nh_off = BPF_CORE_READ(skb, network_header);
+		struct tcphdr th;
+
+		if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off) == 0)
+			e->rport = __builtin_bswap16(th.source);
+		if (e->family == AF_INET6) {
+			struct ipv6hdr ip6;
+			if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh_off) == 0)
+				__builtin_memcpy(e->raddr, &ip6.saddr, 16);
+		} else {
+			struct iphdr ip;
+			if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh_off) == 0)
+				__builtin_memcpy(e->raddr, &ip.saddr, 4);
+		}
+	}
+	submit(e);
+	return 0;
+}
+
+/* accept latency: the syscall's listening fd on entry, the new fd on exit,
+ * both resolved to their sockets through the task's fd table. Misses io_uring
+ * and in-kernel accepts; the fentry tier uses inet_csk_accept instead. */
+static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u64 fd)
+{
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+	struct file *f = NULL;
+	struct socket *so;
+
+	if (fd >= max)
+		return NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	so = BPF_CORE_READ(f, private_data);
+	if (!so)
+		return NULL;
+	return BPF_CORE_READ(so, sk);
+}
+
+static __always_inline int accept_enter(__u64 fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_update_elem(&accepting, &id, &fd, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int accept_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid(), *lfd, *t, key, now;
+	struct task_struct *task;
+	struct sock *child, *sk;
+	struct synq_event *e;
+	__u16 family;
+
+	lfd = bpf_map_lookup_elem(&accepting, &id);
+	if (!lfd)
+		return 0;
+	key = *lfd;
+	bpf_map_delete_elem(&accepting, &id);
+	if (ret < 0)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	sk = fd_to_sock(task, key);
+	if (!sk || !sk_is_tcp_listener(sk) || !sk_wanted(sk))
+		return 0;
+	child = fd_to_sock(task, ret);
+	if (!child)
+		return 0;
+	family = BPF_CORE_READ(child, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	now = bpf_ktime_get_ns();
+	key = (__u64)child;
+	t = bpf_map_lookup_elem(&child_enqueued, &key);
+	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT);
+	if (!e) {
+		if (t)
+			bpf_map_delete_elem(&child_enqueued, &key);
+		return 0;
+	}
+	e->time_ns = now;
+	if (t) {
+		e->latency_ns = now - *t;
+		bpf_map_delete_elem(&child_enqueued, &key);
+	} else {
+		e->flags |= SYNQ_F_NO_LATENCY;
+	}
+	e->pid = id >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	fill_peer(e, &child->__sk_common);
+	submit(e);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int tp_enter_accept4(struct trace_event_raw_sys_enter *ctx)
+{
+	return accept_enter(ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int tp_enter_accept(struct trace_event_raw_sys_enter *ctx)
+{
+	return accept_enter(ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_exit(ctx->ret);
+}

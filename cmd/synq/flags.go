@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/synq-trace/synq/internal/netns"
+	"github.com/synq-trace/synq/internal/render"
+	"github.com/synq-trace/synq/tracer"
+	"github.com/urfave/cli/v2"
+)
+
+var (
+	flagOutput = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}
+	flagNetns  = &cli.StringFlag{Name: "netns", Usage: "only this network namespace: inode, name under /run/netns, or path"}
+	flagPort   = &cli.IntFlag{Name: "port", Usage: "only listeners on this local port"}
+	flagBTF    = &cli.StringFlag{Name: "btf", Usage: "kernel BTF file (default /sys/kernel/btf/vmlinux)"}
+)
+
+func outputFormat(c *cli.Context) (render.Format, error) {
+	f, err := render.ParseFormat(c.String("output"))
+	if err != nil {
+		return "", usageErr(err)
+	}
+	return f, nil
+}
+
+func portFilter(c *cli.Context) (uint16, error) {
+	if !c.IsSet("port") {
+		return 0, nil
+	}
+	p := c.Int("port")
+	if p < 1 || p > 65535 {
+		return 0, usagef("invalid --port %d: want 1-65535", p)
+	}
+	return uint16(p), nil
+}
+
+// netnsFilter resolves --netns; ok is false when it is not set.
+func netnsFilter(c *cli.Context) (ns netns.NS, ok bool, err error) {
+	v := c.String("netns")
+	if v == "" {
+		return netns.NS{}, false, nil
+	}
+	ns, err = netns.Resolve(v)
+	if err != nil {
+		return netns.NS{}, false, usageErr(err)
+	}
+	return ns, true, nil
+}
+
+func parseKinds(v string) ([]tracer.Kind, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var ks []tracer.Kind
+	for _, s := range strings.Split(v, ",") {
+		k, err := tracer.ParseKind(strings.TrimSpace(s))
+		if err != nil {
+			return nil, usageErr(err)
+		}
+		ks = append(ks, k)
+	}
+	return ks, nil
+}
+
+// kernelErr words tracer errors for the operator.
+func kernelErr(err error) error {
+	switch {
+	case errors.Is(err, tracer.ErrPrivileges), errors.Is(err, tracer.ErrNoBTF):
+		return err
+	}
+	return fmt.Errorf("attach to the kernel: %w", err)
+}

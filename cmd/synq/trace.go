@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/synq-trace/synq/internal/render"
+	"github.com/synq-trace/synq/tracer"
+	"github.com/urfave/cli/v2"
+)
+
+func traceCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "trace",
+		Usage: "stream listen-path events: SYNs, drops, cookies, enqueues, accepts with latency",
+		Flags: []cli.Flag{
+			flagOutput, flagNetns, flagPort, flagBTF,
+			&cli.StringFlag{Name: "events", Usage: "comma list of event kinds (syn, syn-drop, cookie, synack-retrans, enqueue, ack-overflow, accept)"},
+			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook and why better tiers were skipped"},
+		},
+		Action: runTrace,
+	}
+}
+
+func runTrace(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("trace takes no arguments, got %q", c.Args().First())
+	}
+	format, err := outputFormat(c)
+	if err != nil {
+		return err
+	}
+	port, err := portFilter(c)
+	if err != nil {
+		return err
+	}
+	kinds, err := parseKinds(c.String("events"))
+	if err != nil {
+		return err
+	}
+	tier, err := tracer.ParseTier(c.String("tier"))
+	if err != nil {
+		return usageErr(err)
+	}
+	if c.Duration("duration") < 0 {
+		return usagef("invalid --duration %v: must be positive", c.Duration("duration"))
+	}
+	ns, nsSet, err := netnsFilter(c)
+	if err != nil {
+		return err
+	}
+	cfg := tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: c.String("btf"),
+		WakeupBytes: 64 << 10, PollInterval: 100 * time.Millisecond}
+	if nsSet {
+		cfg.Netns = uint32(ns.Inode)
+	}
+	tr, err := tracer.Open(cfg)
+	if err != nil {
+		return kernelErr(err)
+	}
+	defer tr.Close()
+	reportTier(os.Stderr, tr.Info(), c.Bool("verbose"))
+
+	ctx := c.Context
+	if d := c.Duration("duration"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	out := bufio.NewWriter(os.Stdout)
+	ew := render.NewEventWriter(out, format)
+	if err := ew.Header(); err != nil {
+		return err
+	}
+	byKind := map[tracer.Kind]uint64{}
+	// Flush at least every poll so a terminal sees events promptly.
+	flush := time.NewTicker(200 * time.Millisecond)
+	defer flush.Stop()
+	var werr error
+	err = tr.Read(ctx, func(ev *tracer.Event) {
+		byKind[ev.Kind]++
+		if werr == nil {
+			werr = ew.Write(ev)
+		}
+		select {
+		case <-flush.C:
+			out.Flush()
+		default:
+		}
+	})
+	out.Flush()
+	if err != nil {
+		return err
+	}
+	if werr != nil {
+		return fmt.Errorf("write output: %w", werr)
+	}
+	st, err := tr.Stats()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, summaryLine(byKind, st))
+	return nil
+}
+
+func summaryLine(byKind map[tracer.Kind]uint64, st tracer.Stats) string {
+	var total uint64
+	var parts []string
+	for _, k := range tracer.AllKinds {
+		if n := byKind[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, n))
+			total += n
+		}
+	}
+	s := fmt.Sprintf("synq: %d events", total)
+	if len(parts) > 0 {
+		s += " (" + strings.Join(parts, " ") + ")"
+	}
+	s += fmt.Sprintf(", lost %d", st.Lost+st.RecursionMisses+st.BadRecords)
+	if st.Lost+st.RecursionMisses+st.BadRecords > 0 {
+		s += fmt.Sprintf(" (ring buffer full %d, recursion misses %d, undecodable %d)", st.Lost, st.RecursionMisses, st.BadRecords)
+	}
+	return s
+}
+
+// reportTier says which tier was picked, and with verbose every hook and
+// why better tiers were skipped.
+func reportTier(w *os.File, info tracer.Info, verbose bool) {
+	kinds := make([]string, 0, 8)
+	for _, k := range info.Kinds() {
+		kinds = append(kinds, k.String())
+	}
+	fmt.Fprintf(w, "synq: %s tier on Linux %s; events: %s\n", info.Tier, info.Kernel, strings.Join(kinds, ", "))
+	var skipped []string
+	for _, t := range tracer.Tiers {
+		if err, ok := info.Skipped[t]; ok {
+			skipped = append(skipped, fmt.Sprintf("%s: %v", t, err))
+		}
+	}
+	sort.Strings(skipped)
+	for _, s := range skipped {
+		fmt.Fprintf(w, "synq: skipped tier %s\n", s)
+	}
+	for _, h := range info.Hooks {
+		if h.Err != nil {
+			fmt.Fprintf(w, "synq: hook %s (%s) not attached: %v\n", h.Program, h.Target, h.Err)
+		} else if verbose {
+			fmt.Fprintf(w, "synq: hook %s (%s) attached\n", h.Program, h.Target)
+		}
+	}
+	if verbose {
+		for _, n := range info.Notes {
+			fmt.Fprintf(w, "synq: note: %s\n", n)
+		}
+	}
+}

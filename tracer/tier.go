@@ -1,0 +1,189 @@
+package tracer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// Tier is how synq attaches to the kernel. Better tiers see more of the
+// listen path; the tracer picks the best one the kernel allows.
+type Tier string
+
+const (
+	TierAuto       Tier = ""           // pick the best that loads
+	TierFentry     Tier = "fentry"     // fentry/fexit: every event, lowest cost
+	TierKprobe     Tier = "kprobe"     // kprobe/kretprobe: every event
+	TierTracepoint Tier = "tracepoint" // tp_btf/tracepoint/iter only: no SYN-side events
+)
+
+// Tiers lists the tiers from best to last resort.
+var Tiers = []Tier{TierFentry, TierKprobe, TierTracepoint}
+
+// ParseTier accepts "auto" or a tier name.
+func ParseTier(s string) (Tier, error) {
+	switch s {
+	case "", "auto":
+		return TierAuto, nil
+	case string(TierFentry), string(TierKprobe), string(TierTracepoint):
+		return Tier(s), nil
+	}
+	return "", fmt.Errorf("unknown tier %q (want auto, fentry, kprobe or tracepoint)", s)
+}
+
+// Kinds returns the event kinds a tier can produce.
+func (t Tier) Kinds() []Kind {
+	if t == TierTracepoint {
+		return []Kind{KindSynackRetrans, KindEnqueue, KindAckOverflow, KindAccept}
+	}
+	return AllKinds
+}
+
+// hook is one program of a tier and where it attaches.
+type hook struct {
+	obj  string // bpf2go object: tp, fentry, kprobe
+	prog string // program name in that object
+	// core hooks must attach for the tier to be usable; others are reported
+	// when they fail and the tier goes on without them.
+	core bool
+}
+
+// kernelFeatures is what the running kernel's BTF says about the hooks whose
+// shape changed between versions. All version differences are decided here.
+type kernelFeatures struct {
+	dataReady     bool // sk_data_ready tracepoint (6.6+)
+	kfreeRxSk     bool // kfree_skb tracepoint with rx_sk (6.11+)
+	acceptArgs    int  // parameters of inet_csk_accept: 4 up to 6.9, 2 from 6.10
+	synRecv4Args  int  // tcp_v4_syn_recv_sock: 6, or 7 with opt_child_init (2026 stable)
+	synRecv6Args  int
+	haveSynRecv6  bool
+	haveCookieV6  bool
+	haveFuncProto bool
+}
+
+func funcParams(spec *btf.Spec, name string) (int, bool) {
+	var fn *btf.Func
+	if err := spec.TypeByName(name, &fn); err != nil {
+		return 0, false
+	}
+	proto, ok := fn.Type.(*btf.FuncProto)
+	if !ok {
+		return 0, false
+	}
+	return len(proto.Params), true
+}
+
+// tracepointArgs counts the arguments of a BTF-typed tracepoint from its
+// btf_trace_<name> typedef (minus the leading context pointer).
+func tracepointArgs(spec *btf.Spec, name string) (int, bool) {
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_"+name, &td); err != nil {
+		return 0, false
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return 0, false
+	}
+	proto, ok := ptr.Target.(*btf.FuncProto)
+	if !ok {
+		return 0, false
+	}
+	return len(proto.Params) - 1, true
+}
+
+func probeKernel(spec *btf.Spec) kernelFeatures {
+	var f kernelFeatures
+	if n, ok := tracepointArgs(spec, "sk_data_ready"); ok && n == 1 {
+		f.dataReady = true
+	}
+	if n, ok := tracepointArgs(spec, "kfree_skb"); ok && n >= 4 {
+		f.kfreeRxSk = true
+	}
+	f.acceptArgs, _ = funcParams(spec, "inet_csk_accept")
+	f.synRecv4Args, _ = funcParams(spec, "tcp_v4_syn_recv_sock")
+	f.synRecv6Args, f.haveSynRecv6 = funcParams(spec, "tcp_v6_syn_recv_sock")
+	_, f.haveCookieV6 = funcParams(spec, "cookie_v6_init_sequence")
+	return f
+}
+
+// hooks returns the programs of a tier on this kernel.
+func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
+	var hs []hook
+	add := func(obj, prog string, core bool) { hs = append(hs, hook{obj, prog, core}) }
+	// Tracepoints every tier uses.
+	add("tp", "tp_synack_retrans", false)
+	switch t {
+	case TierTracepoint:
+		add("tp", "tp_set_state", true)
+		if f.dataReady {
+			add("tp", "tp_data_ready", false)
+		}
+		if f.kfreeRxSk {
+			add("tp", "tp_kfree_skb", false)
+		}
+		for _, p := range []string{"tp_enter_accept4", "tp_exit_accept4", "tp_enter_accept", "tp_exit_accept"} {
+			add("tp", p, false)
+		}
+	case TierFentry:
+		add("fentry", "fe_conn_request", true)
+		add("fentry", "fx_conn_request", true)
+		add("fentry", "fe_reqsk_hash_add", true)
+		add("fentry", "fe_cookie_v4", false)
+		if f.haveCookieV6 {
+			add("fentry", "fe_cookie_v6", false)
+		}
+		add("fentry", "fx_reqsk_queue_add", false)
+		add("fentry", "fe_syn_recv4", false)
+		if a, err := variant("tcp_v4_syn_recv_sock", f.synRecv4Args, 6, 7); err == nil {
+			add("fentry", "fx_syn_recv4_a"+a, false)
+		} else {
+			return nil, err
+		}
+		if f.haveSynRecv6 {
+			add("fentry", "fe_syn_recv6", false)
+			a, err := variant("tcp_v6_syn_recv_sock", f.synRecv6Args, 6, 7)
+			if err != nil {
+				return nil, err
+			}
+			add("fentry", "fx_syn_recv6_a"+a, false)
+		}
+		a, err := variant("inet_csk_accept", f.acceptArgs, 4, 2)
+		if err != nil {
+			return nil, err
+		}
+		add("fentry", "fx_accept_a"+a, false)
+	case TierKprobe:
+		for _, p := range []string{"kp_conn_request", "krp_conn_request", "kp_reqsk_hash_add"} {
+			add("kprobe", p, true)
+		}
+		add("kprobe", "kp_cookie_v4", false)
+		if f.haveCookieV6 {
+			add("kprobe", "kp_cookie_v6", false)
+		}
+		for _, p := range []string{"kp_reqsk_queue_add", "krp_reqsk_queue_add", "kp_syn_recv4", "krp_syn_recv4"} {
+			add("kprobe", p, false)
+		}
+		if f.haveSynRecv6 {
+			add("kprobe", "kp_syn_recv6", false)
+			add("kprobe", "krp_syn_recv6", false)
+		}
+		add("kprobe", "kp_accept", false)
+		add("kprobe", "krp_accept", false)
+	default:
+		return nil, fmt.Errorf("no hooks for tier %q", t)
+	}
+	return hs, nil
+}
+
+func variant(fn string, n int, known ...int) (string, error) {
+	for _, k := range known {
+		if n == k {
+			return fmt.Sprint(k), nil
+		}
+	}
+	if n == 0 {
+		return "", fmt.Errorf("%s is not in this kernel's BTF", fn)
+	}
+	return "", errors.New(fmt.Sprintf("%s has %d parameters in this kernel's BTF; synq knows %v", fn, n, known))
+}

@@ -1,0 +1,22 @@
+package tracer
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ensureTracefs mounts tracefs where the kernel offers it but nobody mounted
+// it (minimal hosts, containers, test VMs): kprobes and classic tracepoints
+// are created through it.
+func ensureTracefs() string {
+	for _, p := range []string{"/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"} {
+		if _, err := os.Stat(p); err == nil {
+			return ""
+		}
+	}
+	if err := unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
+		return "tracefs is not mounted and mounting it at /sys/kernel/tracing failed: " + err.Error()
+	}
+	return "mounted tracefs at /sys/kernel/tracing"
+}

@@ -1,0 +1,446 @@
+// Package tracer loads synq's BPF programs, attaches them at the best tier the
+// running kernel allows and decodes what they report about the TCP listen
+// path: SYN and accept queues, drops, cookies and accept latency.
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+)
+
+// Config selects what to trace and how.
+type Config struct {
+	Tier  Tier   // TierAuto picks the best the kernel allows
+	Netns uint32 // inode of the only netns to trace; 0 = all
+	Port  uint16 // only listeners on this local port; 0 = all
+	// Kinds streamed through the ring buffer; nil = all. Per-listener
+	// counters (Counts) are kept for every kind regardless.
+	Kinds []Kind
+	// RingBytes is the ring buffer size (power of two, multiple of the page
+	// size); 0 = 4 MiB.
+	RingBytes int
+	// WakeupBytes: the kernel wakes the reader only once this many bytes are
+	// waiting; below it the reader polls every PollInterval. 0 = wake on every
+	// record (lowest latency, highest cost).
+	WakeupBytes  uint64
+	PollInterval time.Duration
+	// BTFPath overrides the kernel BTF (default /sys/kernel/btf/vmlinux).
+	BTFPath string
+	// KallsymsPath overrides /proc/kallsyms (tests).
+	KallsymsPath string
+}
+
+// HookStatus reports one program of the chosen tier.
+type HookStatus struct {
+	Program string
+	Target  string // kernel function or tracepoint
+	Err     error  // nil when attached
+}
+
+// Info describes what the tracer attached.
+type Info struct {
+	Tier    Tier
+	Kernel  string
+	Hooks   []HookStatus
+	Skipped map[Tier]error // better tiers that failed, with the kernel's reason
+	// ExactListenDrops is true when per-listener ListenDrops can be derived
+	// exactly (see ListenDrops).
+	ExactListenDrops bool
+	Notes            []string
+}
+
+// Kinds returns the event kinds the attached hooks can produce.
+func (i Info) Kinds() []Kind {
+	attached := map[string]bool{}
+	for _, h := range i.Hooks {
+		if h.Err == nil {
+			attached[h.Program] = true
+		}
+	}
+	has := func(p ...string) bool {
+		for _, x := range p {
+			if attached[x] {
+				return true
+			}
+		}
+		return false
+	}
+	var ks []Kind
+	for _, k := range i.Tier.Kinds() {
+		ok := true
+		switch k {
+		case KindSynackRetrans:
+			ok = has("tp_synack_retrans")
+		case KindAckOverflow:
+			ok = has("tp_kfree_skb", "fx_syn_recv4_a6", "fx_syn_recv4_a7", "krp_syn_recv4")
+		case KindAccept:
+			ok = has("tp_exit_accept4", "fx_accept_a2", "fx_accept_a4", "krp_accept")
+		case KindCookie:
+			ok = has("fe_cookie_v4", "kp_cookie_v4")
+		}
+		if ok {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+// Tracer is a loaded and attached set of programs. Close releases every
+// program, link and map.
+type Tracer struct {
+	cfg        Config
+	info       Info
+	kspec      *btf.Spec
+	specs      map[string]*ebpf.CollectionSpec
+	maps       map[string]*ebpf.Map
+	colls      []*ebpf.Collection
+	links      []link.Link
+	progs      map[string]*ebpf.Program
+	reader     *ringbuf.Reader
+	bootOffset time.Duration
+	iter       *ebpf.Collection
+	closeOnce  sync.Once
+	badRecords atomic.Uint64
+}
+
+// ErrNoBTF is returned when the kernel exposes no BTF.
+var ErrNoBTF = errors.New("no kernel BTF")
+
+func loadKernelBTF(path string) (*btf.Spec, error) {
+	if path == "" {
+		s, err := btf.LoadKernelSpec()
+		if err != nil {
+			return nil, fmt.Errorf("%w (/sys/kernel/btf/vmlinux: %v); synq needs a kernel built with CONFIG_DEBUG_INFO_BTF=y", ErrNoBTF, err)
+		}
+		return s, nil
+	}
+	s, err := btf.LoadSpec(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %v", ErrNoBTF, path, err)
+	}
+	return s, nil
+}
+
+func loadSpecs() (map[string]*ebpf.CollectionSpec, error) {
+	loaders := map[string]func() (*ebpf.CollectionSpec, error){
+		"tp": loadTp, "fentry": loadFentry, "kprobe": loadKprobe, "iter": loadIter,
+	}
+	specs := map[string]*ebpf.CollectionSpec{}
+	for name, load := range loaders {
+		s, err := load()
+		if err != nil {
+			return nil, fmt.Errorf("parse embedded %s object: %w", name, err)
+		}
+		specs[name] = s
+	}
+	return specs, nil
+}
+
+// Open probes the kernel, loads and attaches the best tier (or cfg.Tier).
+func Open(cfg Config) (t *Tracer, err error) {
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	if cfg.RingBytes == 0 {
+		cfg.RingBytes = 4 << 20
+	}
+	if cfg.RingBytes < os.Getpagesize() || cfg.RingBytes&(cfg.RingBytes-1) != 0 {
+		return nil, fmt.Errorf("ring buffer size %d is not a power of two of at least a page", cfg.RingBytes)
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+	_ = rlimit.RemoveMemlock()
+
+	kspec, err := loadKernelBTF(cfg.BTFPath)
+	if err != nil {
+		return nil, err
+	}
+	specs, err := loadSpecs()
+	if err != nil {
+		return nil, err
+	}
+	t = &Tracer{cfg: cfg, kspec: kspec, specs: specs, maps: map[string]*ebpf.Map{}, progs: map[string]*ebpf.Program{}}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	t.info.Kernel = kernelRelease()
+	t.info.Skipped = map[Tier]error{}
+	t.bootOffset = bootOffset()
+	if note := ensureTracefs(); note != "" {
+		t.info.Notes = append(t.info.Notes, note)
+	}
+	if err := t.configure(); err != nil {
+		return nil, err
+	}
+	f := probeKernel(kspec)
+
+	tiers := Tiers
+	if cfg.Tier != TierAuto {
+		tiers = []Tier{cfg.Tier}
+	}
+	for _, tier := range tiers {
+		err = t.attachTier(tier, f)
+		if err == nil {
+			t.info.Tier = tier
+			break
+		}
+		t.info.Skipped[tier] = err
+		t.detach()
+	}
+	if err != nil {
+		if cfg.Tier != TierAuto {
+			return nil, fmt.Errorf("tier %s: %w", cfg.Tier, err)
+		}
+		return nil, fmt.Errorf("no tier could attach: %w", err)
+	}
+	if t.info.Tier == TierTracepoint {
+		_, hasKfree := t.progs["tp_kfree_skb"]
+		_, hasRcv := t.rcvRanges()
+		t.info.ExactListenDrops = hasKfree && hasRcv
+		if !f.dataReady {
+			t.info.Notes = append(t.info.Notes, "no sk_data_ready tracepoint (6.6+): enqueue events carry no queue depths")
+		}
+		if !t.info.ExactListenDrops {
+			t.info.Notes = append(t.info.Notes, "per-listener ListenDrops are approximated by sk_drops (needs the kfree_skb rx_sk argument, 6.11+, and readable kallsyms)")
+		}
+		t.info.Notes = append(t.info.Notes, "tracepoint tier: SYN-side events (syn, syn-drop, cookie) are invisible to tracepoints; SYN-side drops are derived per listener from sk_drops")
+	} else {
+		t.info.ExactListenDrops = true
+	}
+	t.reader, err = ringbuf.NewReader(t.maps["events"])
+	if err != nil {
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	return t, nil
+}
+
+// configure sets the load-time constants and creates the maps all objects share.
+func (t *Tracer) configure() error {
+	var mask uint32
+	if t.cfg.Kinds == nil {
+		mask = ^uint32(0)
+	}
+	for _, k := range t.cfg.Kinds {
+		mask |= 1 << k
+	}
+	ranges, _ := t.rcvRanges()
+	for name, spec := range t.specs {
+		set := func(v string, val any) error {
+			if vs, ok := spec.Variables[v]; ok {
+				if err := vs.Set(val); err != nil {
+					return fmt.Errorf("%s: set %s: %w", name, v, err)
+				}
+			}
+			return nil
+		}
+		for v, val := range map[string]any{
+			"filter_netns": t.cfg.Netns, "filter_port": t.cfg.Port,
+			"kinds_mask": mask, "wakeup_bytes": t.cfg.WakeupBytes,
+			"rcv4_lo": ranges["tcp_v4_rcv"].lo, "rcv4_hi": ranges["tcp_v4_rcv"].hi,
+			"rcv6_lo": ranges["tcp_v6_rcv"].lo, "rcv6_hi": ranges["tcp_v6_rcv"].hi,
+			"have_data_ready": probeKernel(t.kspec).dataReady,
+		} {
+			if err := set(v, val); err != nil {
+				return err
+			}
+		}
+		if ms, ok := spec.Maps["events"]; ok {
+			ms.MaxEntries = uint32(t.cfg.RingBytes)
+		}
+	}
+	// Every non-data map is created once and shared by name across objects
+	// and programs; data sections (.rodata, .bss) stay per program.
+	names := make([]string, 0, len(t.specs))
+	for n := range t.specs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, obj := range names {
+		for name, ms := range t.specs[obj].Maps {
+			if strings.HasPrefix(name, ".") {
+				continue
+			}
+			if _, ok := t.maps[name]; ok {
+				continue
+			}
+			m, err := ebpf.NewMap(ms)
+			if err != nil {
+				return fmt.Errorf("create map %s: %w", name, err)
+			}
+			t.maps[name] = m
+		}
+	}
+	return nil
+}
+
+func (t *Tracer) rcvRanges() (map[string]symRange, bool) {
+	path := t.cfg.KallsymsPath
+	if path == "" {
+		path = "/proc/kallsyms"
+	}
+	r, err := textRanges(path, "tcp_v4_rcv", "tcp_v6_rcv")
+	if err != nil {
+		_, ok := r["tcp_v4_rcv"]
+		return r, ok
+	}
+	return r, true
+}
+
+// loadProgram loads one program in a collection of its own that shares the
+// tracer's maps, so one program the kernel refuses hides no other.
+func (t *Tracer) loadProgram(obj, name string) (*ebpf.Program, error) {
+	spec := t.specs[obj].Copy()
+	ps, ok := spec.Programs[name]
+	if !ok {
+		return nil, fmt.Errorf("program %s not in object %s", name, obj)
+	}
+	for n := range spec.Programs {
+		if n != name {
+			delete(spec.Programs, n)
+		}
+	}
+	repl := map[string]*ebpf.Map{}
+	for n := range spec.Maps {
+		if m, ok := t.maps[n]; ok {
+			repl[n] = m
+		}
+	}
+	opts := ebpf.CollectionOptions{MapReplacements: repl}
+	opts.Programs.KernelTypes = t.kspec
+	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("verifier rejected %s (%s): %v", name, ps.AttachTo, lastLines(ve.Log, 3))
+		}
+		if errors.Is(err, unix.EPERM) && ps.Type == ebpf.Tracing && (ps.AttachType == ebpf.AttachTraceFEntry || ps.AttachType == ebpf.AttachTraceFExit) {
+			return nil, fmt.Errorf("the kernel refuses fentry/fexit programs (EPERM: lockdown or no BPF trampoline)")
+		}
+		return nil, err
+	}
+	t.colls = append(t.colls, coll)
+	return coll.Programs[name], nil
+}
+
+func lastLines(log []string, n int) string {
+	if len(log) > n {
+		log = log[len(log)-n:]
+	}
+	return strings.Join(log, " | ")
+}
+
+func (t *Tracer) attachTier(tier Tier, f kernelFeatures) error {
+	hooks, err := tier.hooks(f)
+	if err != nil {
+		return err
+	}
+	var statuses []HookStatus
+	for _, h := range hooks {
+		ps := t.specs[h.obj].Programs[h.prog]
+		st := HookStatus{Program: h.prog, Target: ps.AttachTo}
+		prog, err := t.loadProgram(h.obj, h.prog)
+		if err == nil {
+			var l link.Link
+			l, err = attach(ps, prog)
+			if err == nil {
+				t.links = append(t.links, l)
+				t.progs[h.prog] = prog
+			}
+		}
+		st.Err = err
+		statuses = append(statuses, st)
+		if err != nil && h.core {
+			return fmt.Errorf("%s on %s: %w", h.prog, ps.AttachTo, err)
+		}
+	}
+	t.info.Hooks = statuses
+	return nil
+}
+
+func attach(ps *ebpf.ProgramSpec, prog *ebpf.Program) (link.Link, error) {
+	switch ps.Type {
+	case ebpf.Tracing:
+		return link.AttachTracing(link.TracingOptions{Program: prog})
+	case ebpf.TracePoint:
+		group, name, ok := strings.Cut(ps.AttachTo, "/")
+		if !ok {
+			return nil, fmt.Errorf("bad tracepoint %q", ps.AttachTo)
+		}
+		return link.Tracepoint(group, name, prog, nil)
+	case ebpf.Kprobe:
+		if strings.HasPrefix(ps.SectionName, "kretprobe/") {
+			return link.Kretprobe(ps.AttachTo, prog, nil)
+		}
+		return link.Kprobe(ps.AttachTo, prog, nil)
+	}
+	return nil, fmt.Errorf("no attach method for %s (%s)", ps.Name, ps.Type)
+}
+
+// detach undoes a tier that failed half way.
+func (t *Tracer) detach() {
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
+	for _, c := range t.colls {
+		c.Close()
+	}
+	t.colls = nil
+	t.progs = map[string]*ebpf.Program{}
+	t.info.Hooks = nil
+}
+
+// Info reports the chosen tier and every hook's status.
+func (t *Tracer) Info() Info { return t.info }
+
+// Close detaches every link and closes every program and map. Safe to call
+// more than once and concurrently with Read (which then returns nil).
+func (t *Tracer) Close() error {
+	t.closeOnce.Do(func() {
+		if t.reader != nil {
+			t.reader.Close()
+		}
+		t.detach()
+		if t.iter != nil {
+			t.iter.Close()
+		}
+		for _, m := range t.maps {
+			m.Close()
+		}
+	})
+	return nil
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// bootOffset converts CLOCK_MONOTONIC (bpf_ktime_get_ns) to wall time.
+func bootOffset() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(time.Now().UnixNano() - ts.Nano())
+}
