@@ -149,13 +149,20 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		return 0;
 	if (!sk_is_tcp_listener(rx_sk) || !sk_wanted(rx_sk))
 		return 0;
-	if (in_rcv((__u64)location))
+	if (in_rcv((__u64)location)) {
 		count(rx_sk, SYNQ_CNT_RCV_DROPS);
-	/* The precise reason exists from 6.15 (a11a791ca81e); enum values differ
-	 * between kernels, so ask BTF. */
-	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
-		overflow = reason == bpf_core_enum_value(enum skb_drop_reason,
-							 SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
+		/* The precise reason exists from 6.15 (a11a791ca81e); enum
+		 * values differ between kernels, so ask BTF. */
+		if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
+			overflow = reason == bpf_core_enum_value(enum skb_drop_reason,
+								 SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
+	} else if (rcv4_lo && reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET)) {
+		/* A cookie ACK whose child did not fit: cookie_v{4,6}_check
+		 * returns NULL and tcp_v{4,6}_do_rcv drops the ACK with
+		 * NO_SOCKET (6.9+, 65be4393f363). Other NO_SOCKET drops of a
+		 * listener (a bad cookie) happen with room in the queue. */
+		overflow = BPF_CORE_READ(rx_sk, sk_ack_backlog) > BPF_CORE_READ(rx_sk, sk_max_ack_backlog);
+	}
 	if (!overflow)
 		return 0;
 	e = listener_event(rx_sk, SYNQ_KIND_ACK_OVERFLOW, SYNQ_KIND_ACK_OVERFLOW);

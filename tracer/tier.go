@@ -59,7 +59,9 @@ type kernelFeatures struct {
 	synRecv6Args  int
 	haveSynRecv6  bool
 	haveCookieV6  bool
-	haveFuncProto bool
+	// SKB_DROP_REASON_TCP_LISTEN_OVERFLOW (6.15+): kfree_skb names ACK-side
+	// overflows.
+	listenOverflowReason bool
 }
 
 func funcParams(spec *btf.Spec, name string) (int, bool) {
@@ -104,6 +106,14 @@ func probeKernel(spec *btf.Spec) kernelFeatures {
 	f.synRecv4Args, _ = funcParams(spec, "tcp_v4_syn_recv_sock")
 	f.synRecv6Args, f.haveSynRecv6 = funcParams(spec, "tcp_v6_syn_recv_sock")
 	_, f.haveCookieV6 = funcParams(spec, "cookie_v6_init_sequence")
+	var reasons *btf.Enum
+	if err := spec.TypeByName("skb_drop_reason", &reasons); err == nil {
+		for _, v := range reasons.Values {
+			if v.Name == "SKB_DROP_REASON_TCP_LISTEN_OVERFLOW" {
+				f.listenOverflowReason = true
+			}
+		}
+	}
 	return f
 }
 

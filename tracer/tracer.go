@@ -60,6 +60,8 @@ type Info struct {
 	// exactly (see ListenDrops).
 	ExactListenDrops bool
 	Notes            []string
+
+	features kernelFeatures
 }
 
 // Kinds returns the event kinds the attached hooks can produce.
@@ -85,7 +87,8 @@ func (i Info) Kinds() []Kind {
 		case KindSynackRetrans:
 			ok = has("tp_synack_retrans")
 		case KindAckOverflow:
-			ok = has("tp_kfree_skb", "fx_syn_recv4_a6", "fx_syn_recv4_a7", "krp_syn_recv4")
+			ok = has("fx_syn_recv4_a6", "fx_syn_recv4_a7", "krp_syn_recv4") ||
+				(has("tp_kfree_skb") && i.features.listenOverflowReason)
 		case KindAccept:
 			ok = has("tp_exit_accept4", "fx_accept_a2", "fx_accept_a4", "krp_accept")
 		case KindCookie:
@@ -190,6 +193,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 		return nil, err
 	}
 	f := probeKernel(kspec)
+	t.info.features = f
 
 	tiers := Tiers
 	if cfg.Tier != TierAuto {
@@ -216,6 +220,9 @@ func Open(cfg Config) (t *Tracer, err error) {
 		t.info.ExactListenDrops = hasKfree && hasRcv
 		if !f.dataReady {
 			t.info.Notes = append(t.info.Notes, "no sk_data_ready tracepoint (6.6+): enqueue events carry no queue depths")
+		}
+		if !f.listenOverflowReason {
+			t.info.Notes = append(t.info.Notes, "no TCP_LISTEN_OVERFLOW drop reason (6.15+): ack-overflow events only for cookie ACKs")
 		}
 		if !t.info.ExactListenDrops {
 			t.info.Notes = append(t.info.Notes, "per-listener ListenDrops are approximated by sk_drops (needs the kfree_skb rx_sk argument, 6.11+, and readable kallsyms)")
