@@ -52,13 +52,13 @@ type hook struct {
 // kernelFeatures is what the running kernel's BTF says about the hooks whose
 // shape changed between versions. All version differences are decided here.
 type kernelFeatures struct {
-	dataReady     bool // sk_data_ready tracepoint (6.6+)
-	kfreeRxSk     bool // kfree_skb tracepoint with rx_sk (6.11+)
-	acceptArgs    int  // parameters of inet_csk_accept: 4 up to 6.9, 2 from 6.10
-	synRecv4Args  int  // tcp_v4_syn_recv_sock: 6, or 7 with opt_child_init (2026 stable)
-	synRecv6Args  int
-	haveSynRecv6  bool
-	haveCookieV6  bool
+	dataReady    bool // sk_data_ready tracepoint (6.6+)
+	kfreeRxSk    bool // kfree_skb tracepoint with rx_sk (6.11+)
+	acceptArgs   int  // parameters of inet_csk_accept: 4 up to 6.9, 2 from 6.10
+	synRecv4Args int  // tcp_v4_syn_recv_sock: 6, or 7 with opt_child_init (2026 stable)
+	synRecv6Args int
+	haveSynRecv6 bool
+	haveCookieV6 bool
 	// SKB_DROP_REASON_TCP_LISTEN_OVERFLOW (6.15+): kfree_skb names ACK-side
 	// overflows.
 	listenOverflowReason bool

@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -19,4 +20,15 @@ func ensureTracefs() string {
 		return "tracefs is not mounted and mounting it at /sys/kernel/tracing failed: " + err.Error()
 	}
 	return "mounted tracefs at /sys/kernel/tracing"
+}
+
+var errNoKprobes = errors.New("this kernel has no kprobes (CONFIG_KPROBES is off: no kprobe_events in tracefs)")
+
+func haveKprobes() bool {
+	for _, p := range []string{"/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }

@@ -371,6 +371,9 @@ func (t *Tracer) attachTier(tier Tier, f kernelFeatures) error {
 				t.progs[h.prog] = prog
 			}
 		}
+		if err != nil && ps.Type == ebpf.Kprobe && !haveKprobes() {
+			err = errNoKprobes
+		}
 		st.Err = err
 		statuses = append(statuses, st)
 		if err != nil && h.core {

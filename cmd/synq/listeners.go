@@ -3,9 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"sort"
 	"net/netip"
+	"sort"
 	"text/tabwriter"
 
 	"github.com/synq-trace/synq/internal/netns"
@@ -123,7 +122,7 @@ func runListeners(c *cli.Context) error {
 		return a.Addr < b.Addr
 	})
 	if format == render.JSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(c.App.Writer)
 		for _, r := range rows {
 			if err := enc.Encode(r); err != nil {
 				return err
@@ -131,7 +130,7 @@ func runListeners(c *cli.Context) error {
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETNS\tLISTENER\tACCEPT-Q\tSYN-Q\tDROPS\tOWNER")
 	for _, r := range rows {
 		nsName := fmt.Sprint(r.Netns)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,25 +22,35 @@ func main() {
 }
 
 func run(args []string) int {
+	return runWith(args, os.Stdout, os.Stderr)
+}
+
+// runWith runs synq with its output on stdout and diagnostics on stderr, and
+// returns the exit code: 0, 1 for a failure, 2 for bad input.
+func runWith(args []string, stdout, stderr io.Writer) int {
+	// Ctrl-C and SIGTERM cancel the context: commands return, and their
+	// deferred Close detaches every program and link.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	app := newApp()
+	app.Writer, app.ErrWriter = stdout, stderr
 	if err := app.RunContext(ctx, args); err != nil {
-		fmt.Fprintf(os.Stderr, "synq: %v\n", err)
+		fmt.Fprintf(stderr, "synq: %v\n", err)
 		return exitCode(err)
 	}
 	return 0
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "synq",
 		Usage:   "see where the TCP listen path loses connections",
 		Version: version,
 		Commands: []*cli.Command{
 			traceCommand(),
 			listenersCommand(),
+			demoCommand(),
 		},
 		// urfave/cli prints usage errors itself and exits 1 by default; we
 		// want one line and exit code 2 for every bad input.
@@ -48,7 +59,18 @@ func newApp() *cli.App {
 		},
 		HideHelpCommand: true,
 	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = app.OnUsageError
+	}
+	app.Action = func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return usagef("unknown command %q (see synq --help)", c.Args().First())
+		}
+		return cli.ShowAppHelp(c)
+	}
+	return app
 }
+
 
 // usageError marks bad input from the operator: exit code 2.
 type usageError struct{ err error }

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -56,35 +56,52 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: c.String("btf"),
-		WakeupBytes: 64 << 10, PollInterval: 100 * time.Millisecond}
+	cfg := tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: c.String("btf")}
 	if nsSet {
 		cfg.Netns = uint32(ns.Inode)
 	}
-	tr, err := tracer.Open(cfg)
+	tr, err := openTracer(c, cfg)
 	if err != nil {
-		return kernelErr(err)
+		return err
 	}
 	defer tr.Close()
-	reportTier(os.Stderr, tr.Info(), c.Bool("verbose"))
+	_, err = streamEvents(c, tr, format)
+	return err
+}
 
+// openTracer opens the tracer with the CLI's wakeup policy and says which
+// tier it picked.
+func openTracer(c *cli.Context, cfg tracer.Config) (*tracer.Tracer, error) {
+	// Wake the reader only per 64 KiB of records or every 100 ms: ring-buffer
+	// wakeups dominate the cost of tracing (shared/docs/perf.md).
+	cfg.WakeupBytes, cfg.PollInterval = 64<<10, 100*time.Millisecond
+	tr, err := tracer.Open(cfg)
+	if err != nil {
+		return nil, kernelErr(err)
+	}
+	reportTier(c.App.ErrWriter, tr.Info(), c.Bool("verbose"))
+	return tr, nil
+}
+
+// streamEvents prints events until Ctrl-C or --duration, then the summary.
+func streamEvents(c *cli.Context, tr *tracer.Tracer, format render.Format) (map[tracer.Kind]uint64, error) {
 	ctx := c.Context
 	if d := c.Duration("duration"); d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	out := bufio.NewWriter(os.Stdout)
+	out := bufio.NewWriter(c.App.Writer)
 	ew := render.NewEventWriter(out, format)
 	if err := ew.Header(); err != nil {
-		return err
+		return nil, err
 	}
 	byKind := map[tracer.Kind]uint64{}
 	// Flush at least every poll so a terminal sees events promptly.
 	flush := time.NewTicker(200 * time.Millisecond)
 	defer flush.Stop()
 	var werr error
-	err = tr.Read(ctx, func(ev *tracer.Event) {
+	err := tr.Read(ctx, func(ev *tracer.Event) {
 		byKind[ev.Kind]++
 		if werr == nil {
 			werr = ew.Write(ev)
@@ -95,19 +112,21 @@ func runTrace(c *cli.Context) error {
 		default:
 		}
 	})
-	out.Flush()
+	if ferr := out.Flush(); werr == nil {
+		werr = ferr
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if werr != nil {
-		return fmt.Errorf("write output: %w", werr)
+		return nil, fmt.Errorf("write output: %w", werr)
 	}
 	st, err := tr.Stats()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintln(os.Stderr, summaryLine(byKind, st))
-	return nil
+	fmt.Fprintln(c.App.ErrWriter, summaryLine(byKind, st))
+	return byKind, nil
 }
 
 func summaryLine(byKind map[tracer.Kind]uint64, st tracer.Stats) string {
@@ -132,7 +151,7 @@ func summaryLine(byKind map[tracer.Kind]uint64, st tracer.Stats) string {
 
 // reportTier says which tier was picked, and with verbose every hook and
 // why better tiers were skipped.
-func reportTier(w *os.File, info tracer.Info, verbose bool) {
+func reportTier(w io.Writer, info tracer.Info, verbose bool) {
 	kinds := make([]string, 0, 8)
 	for _, k := range info.Kinds() {
 		kinds = append(kinds, k.String())
