@@ -1,0 +1,121 @@
+package tracer_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/tracer"
+)
+
+// Close leaves no program behind: every program the tracer loaded is gone
+// from the kernel afterwards (links hold the only other references).
+func TestKernelCloseReleasesPrograms(t *testing.T) {
+	requireRoot(t)
+	tr, err := tracer.Open(tracer.Config{Tier: testTier(t)})
+	if err != nil {
+		t.Skipf("tier not available: %v", err)
+	}
+	var ids []ebpf.ProgramID
+	for name, p := range tr.Programs() {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, ok := info.ID()
+		if !ok {
+			t.Skip("kernel does not report program IDs")
+		}
+		t.Logf("%s: id %d", name, id)
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		t.Fatal("tracer attached no program")
+	}
+	tr.Close()
+	// Program release is deferred to an RCU grace period.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, id := range ids {
+		for {
+			p, err := ebpf.NewProgramFromID(id)
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if err == nil {
+				p.Close()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("program %d still loaded after Close (err %v)", id, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// A ring buffer too small for the traffic and a reader that does not read:
+// every record that did not fit is counted, so delivered + lost equals what
+// the kernel counted.
+func TestKernelLostRecordsCounted(t *testing.T) {
+	requireRoot(t)
+	ns, err := netlab.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode()),
+		Kinds: []tracer.Kind{tracer.KindEnqueue}, RingBytes: os.Getpagesize()})
+	if err != nil {
+		t.Skipf("tier not available: %v", err)
+	}
+	defer tr.Close()
+	l, err := ns.Listen("tcp4", "127.0.0.1:0", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv := netlab.Serve(l, netlab.ServerConfig{})
+	defer srv.Stop()
+	// No one reads while the connections churn.
+	n := ns.Churn(context.Background(), l.Addr().String(), 4, time.Second)
+	srv.WaitAccepts(int64(n), 5*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var delivered uint64
+	if err := tr.Read(ctx, func(ev *tracer.Event) {
+		if ev.Kind != tracer.KindEnqueue {
+			t.Errorf("got a %s event, only enqueue was asked for", ev.Kind)
+		}
+		delivered++
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := tr.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enq uint64
+	for _, c := range counts {
+		enq += c.Enqueue
+	}
+	t.Logf("%d connections; kernel counted %d enqueues; delivered %d, lost %d", n, enq, delivered, st.Lost)
+	if st.Lost == 0 {
+		t.Fatalf("a %d-byte ring buffer took %d records without loss: the test did not overflow it", os.Getpagesize(), delivered)
+	}
+	if delivered+st.Lost != enq {
+		t.Errorf("delivered %d + lost %d != %d enqueues counted in the kernel", delivered, st.Lost, enq)
+	}
+	// Churn counts the connects it saw complete before its deadline; the
+	// last few may complete on the server side only.
+	if enq < uint64(n) {
+		t.Errorf("kernel counted %d enqueues for %d connections", enq, n)
+	}
+}
