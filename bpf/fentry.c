@@ -47,8 +47,26 @@ SEC("fexit/inet_csk_reqsk_queue_add")
 int BPF_PROG(fx_reqsk_queue_add, struct sock *sk, struct request_sock *req, struct sock *child,
 	     struct sock *ret)
 {
-	if (ret)
-		syn_mark(sk, OUT_QUEUED); /* TFO: the SYN itself made a child */
+	if (!ret || in_hashdance())
+		return 0;
+	syn_mark(sk, OUT_QUEUED); /* TFO: the SYN itself made a child */
+	emit_enqueue(sk, ret);
+	return 0;
+}
+
+/* The final ACK's path: returns the child once it is in the accept queue. */
+SEC("fentry/inet_csk_complete_hashdance")
+int BPF_PROG(fe_complete_hashdance, struct sock *sk)
+{
+	hashdance_enter(sk);
+	return 0;
+}
+
+SEC("fexit/inet_csk_complete_hashdance")
+int BPF_PROG(fx_complete_hashdance, struct sock *sk, struct sock *child, struct request_sock *req,
+	     bool own_req, struct sock *ret)
+{
+	hashdance_exit();
 	if (ret)
 		emit_enqueue(sk, ret);
 	return 0;

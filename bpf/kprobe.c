@@ -80,10 +80,27 @@ int BPF_KRETPROBE(krp_reqsk_queue_add, struct sock *ret)
 		return 0;
 	sk = (struct sock *)q->sk;
 	q->sk = 0;
-	if (!ret)
+	if (!ret || in_hashdance())
 		return 0;
 	syn_mark(sk, OUT_QUEUED);
 	emit_enqueue(sk, ret);
+	return 0;
+}
+
+SEC("kprobe/inet_csk_complete_hashdance")
+int BPF_KPROBE(kp_complete_hashdance, struct sock *sk)
+{
+	hashdance_enter(sk);
+	return 0;
+}
+
+SEC("kretprobe/inet_csk_complete_hashdance")
+int BPF_KRETPROBE(krp_complete_hashdance, struct sock *ret)
+{
+	__u64 sk = hashdance_exit();
+
+	if (sk && ret)
+		emit_enqueue((const struct sock *)sk, ret);
 	return 0;
 }
 

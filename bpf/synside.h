@@ -172,6 +172,56 @@ static __always_inline void ack_exit(const struct sock *sk, const void *child)
 		submit(e);
 }
 
+/* Listener of the inet_csk_complete_hashdance running on this CPU (final
+ * ACK path). inet_csk_reqsk_queue_add is inlined into it by some builds
+ * (Debian 6.12) and not by others, so both are hooked; while the outer one
+ * runs, the inner one leaves the report to it. The cookie and TFO paths call
+ * inet_csk_reqsk_queue_add alone. */
+struct hashdance {
+	__u64 sk;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hashdance);
+} hashdance SEC(".maps");
+
+static __always_inline void hashdance_enter(const struct sock *sk)
+{
+	struct hashdance *h;
+	__u32 zero = 0;
+
+	h = bpf_map_lookup_elem(&hashdance, &zero);
+	if (h)
+		h->sk = (__u64)sk;
+}
+
+/* Returns the listener of the hashdance that is ending, and clears it. */
+static __always_inline __u64 hashdance_exit(void)
+{
+	struct hashdance *h;
+	__u32 zero = 0;
+	__u64 sk;
+
+	h = bpf_map_lookup_elem(&hashdance, &zero);
+	if (!h)
+		return 0;
+	sk = h->sk;
+	h->sk = 0;
+	return sk;
+}
+
+static __always_inline bool in_hashdance(void)
+{
+	struct hashdance *h;
+	__u32 zero = 0;
+
+	h = bpf_map_lookup_elem(&hashdance, &zero);
+	return h && h->sk;
+}
+
 static __always_inline void emit_enqueue(const struct sock *sk, const struct sock *child)
 {
 	struct synq_event *e;

@@ -20,6 +20,11 @@ type fentryAckState struct {
 	_    [7]byte
 }
 
+type fentryHashdance struct {
+	_  structs.HostLayout
+	Sk uint64
+}
+
 type fentrySynState struct {
 	_          structs.HostLayout
 	Sk         uint64
@@ -41,37 +46,40 @@ type fentrySynqCounts struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	fentryMapAcceptSk           = "accept_sk"
-	fentryMapAckState           = "ack_state"
-	fentryMapChildEnqueued      = "child_enqueued"
-	fentryMapEvents             = "events"
-	fentryMapListenerCounts     = "listener_counts"
-	fentryMapLost               = "lost"
-	fentryMapSynState           = "syn_state"
-	fentryProgFeConnRequest     = "fe_conn_request"
-	fentryProgFeCookieV4        = "fe_cookie_v4"
-	fentryProgFeCookieV6        = "fe_cookie_v6"
-	fentryProgFeReqskHashAdd    = "fe_reqsk_hash_add"
-	fentryProgFeSynRecv4        = "fe_syn_recv4"
-	fentryProgFeSynRecv6        = "fe_syn_recv6"
-	fentryProgFxAcceptA2        = "fx_accept_a2"
-	fentryProgFxAcceptA4        = "fx_accept_a4"
-	fentryProgFxConnRequest     = "fx_conn_request"
-	fentryProgFxReqskQueueAdd   = "fx_reqsk_queue_add"
-	fentryProgFxSynRecv4A6      = "fx_syn_recv4_a6"
-	fentryProgFxSynRecv4A7      = "fx_syn_recv4_a7"
-	fentryProgFxSynRecv6A6      = "fx_syn_recv6_a6"
-	fentryProgFxSynRecv6A7      = "fx_syn_recv6_a7"
-	fentryVarFilterNetns        = "filter_netns"
-	fentryVarFilterPort         = "filter_port"
-	fentryVarKindsMask          = "kinds_mask"
-	fentryVarUnusedSynqCounter  = "unused_synq_counter"
-	fentryVarUnusedSynqCounts   = "unused_synq_counts"
-	fentryVarUnusedSynqEvent    = "unused_synq_event"
-	fentryVarUnusedSynqKind     = "unused_synq_kind"
-	fentryVarUnusedSynqListener = "unused_synq_listener"
-	fentryVarUnusedSynqReason   = "unused_synq_reason"
-	fentryVarWakeupBytes        = "wakeup_bytes"
+	fentryMapAcceptSk             = "accept_sk"
+	fentryMapAckState             = "ack_state"
+	fentryMapChildEnqueued        = "child_enqueued"
+	fentryMapEvents               = "events"
+	fentryMapHashdance            = "hashdance"
+	fentryMapListenerCounts       = "listener_counts"
+	fentryMapLost                 = "lost"
+	fentryMapSynState             = "syn_state"
+	fentryProgFeCompleteHashdance = "fe_complete_hashdance"
+	fentryProgFeConnRequest       = "fe_conn_request"
+	fentryProgFeCookieV4          = "fe_cookie_v4"
+	fentryProgFeCookieV6          = "fe_cookie_v6"
+	fentryProgFeReqskHashAdd      = "fe_reqsk_hash_add"
+	fentryProgFeSynRecv4          = "fe_syn_recv4"
+	fentryProgFeSynRecv6          = "fe_syn_recv6"
+	fentryProgFxAcceptA2          = "fx_accept_a2"
+	fentryProgFxAcceptA4          = "fx_accept_a4"
+	fentryProgFxCompleteHashdance = "fx_complete_hashdance"
+	fentryProgFxConnRequest       = "fx_conn_request"
+	fentryProgFxReqskQueueAdd     = "fx_reqsk_queue_add"
+	fentryProgFxSynRecv4A6        = "fx_syn_recv4_a6"
+	fentryProgFxSynRecv4A7        = "fx_syn_recv4_a7"
+	fentryProgFxSynRecv6A6        = "fx_syn_recv6_a6"
+	fentryProgFxSynRecv6A7        = "fx_syn_recv6_a7"
+	fentryVarFilterNetns          = "filter_netns"
+	fentryVarFilterPort           = "filter_port"
+	fentryVarKindsMask            = "kinds_mask"
+	fentryVarUnusedSynqCounter    = "unused_synq_counter"
+	fentryVarUnusedSynqCounts     = "unused_synq_counts"
+	fentryVarUnusedSynqEvent      = "unused_synq_event"
+	fentryVarUnusedSynqKind       = "unused_synq_kind"
+	fentryVarUnusedSynqListener   = "unused_synq_listener"
+	fentryVarUnusedSynqReason     = "unused_synq_reason"
+	fentryVarWakeupBytes          = "wakeup_bytes"
 )
 
 // loadFentry returns the embedded CollectionSpec for fentry.
@@ -116,20 +124,22 @@ type fentrySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fentryProgramSpecs struct {
-	FeConnRequest   *ebpf.ProgramSpec `ebpf:"fe_conn_request"`
-	FeCookieV4      *ebpf.ProgramSpec `ebpf:"fe_cookie_v4"`
-	FeCookieV6      *ebpf.ProgramSpec `ebpf:"fe_cookie_v6"`
-	FeReqskHashAdd  *ebpf.ProgramSpec `ebpf:"fe_reqsk_hash_add"`
-	FeSynRecv4      *ebpf.ProgramSpec `ebpf:"fe_syn_recv4"`
-	FeSynRecv6      *ebpf.ProgramSpec `ebpf:"fe_syn_recv6"`
-	FxAcceptA2      *ebpf.ProgramSpec `ebpf:"fx_accept_a2"`
-	FxAcceptA4      *ebpf.ProgramSpec `ebpf:"fx_accept_a4"`
-	FxConnRequest   *ebpf.ProgramSpec `ebpf:"fx_conn_request"`
-	FxReqskQueueAdd *ebpf.ProgramSpec `ebpf:"fx_reqsk_queue_add"`
-	FxSynRecv4A6    *ebpf.ProgramSpec `ebpf:"fx_syn_recv4_a6"`
-	FxSynRecv4A7    *ebpf.ProgramSpec `ebpf:"fx_syn_recv4_a7"`
-	FxSynRecv6A6    *ebpf.ProgramSpec `ebpf:"fx_syn_recv6_a6"`
-	FxSynRecv6A7    *ebpf.ProgramSpec `ebpf:"fx_syn_recv6_a7"`
+	FeCompleteHashdance *ebpf.ProgramSpec `ebpf:"fe_complete_hashdance"`
+	FeConnRequest       *ebpf.ProgramSpec `ebpf:"fe_conn_request"`
+	FeCookieV4          *ebpf.ProgramSpec `ebpf:"fe_cookie_v4"`
+	FeCookieV6          *ebpf.ProgramSpec `ebpf:"fe_cookie_v6"`
+	FeReqskHashAdd      *ebpf.ProgramSpec `ebpf:"fe_reqsk_hash_add"`
+	FeSynRecv4          *ebpf.ProgramSpec `ebpf:"fe_syn_recv4"`
+	FeSynRecv6          *ebpf.ProgramSpec `ebpf:"fe_syn_recv6"`
+	FxAcceptA2          *ebpf.ProgramSpec `ebpf:"fx_accept_a2"`
+	FxAcceptA4          *ebpf.ProgramSpec `ebpf:"fx_accept_a4"`
+	FxCompleteHashdance *ebpf.ProgramSpec `ebpf:"fx_complete_hashdance"`
+	FxConnRequest       *ebpf.ProgramSpec `ebpf:"fx_conn_request"`
+	FxReqskQueueAdd     *ebpf.ProgramSpec `ebpf:"fx_reqsk_queue_add"`
+	FxSynRecv4A6        *ebpf.ProgramSpec `ebpf:"fx_syn_recv4_a6"`
+	FxSynRecv4A7        *ebpf.ProgramSpec `ebpf:"fx_syn_recv4_a7"`
+	FxSynRecv6A6        *ebpf.ProgramSpec `ebpf:"fx_syn_recv6_a6"`
+	FxSynRecv6A7        *ebpf.ProgramSpec `ebpf:"fx_syn_recv6_a7"`
 }
 
 // fentryMapSpecs contains maps before they are loaded into the kernel.
@@ -140,6 +150,7 @@ type fentryMapSpecs struct {
 	AckState       *ebpf.MapSpec `ebpf:"ack_state"`
 	ChildEnqueued  *ebpf.MapSpec `ebpf:"child_enqueued"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
+	Hashdance      *ebpf.MapSpec `ebpf:"hashdance"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
 	SynState       *ebpf.MapSpec `ebpf:"syn_state"`
@@ -185,6 +196,7 @@ type fentryMaps struct {
 	AckState       *ebpf.Map `ebpf:"ack_state"`
 	ChildEnqueued  *ebpf.Map `ebpf:"child_enqueued"`
 	Events         *ebpf.Map `ebpf:"events"`
+	Hashdance      *ebpf.Map `ebpf:"hashdance"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
 	Lost           *ebpf.Map `ebpf:"lost"`
 	SynState       *ebpf.Map `ebpf:"syn_state"`
@@ -196,6 +208,7 @@ func (m *fentryMaps) Close() error {
 		m.AckState,
 		m.ChildEnqueued,
 		m.Events,
+		m.Hashdance,
 		m.ListenerCounts,
 		m.Lost,
 		m.SynState,
@@ -222,24 +235,27 @@ type fentryVariables struct {
 //
 // It can be passed to loadFentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fentryPrograms struct {
-	FeConnRequest   *ebpf.Program `ebpf:"fe_conn_request"`
-	FeCookieV4      *ebpf.Program `ebpf:"fe_cookie_v4"`
-	FeCookieV6      *ebpf.Program `ebpf:"fe_cookie_v6"`
-	FeReqskHashAdd  *ebpf.Program `ebpf:"fe_reqsk_hash_add"`
-	FeSynRecv4      *ebpf.Program `ebpf:"fe_syn_recv4"`
-	FeSynRecv6      *ebpf.Program `ebpf:"fe_syn_recv6"`
-	FxAcceptA2      *ebpf.Program `ebpf:"fx_accept_a2"`
-	FxAcceptA4      *ebpf.Program `ebpf:"fx_accept_a4"`
-	FxConnRequest   *ebpf.Program `ebpf:"fx_conn_request"`
-	FxReqskQueueAdd *ebpf.Program `ebpf:"fx_reqsk_queue_add"`
-	FxSynRecv4A6    *ebpf.Program `ebpf:"fx_syn_recv4_a6"`
-	FxSynRecv4A7    *ebpf.Program `ebpf:"fx_syn_recv4_a7"`
-	FxSynRecv6A6    *ebpf.Program `ebpf:"fx_syn_recv6_a6"`
-	FxSynRecv6A7    *ebpf.Program `ebpf:"fx_syn_recv6_a7"`
+	FeCompleteHashdance *ebpf.Program `ebpf:"fe_complete_hashdance"`
+	FeConnRequest       *ebpf.Program `ebpf:"fe_conn_request"`
+	FeCookieV4          *ebpf.Program `ebpf:"fe_cookie_v4"`
+	FeCookieV6          *ebpf.Program `ebpf:"fe_cookie_v6"`
+	FeReqskHashAdd      *ebpf.Program `ebpf:"fe_reqsk_hash_add"`
+	FeSynRecv4          *ebpf.Program `ebpf:"fe_syn_recv4"`
+	FeSynRecv6          *ebpf.Program `ebpf:"fe_syn_recv6"`
+	FxAcceptA2          *ebpf.Program `ebpf:"fx_accept_a2"`
+	FxAcceptA4          *ebpf.Program `ebpf:"fx_accept_a4"`
+	FxCompleteHashdance *ebpf.Program `ebpf:"fx_complete_hashdance"`
+	FxConnRequest       *ebpf.Program `ebpf:"fx_conn_request"`
+	FxReqskQueueAdd     *ebpf.Program `ebpf:"fx_reqsk_queue_add"`
+	FxSynRecv4A6        *ebpf.Program `ebpf:"fx_syn_recv4_a6"`
+	FxSynRecv4A7        *ebpf.Program `ebpf:"fx_syn_recv4_a7"`
+	FxSynRecv6A6        *ebpf.Program `ebpf:"fx_syn_recv6_a6"`
+	FxSynRecv6A7        *ebpf.Program `ebpf:"fx_syn_recv6_a7"`
 }
 
 func (p *fentryPrograms) Close() error {
 	return _FentryClose(
+		p.FeCompleteHashdance,
 		p.FeConnRequest,
 		p.FeCookieV4,
 		p.FeCookieV6,
@@ -248,6 +264,7 @@ func (p *fentryPrograms) Close() error {
 		p.FeSynRecv6,
 		p.FxAcceptA2,
 		p.FxAcceptA4,
+		p.FxCompleteHashdance,
 		p.FxConnRequest,
 		p.FxReqskQueueAdd,
 		p.FxSynRecv4A6,

@@ -20,6 +20,11 @@ type kprobeAckState struct {
 	_    [7]byte
 }
 
+type kprobeHashdance struct {
+	_  structs.HostLayout
+	Sk uint64
+}
+
 type kprobeQadd struct {
 	_  structs.HostLayout
 	Sk uint64
@@ -46,37 +51,40 @@ type kprobeSynqCounts struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	kprobeMapAcceptSk           = "accept_sk"
-	kprobeMapAckState           = "ack_state"
-	kprobeMapChildEnqueued      = "child_enqueued"
-	kprobeMapEvents             = "events"
-	kprobeMapListenerCounts     = "listener_counts"
-	kprobeMapLost               = "lost"
-	kprobeMapQadd               = "qadd"
-	kprobeMapSynState           = "syn_state"
-	kprobeProgKpAccept          = "kp_accept"
-	kprobeProgKpConnRequest     = "kp_conn_request"
-	kprobeProgKpCookieV4        = "kp_cookie_v4"
-	kprobeProgKpCookieV6        = "kp_cookie_v6"
-	kprobeProgKpReqskHashAdd    = "kp_reqsk_hash_add"
-	kprobeProgKpReqskQueueAdd   = "kp_reqsk_queue_add"
-	kprobeProgKpSynRecv4        = "kp_syn_recv4"
-	kprobeProgKpSynRecv6        = "kp_syn_recv6"
-	kprobeProgKrpAccept         = "krp_accept"
-	kprobeProgKrpConnRequest    = "krp_conn_request"
-	kprobeProgKrpReqskQueueAdd  = "krp_reqsk_queue_add"
-	kprobeProgKrpSynRecv4       = "krp_syn_recv4"
-	kprobeProgKrpSynRecv6       = "krp_syn_recv6"
-	kprobeVarFilterNetns        = "filter_netns"
-	kprobeVarFilterPort         = "filter_port"
-	kprobeVarKindsMask          = "kinds_mask"
-	kprobeVarUnusedSynqCounter  = "unused_synq_counter"
-	kprobeVarUnusedSynqCounts   = "unused_synq_counts"
-	kprobeVarUnusedSynqEvent    = "unused_synq_event"
-	kprobeVarUnusedSynqKind     = "unused_synq_kind"
-	kprobeVarUnusedSynqListener = "unused_synq_listener"
-	kprobeVarUnusedSynqReason   = "unused_synq_reason"
-	kprobeVarWakeupBytes        = "wakeup_bytes"
+	kprobeMapAcceptSk              = "accept_sk"
+	kprobeMapAckState              = "ack_state"
+	kprobeMapChildEnqueued         = "child_enqueued"
+	kprobeMapEvents                = "events"
+	kprobeMapHashdance             = "hashdance"
+	kprobeMapListenerCounts        = "listener_counts"
+	kprobeMapLost                  = "lost"
+	kprobeMapQadd                  = "qadd"
+	kprobeMapSynState              = "syn_state"
+	kprobeProgKpAccept             = "kp_accept"
+	kprobeProgKpCompleteHashdance  = "kp_complete_hashdance"
+	kprobeProgKpConnRequest        = "kp_conn_request"
+	kprobeProgKpCookieV4           = "kp_cookie_v4"
+	kprobeProgKpCookieV6           = "kp_cookie_v6"
+	kprobeProgKpReqskHashAdd       = "kp_reqsk_hash_add"
+	kprobeProgKpReqskQueueAdd      = "kp_reqsk_queue_add"
+	kprobeProgKpSynRecv4           = "kp_syn_recv4"
+	kprobeProgKpSynRecv6           = "kp_syn_recv6"
+	kprobeProgKrpAccept            = "krp_accept"
+	kprobeProgKrpCompleteHashdance = "krp_complete_hashdance"
+	kprobeProgKrpConnRequest       = "krp_conn_request"
+	kprobeProgKrpReqskQueueAdd     = "krp_reqsk_queue_add"
+	kprobeProgKrpSynRecv4          = "krp_syn_recv4"
+	kprobeProgKrpSynRecv6          = "krp_syn_recv6"
+	kprobeVarFilterNetns           = "filter_netns"
+	kprobeVarFilterPort            = "filter_port"
+	kprobeVarKindsMask             = "kinds_mask"
+	kprobeVarUnusedSynqCounter     = "unused_synq_counter"
+	kprobeVarUnusedSynqCounts      = "unused_synq_counts"
+	kprobeVarUnusedSynqEvent       = "unused_synq_event"
+	kprobeVarUnusedSynqKind        = "unused_synq_kind"
+	kprobeVarUnusedSynqListener    = "unused_synq_listener"
+	kprobeVarUnusedSynqReason      = "unused_synq_reason"
+	kprobeVarWakeupBytes           = "wakeup_bytes"
 )
 
 // loadKprobe returns the embedded CollectionSpec for kprobe.
@@ -121,19 +129,21 @@ type kprobeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeProgramSpecs struct {
-	KpAccept         *ebpf.ProgramSpec `ebpf:"kp_accept"`
-	KpConnRequest    *ebpf.ProgramSpec `ebpf:"kp_conn_request"`
-	KpCookieV4       *ebpf.ProgramSpec `ebpf:"kp_cookie_v4"`
-	KpCookieV6       *ebpf.ProgramSpec `ebpf:"kp_cookie_v6"`
-	KpReqskHashAdd   *ebpf.ProgramSpec `ebpf:"kp_reqsk_hash_add"`
-	KpReqskQueueAdd  *ebpf.ProgramSpec `ebpf:"kp_reqsk_queue_add"`
-	KpSynRecv4       *ebpf.ProgramSpec `ebpf:"kp_syn_recv4"`
-	KpSynRecv6       *ebpf.ProgramSpec `ebpf:"kp_syn_recv6"`
-	KrpAccept        *ebpf.ProgramSpec `ebpf:"krp_accept"`
-	KrpConnRequest   *ebpf.ProgramSpec `ebpf:"krp_conn_request"`
-	KrpReqskQueueAdd *ebpf.ProgramSpec `ebpf:"krp_reqsk_queue_add"`
-	KrpSynRecv4      *ebpf.ProgramSpec `ebpf:"krp_syn_recv4"`
-	KrpSynRecv6      *ebpf.ProgramSpec `ebpf:"krp_syn_recv6"`
+	KpAccept             *ebpf.ProgramSpec `ebpf:"kp_accept"`
+	KpCompleteHashdance  *ebpf.ProgramSpec `ebpf:"kp_complete_hashdance"`
+	KpConnRequest        *ebpf.ProgramSpec `ebpf:"kp_conn_request"`
+	KpCookieV4           *ebpf.ProgramSpec `ebpf:"kp_cookie_v4"`
+	KpCookieV6           *ebpf.ProgramSpec `ebpf:"kp_cookie_v6"`
+	KpReqskHashAdd       *ebpf.ProgramSpec `ebpf:"kp_reqsk_hash_add"`
+	KpReqskQueueAdd      *ebpf.ProgramSpec `ebpf:"kp_reqsk_queue_add"`
+	KpSynRecv4           *ebpf.ProgramSpec `ebpf:"kp_syn_recv4"`
+	KpSynRecv6           *ebpf.ProgramSpec `ebpf:"kp_syn_recv6"`
+	KrpAccept            *ebpf.ProgramSpec `ebpf:"krp_accept"`
+	KrpCompleteHashdance *ebpf.ProgramSpec `ebpf:"krp_complete_hashdance"`
+	KrpConnRequest       *ebpf.ProgramSpec `ebpf:"krp_conn_request"`
+	KrpReqskQueueAdd     *ebpf.ProgramSpec `ebpf:"krp_reqsk_queue_add"`
+	KrpSynRecv4          *ebpf.ProgramSpec `ebpf:"krp_syn_recv4"`
+	KrpSynRecv6          *ebpf.ProgramSpec `ebpf:"krp_syn_recv6"`
 }
 
 // kprobeMapSpecs contains maps before they are loaded into the kernel.
@@ -144,6 +154,7 @@ type kprobeMapSpecs struct {
 	AckState       *ebpf.MapSpec `ebpf:"ack_state"`
 	ChildEnqueued  *ebpf.MapSpec `ebpf:"child_enqueued"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
+	Hashdance      *ebpf.MapSpec `ebpf:"hashdance"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
 	Qadd           *ebpf.MapSpec `ebpf:"qadd"`
@@ -190,6 +201,7 @@ type kprobeMaps struct {
 	AckState       *ebpf.Map `ebpf:"ack_state"`
 	ChildEnqueued  *ebpf.Map `ebpf:"child_enqueued"`
 	Events         *ebpf.Map `ebpf:"events"`
+	Hashdance      *ebpf.Map `ebpf:"hashdance"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
 	Lost           *ebpf.Map `ebpf:"lost"`
 	Qadd           *ebpf.Map `ebpf:"qadd"`
@@ -202,6 +214,7 @@ func (m *kprobeMaps) Close() error {
 		m.AckState,
 		m.ChildEnqueued,
 		m.Events,
+		m.Hashdance,
 		m.ListenerCounts,
 		m.Lost,
 		m.Qadd,
@@ -229,24 +242,27 @@ type kprobeVariables struct {
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobePrograms struct {
-	KpAccept         *ebpf.Program `ebpf:"kp_accept"`
-	KpConnRequest    *ebpf.Program `ebpf:"kp_conn_request"`
-	KpCookieV4       *ebpf.Program `ebpf:"kp_cookie_v4"`
-	KpCookieV6       *ebpf.Program `ebpf:"kp_cookie_v6"`
-	KpReqskHashAdd   *ebpf.Program `ebpf:"kp_reqsk_hash_add"`
-	KpReqskQueueAdd  *ebpf.Program `ebpf:"kp_reqsk_queue_add"`
-	KpSynRecv4       *ebpf.Program `ebpf:"kp_syn_recv4"`
-	KpSynRecv6       *ebpf.Program `ebpf:"kp_syn_recv6"`
-	KrpAccept        *ebpf.Program `ebpf:"krp_accept"`
-	KrpConnRequest   *ebpf.Program `ebpf:"krp_conn_request"`
-	KrpReqskQueueAdd *ebpf.Program `ebpf:"krp_reqsk_queue_add"`
-	KrpSynRecv4      *ebpf.Program `ebpf:"krp_syn_recv4"`
-	KrpSynRecv6      *ebpf.Program `ebpf:"krp_syn_recv6"`
+	KpAccept             *ebpf.Program `ebpf:"kp_accept"`
+	KpCompleteHashdance  *ebpf.Program `ebpf:"kp_complete_hashdance"`
+	KpConnRequest        *ebpf.Program `ebpf:"kp_conn_request"`
+	KpCookieV4           *ebpf.Program `ebpf:"kp_cookie_v4"`
+	KpCookieV6           *ebpf.Program `ebpf:"kp_cookie_v6"`
+	KpReqskHashAdd       *ebpf.Program `ebpf:"kp_reqsk_hash_add"`
+	KpReqskQueueAdd      *ebpf.Program `ebpf:"kp_reqsk_queue_add"`
+	KpSynRecv4           *ebpf.Program `ebpf:"kp_syn_recv4"`
+	KpSynRecv6           *ebpf.Program `ebpf:"kp_syn_recv6"`
+	KrpAccept            *ebpf.Program `ebpf:"krp_accept"`
+	KrpCompleteHashdance *ebpf.Program `ebpf:"krp_complete_hashdance"`
+	KrpConnRequest       *ebpf.Program `ebpf:"krp_conn_request"`
+	KrpReqskQueueAdd     *ebpf.Program `ebpf:"krp_reqsk_queue_add"`
+	KrpSynRecv4          *ebpf.Program `ebpf:"krp_syn_recv4"`
+	KrpSynRecv6          *ebpf.Program `ebpf:"krp_syn_recv6"`
 }
 
 func (p *kprobePrograms) Close() error {
 	return _KprobeClose(
 		p.KpAccept,
+		p.KpCompleteHashdance,
 		p.KpConnRequest,
 		p.KpCookieV4,
 		p.KpCookieV6,
@@ -255,6 +271,7 @@ func (p *kprobePrograms) Close() error {
 		p.KpSynRecv4,
 		p.KpSynRecv6,
 		p.KrpAccept,
+		p.KrpCompleteHashdance,
 		p.KrpConnRequest,
 		p.KrpReqskQueueAdd,
 		p.KrpSynRecv4,

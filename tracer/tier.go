@@ -144,6 +144,8 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 			add("fentry", "fe_cookie_v6", false)
 		}
 		add("fentry", "fx_reqsk_queue_add", false)
+		add("fentry", "fe_complete_hashdance", false)
+		add("fentry", "fx_complete_hashdance", false)
 		add("fentry", "fe_syn_recv4", false)
 		if a, err := variant("tcp_v4_syn_recv_sock", f.synRecv4Args, 6, 7); err == nil {
 			add("fentry", "fx_syn_recv4_a"+a, false)
@@ -171,7 +173,8 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 		if f.haveCookieV6 {
 			add("kprobe", "kp_cookie_v6", false)
 		}
-		for _, p := range []string{"kp_reqsk_queue_add", "krp_reqsk_queue_add", "kp_syn_recv4", "krp_syn_recv4"} {
+		for _, p := range []string{"kp_reqsk_queue_add", "krp_reqsk_queue_add", "kp_complete_hashdance",
+			"krp_complete_hashdance", "kp_syn_recv4", "krp_syn_recv4"} {
 			add("kprobe", p, false)
 		}
 		if f.haveSynRecv6 {

@@ -51,6 +51,8 @@ func newApp() *cli.App {
 			traceCommand(),
 			listenersCommand(),
 			demoCommand(),
+			statsCommand(),
+			statesCommand(),
 		},
 		// urfave/cli prints usage errors itself and exits 1 by default; we
 		// want one line and exit code 2 for every bad input.
@@ -70,7 +72,6 @@ func newApp() *cli.App {
 	}
 	return app
 }
-
 
 // usageError marks bad input from the operator: exit code 2.
 type usageError struct{ err error }
