@@ -43,6 +43,8 @@ static __always_inline void enqueue_without_listener(const struct sock *child, _
 {
 	struct synq_event *e;
 
+	/* counted under listener 0: "not known" */
+	count((const struct sock *)0, SYNQ_KIND_ENQUEUE);
 	if (!kind_wanted(SYNQ_KIND_ENQUEUE))
 		return;
 	e = reserve(SYNQ_KIND_ENQUEUE);

@@ -114,8 +114,15 @@ func TestKernelLostRecordsCounted(t *testing.T) {
 		t.Errorf("delivered %d + lost %d != %d enqueues counted in the kernel", delivered, st.Lost, enq)
 	}
 	// Every accepted connection was enqueued first (the server may still
-	// be accepting the last few).
-	if acc := uint64(srv.Accepts()); enq < acc {
+	// be accepting the last few). The tracepoint tier pairs a child with its
+	// listener through sk_data_ready, which the kernel skips when the
+	// application already holds the child's lock (tcp_child_process): it may
+	// miss a few.
+	acc := uint64(srv.Accepts())
+	if tr.Info().Tier != tracer.TierTracepoint && enq < acc {
+		t.Errorf("kernel counted %d enqueues, the server accepted %d", enq, acc)
+	}
+	if enq < acc*99/100 {
 		t.Errorf("kernel counted %d enqueues, the server accepted %d", enq, acc)
 	}
 }

@@ -47,6 +47,10 @@ type hook struct {
 	// core hooks must attach for the tier to be usable; others are reported
 	// when they fail and the tier goes on without them.
 	core bool
+	// fallback is tried when the hook does not attach: a kprobe in the
+	// fentry tier (x86 BPF trampolines take at most 6 arguments before
+	// 6.5, and tcp_v{4,6}_syn_recv_sock has 7 in 2026 stable kernels).
+	fallback *hook
 }
 
 // kernelFeatures is what the running kernel's BTF says about the hooks whose
@@ -62,6 +66,11 @@ type kernelFeatures struct {
 	// SKB_DROP_REASON_TCP_LISTEN_OVERFLOW (6.15+): kfree_skb names ACK-side
 	// overflows.
 	listenOverflowReason bool
+	// syscallWork: syscall tracepoints are switched per task through
+	// thread_info.syscall_work (5.11+). On 5.10 (TIF flags) attaching and
+	// detaching them repeatedly locked up the kernel in
+	// syscall_exit_to_user_mode in our VM tests.
+	syscallWork bool
 }
 
 func funcParams(spec *btf.Spec, name string) (int, bool) {
@@ -106,6 +115,14 @@ func probeKernel(spec *btf.Spec) kernelFeatures {
 	f.synRecv4Args, _ = funcParams(spec, "tcp_v4_syn_recv_sock")
 	f.synRecv6Args, f.haveSynRecv6 = funcParams(spec, "tcp_v6_syn_recv_sock")
 	_, f.haveCookieV6 = funcParams(spec, "cookie_v6_init_sequence")
+	var ti *btf.Struct
+	if err := spec.TypeByName("thread_info", &ti); err == nil {
+		for _, m := range ti.Members {
+			if m.Name == "syscall_work" {
+				f.syscallWork = true
+			}
+		}
+	}
 	var reasons *btf.Enum
 	if err := spec.TypeByName("skb_drop_reason", &reasons); err == nil {
 		for _, v := range reasons.Values {
@@ -120,7 +137,7 @@ func probeKernel(spec *btf.Spec) kernelFeatures {
 // hooks returns the programs of a tier on this kernel.
 func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 	var hs []hook
-	add := func(obj, prog string, core bool) { hs = append(hs, hook{obj, prog, core}) }
+	add := func(obj, prog string, core bool) { hs = append(hs, hook{obj: obj, prog: prog, core: core}) }
 	// Tracepoints every tier uses.
 	add("tp", "tp_synack_retrans", false)
 	switch t {
@@ -132,8 +149,10 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 		if f.kfreeRxSk {
 			add("tp", "tp_kfree_skb", false)
 		}
-		for _, p := range []string{"tp_enter_accept4", "tp_exit_accept4", "tp_enter_accept", "tp_exit_accept"} {
-			add("tp", p, false)
+		if f.syscallWork {
+			for _, p := range []string{"tp_enter_accept4", "tp_exit_accept4", "tp_enter_accept", "tp_exit_accept"} {
+				add("tp", p, false)
+			}
 		}
 	case TierFentry:
 		add("fentry", "fe_conn_request", true)
@@ -146,21 +165,25 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 		add("fentry", "fx_reqsk_queue_add", false)
 		add("fentry", "fe_complete_hashdance", false)
 		add("fentry", "fx_complete_hashdance", false)
-		add("fentry", "fe_syn_recv4", false)
-		if a, err := variant("tcp_v4_syn_recv_sock", f.synRecv4Args, 6, 7); err == nil {
-			add("fentry", "fx_syn_recv4_a"+a, false)
-		} else {
+		withKprobe := func(prog, kp string) {
+			add("fentry", prog, false)
+			hs[len(hs)-1].fallback = &hook{obj: "kprobe", prog: kp}
+		}
+		withKprobe("fe_syn_recv4", "kp_syn_recv4")
+		a, err := variant("tcp_v4_syn_recv_sock", f.synRecv4Args, 6, 7)
+		if err != nil {
 			return nil, err
 		}
+		withKprobe("fx_syn_recv4_a"+a, "krp_syn_recv4")
 		if f.haveSynRecv6 {
-			add("fentry", "fe_syn_recv6", false)
+			withKprobe("fe_syn_recv6", "kp_syn_recv6")
 			a, err := variant("tcp_v6_syn_recv_sock", f.synRecv6Args, 6, 7)
 			if err != nil {
 				return nil, err
 			}
-			add("fentry", "fx_syn_recv6_a"+a, false)
+			withKprobe("fx_syn_recv6_a"+a, "krp_syn_recv6")
 		}
-		a, err := variant("inet_csk_accept", f.acceptArgs, 4, 2)
+		a, err = variant("inet_csk_accept", f.acceptArgs, 4, 2)
 		if err != nil {
 			return nil, err
 		}

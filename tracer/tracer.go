@@ -221,6 +221,9 @@ func Open(cfg Config) (t *Tracer, err error) {
 		if !f.dataReady {
 			t.info.Notes = append(t.info.Notes, "no sk_data_ready tracepoint (6.6+): enqueue events carry no queue depths")
 		}
+		if !f.syscallWork {
+			t.info.Notes = append(t.info.Notes, "no accept events before Linux 5.11 in the tracepoint tier: its syscall tracepoints lock up 5.10 when detached")
+		}
 		if !f.listenOverflowReason {
 			t.info.Notes = append(t.info.Notes, "no TCP_LISTEN_OVERFLOW drop reason (6.15+): ack-overflow events only for cookie ACKs")
 		}
@@ -361,27 +364,40 @@ func (t *Tracer) attachTier(tier Tier, f kernelFeatures) error {
 	var statuses []HookStatus
 	for _, h := range hooks {
 		ps := t.specs[h.obj].Programs[h.prog]
-		st := HookStatus{Program: h.prog, Target: ps.AttachTo}
-		prog, err := t.loadProgram(h.obj, h.prog)
-		if err == nil {
-			var l link.Link
-			l, err = attach(ps, prog)
-			if err == nil {
-				t.links = append(t.links, l)
-				t.progs[h.prog] = prog
+		err := t.attachHook(h)
+		if err != nil && h.fallback != nil {
+			fb := t.specs[h.fallback.obj].Programs[h.fallback.prog]
+			if ferr := t.attachHook(*h.fallback); ferr == nil {
+				statuses = append(statuses, HookStatus{Program: h.fallback.prog, Target: fb.AttachTo})
+				t.info.Notes = append(t.info.Notes, fmt.Sprintf("%s on %s: %v; using %s instead", h.prog, ps.AttachTo, err, h.fallback.prog))
+				continue
 			}
 		}
-		if err != nil && ps.Type == ebpf.Kprobe && !haveKprobes() {
-			err = errNoKprobes
-		}
-		st.Err = err
-		statuses = append(statuses, st)
+		statuses = append(statuses, HookStatus{Program: h.prog, Target: ps.AttachTo, Err: err})
 		if err != nil && h.core {
 			return fmt.Errorf("%s on %s: %w", h.prog, ps.AttachTo, err)
 		}
 	}
 	t.info.Hooks = statuses
 	return nil
+}
+
+// attachHook loads and attaches one program.
+func (t *Tracer) attachHook(h hook) error {
+	ps := t.specs[h.obj].Programs[h.prog]
+	prog, err := t.loadProgram(h.obj, h.prog)
+	if err == nil {
+		var l link.Link
+		if l, err = attach(ps, prog); err == nil {
+			t.links = append(t.links, l)
+			t.progs[h.prog] = prog
+			return nil
+		}
+	}
+	if ps.Type == ebpf.Kprobe && !haveKprobes() {
+		return errNoKprobes
+	}
+	return err
 }
 
 func attach(ps *ebpf.ProgramSpec, prog *ebpf.Program) (link.Link, error) {
