@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -331,4 +332,87 @@ func kinds(evs []tracer.Event) string {
 		m[e.Kind]++
 	}
 	return fmt.Sprint(m)
+}
+
+// What each tier produces on this kernel, as a line the kernel matrix
+// collects for the README table; and the kinds every tier must have.
+func TestKernelTierEvents(t *testing.T) {
+	requireRoot(t)
+	tr, err := tracer.Open(tracer.Config{Tier: testTier(t)})
+	if err != nil {
+		if os.Getenv("SYNQ_TEST_TIER") != "" && os.Getenv("SYNQ_TEST_TIER") != "tracepoint" {
+			t.Skipf("tier %s not available: %v", os.Getenv("SYNQ_TEST_TIER"), err)
+		}
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	info := tr.Info()
+	var names []string
+	for _, k := range info.Kinds() {
+		names = append(names, k.String())
+	}
+	t.Logf("synq-events: kernel=%s tier=%s exact_listen_drops=%v kinds=%s", info.Kernel, info.Tier, info.ExactListenDrops, strings.Join(names, ","))
+	for _, n := range info.Notes {
+		t.Logf("note: %s", n)
+	}
+	want := []tracer.Kind{tracer.KindSynackRetrans, tracer.KindEnqueue, tracer.KindAccept}
+	if info.Tier != tracer.TierTracepoint {
+		want = tracer.AllKinds
+	}
+	for _, k := range want {
+		if !hasKind(info, k) {
+			t.Errorf("tier %s lacks %s", info.Tier, k)
+		}
+	}
+}
+
+// The kernel-side filters: only the listener on the asked port reports.
+func TestKernelPortFilter(t *testing.T) {
+	requireRoot(t)
+	ns, err := netlab.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	a, err := ns.Listen("tcp4", "127.0.0.1:0", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := ns.Listen("tcp4", "127.0.0.1:0", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode()), Port: a.Port()})
+	if err != nil {
+		t.Skipf("tier not available: %v", err)
+	}
+	defer tr.Close()
+	for _, l := range []*netlab.Listener{a, b} {
+		res, err := ns.DialMany(context.Background(), l.Addr().String(), 3, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Close()
+		if err := l.WaitQueue(3, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var n int
+	if err := tr.Read(ctx, func(ev *tracer.Event) {
+		if ev.Kind == tracer.KindEnqueue {
+			n++
+		}
+		if ev.Port != a.Port() {
+			t.Errorf("%s event of port %d passed a filter for port %d", ev.Kind, ev.Port, a.Port())
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("%d enqueue events on port %d, want 3", n, a.Port())
+	}
 }

@@ -66,11 +66,6 @@ type kernelFeatures struct {
 	// SKB_DROP_REASON_TCP_LISTEN_OVERFLOW (6.15+): kfree_skb names ACK-side
 	// overflows.
 	listenOverflowReason bool
-	// syscallWork: syscall tracepoints are switched per task through
-	// thread_info.syscall_work (5.11+). On 5.10 (TIF flags) attaching and
-	// detaching them repeatedly locked up the kernel in
-	// syscall_exit_to_user_mode in our VM tests.
-	syscallWork bool
 }
 
 func funcParams(spec *btf.Spec, name string) (int, bool) {
@@ -115,14 +110,6 @@ func probeKernel(spec *btf.Spec) kernelFeatures {
 	f.synRecv4Args, _ = funcParams(spec, "tcp_v4_syn_recv_sock")
 	f.synRecv6Args, f.haveSynRecv6 = funcParams(spec, "tcp_v6_syn_recv_sock")
 	_, f.haveCookieV6 = funcParams(spec, "cookie_v6_init_sequence")
-	var ti *btf.Struct
-	if err := spec.TypeByName("thread_info", &ti); err == nil {
-		for _, m := range ti.Members {
-			if m.Name == "syscall_work" {
-				f.syscallWork = true
-			}
-		}
-	}
 	var reasons *btf.Enum
 	if err := spec.TypeByName("skb_drop_reason", &reasons); err == nil {
 		for _, v := range reasons.Values {
@@ -149,10 +136,8 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 		if f.kfreeRxSk {
 			add("tp", "tp_kfree_skb", false)
 		}
-		if f.syscallWork {
-			for _, p := range []string{"tp_enter_accept4", "tp_exit_accept4", "tp_enter_accept", "tp_exit_accept"} {
-				add("tp", p, false)
-			}
+		for _, p := range []string{"tp_enter_accept4", "tp_exit_accept4", "tp_enter_accept", "tp_exit_accept"} {
+			add("tp", p, false)
 		}
 	case TierFentry:
 		add("fentry", "fe_conn_request", true)

@@ -221,9 +221,6 @@ func Open(cfg Config) (t *Tracer, err error) {
 		if !f.dataReady {
 			t.info.Notes = append(t.info.Notes, "no sk_data_ready tracepoint (6.6+): enqueue events carry no queue depths")
 		}
-		if !f.syscallWork {
-			t.info.Notes = append(t.info.Notes, "no accept events before Linux 5.11 in the tracepoint tier: its syscall tracepoints lock up 5.10 when detached")
-		}
 		if !f.listenOverflowReason {
 			t.info.Notes = append(t.info.Notes, "no TCP_LISTEN_OVERFLOW drop reason (6.15+): ack-overflow events only for cookie ACKs")
 		}
