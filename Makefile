@@ -10,7 +10,7 @@ export GOFLAGS := -buildvcs=false
 # netns inspection, qemu & friends for the kernel VM matrix (vm.mk).
 APT_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file bc
 
-.PHONY: all deps build demo test test-host test-short generate check-generate vmlinux fuzz bench vet clean
+.PHONY: all deps build demo test test-host test-short generate check-generate vmlinux fuzz bench vet clean check-vagrant
 
 all: build
 
@@ -50,6 +50,7 @@ vet:
 # then each fuzz target briefly.
 test-host: vet
 	$(GO) test -count=1 ./...
+	cd deploy/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=10s
 
 test-short:
@@ -63,7 +64,12 @@ fuzz:
 		done; \
 	done
 
-test: deps test-host vmtest
+test: deps test-host vmtest check-vagrant
+
+# The Vagrantfile (kernel tests on a laptop) must stay valid.
+check-vagrant:
+	@command -v vagrant >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq vagrant >/dev/null; }
+	vagrant validate
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

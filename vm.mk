@@ -6,6 +6,7 @@
 VM_SCRIPTS := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/vm
 KERNELS ?= 5.10 6.1 6.12 7.2
 TIERS ?= fentry kprobe tracepoint
+VM_PKGS ?= ./tracer/... ./internal/reconcile/...
 
 .PHONY: vmtest vm-kernels vm-procfs vm-deps
 
@@ -16,7 +17,7 @@ vm-kernels: vm-deps
 	$(VM_SCRIPTS)/fetch-kernel.sh $(KERNELS)
 
 vmtest: vm-kernels
-	KERNELS="$(KERNELS)" TIERS="$(TIERS)" $(VM_SCRIPTS)/matrix.sh
+	KERNELS="$(KERNELS)" TIERS="$(TIERS)" VM_PKGS="$(VM_PKGS)" $(VM_SCRIPTS)/matrix.sh
 
 vm-procfs: vm-kernels
 	$(VM_SCRIPTS)/capture-procfs.sh $(KERNELS)

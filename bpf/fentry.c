@@ -20,6 +20,13 @@ int BPF_PROG(fx_conn_request, struct request_sock_ops *rsk_ops, const struct tcp
 	return 0;
 }
 
+SEC("fexit/tcp_syn_flood_action")
+int BPF_PROG(fx_syn_flood, const struct sock *sk, const char *proto, bool ret)
+{
+	syn_flood(ret);
+	return 0;
+}
+
 SEC("fentry/inet_csk_reqsk_queue_hash_add")
 int BPF_PROG(fe_reqsk_hash_add, struct sock *sk)
 {

@@ -24,6 +24,13 @@ int BPF_KRETPROBE(krp_conn_request)
 	return 0;
 }
 
+SEC("kretprobe/tcp_syn_flood_action")
+int BPF_KRETPROBE(krp_syn_flood, unsigned long ret)
+{
+	syn_flood(ret & 0xff);
+	return 0;
+}
+
 SEC("kprobe/inet_csk_reqsk_queue_hash_add")
 int BPF_KPROBE(kp_reqsk_hash_add, struct sock *sk)
 {

@@ -14,12 +14,19 @@
 
 enum { OUT_NONE, OUT_QUEUED, OUT_COOKIE };
 
+enum { FLOOD_NONE, FLOOD_DROP, FLOOD_COOKIE };
+
 struct syn_state {
 	__u64 sk;
 	__u32 acc_len, acc_max, syn_len, sk_drops;
 	__u8 syncookies;
 	__u8 outcome;
+	__u8 flood; /* what tcp_syn_flood_action decided, FLOOD_* */
 };
+
+/* tcp_syn_flood_action is in BTF (not inlined): its verdict classifies drops
+ * exactly. Otherwise they are classified from the queue lengths. */
+const volatile bool have_flood_action = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -69,6 +76,7 @@ static __always_inline void syn_enter(const struct sock *sk)
 	s->sk_drops = BPF_CORE_READ(sk, sk_drops.counter);
 	s->syncookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
 	s->outcome = OUT_NONE;
+	s->flood = FLOOD_NONE;
 }
 
 static __always_inline void syn_mark(const struct sock *sk, __u8 outcome)
@@ -79,6 +87,18 @@ static __always_inline void syn_mark(const struct sock *sk, __u8 outcome)
 	s = bpf_map_lookup_elem(&syn_state, &zero);
 	if (s && s->sk && (!sk || s->sk == (__u64)sk))
 		s->outcome = outcome;
+}
+
+/* tcp_syn_flood_action returned: false = drop (TCPReqQFullDrop), true = send
+ * a cookie. Only called when the SYN queue is full or syncookies=2. */
+static __always_inline void syn_flood(bool cookie)
+{
+	struct syn_state *s;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&syn_state, &zero);
+	if (s && s->sk)
+		s->flood = cookie ? FLOOD_COOKIE : FLOOD_DROP;
 }
 
 static __always_inline struct synq_event *syn_state_event(const struct sock *sk, struct syn_state *s,
@@ -119,9 +139,15 @@ static __always_inline void syn_exit(const struct sock *sk)
 		return;
 	}
 	/* Dropped. The checks of tcp_conn_request, in order: SYN queue full
-	 * (qlen > max since 3479c7549fb1, >= before) without cookies ->
-	 * TCPReqQFullDrop; then accept queue full -> ListenOverflows. */
-	if (s->syncookies == 0 && s->syn_len >= s->acc_max && s->syn_len > 0)
+	 * without cookies -> TCPReqQFullDrop; then accept queue full ->
+	 * ListenOverflows; else ListenDrops alone (e.g. the syncookies=0 rule
+	 * keeping the last quarter of tcp_max_syn_backlog for proven peers). */
+	if (have_flood_action)
+		reason = s->flood == FLOOD_DROP ? SYNQ_REASON_SYN_QUEUE_FULL :
+			 s->acc_len > s->acc_max ? SYNQ_REASON_ACCEPT_QUEUE_FULL : SYNQ_REASON_OTHER;
+	/* Without it: full is qlen > max since 3479c7549fb1 (v6.13 and
+	 * stable), >= before; at qlen == max this guess can be wrong. */
+	else if (s->syncookies == 0 && s->syn_len > s->acc_max)
 		reason = SYNQ_REASON_SYN_QUEUE_FULL;
 	else if (s->acc_len > s->acc_max)
 		reason = SYNQ_REASON_ACCEPT_QUEUE_FULL;

@@ -34,7 +34,8 @@ type fentrySynState struct {
 	SkDrops    uint32
 	Syncookies uint8
 	Outcome    uint8
-	_          [6]byte
+	Flood      uint8
+	_          [5]byte
 }
 
 type fentrySynqCounts struct {
@@ -66,12 +67,14 @@ const (
 	fentryProgFxCompleteHashdance = "fx_complete_hashdance"
 	fentryProgFxConnRequest       = "fx_conn_request"
 	fentryProgFxReqskQueueAdd     = "fx_reqsk_queue_add"
+	fentryProgFxSynFlood          = "fx_syn_flood"
 	fentryProgFxSynRecv4A6        = "fx_syn_recv4_a6"
 	fentryProgFxSynRecv4A7        = "fx_syn_recv4_a7"
 	fentryProgFxSynRecv6A6        = "fx_syn_recv6_a6"
 	fentryProgFxSynRecv6A7        = "fx_syn_recv6_a7"
 	fentryVarFilterNetns          = "filter_netns"
 	fentryVarFilterPort           = "filter_port"
+	fentryVarHaveFloodAction      = "have_flood_action"
 	fentryVarKindsMask            = "kinds_mask"
 	fentryVarUnusedSynqCounter    = "unused_synq_counter"
 	fentryVarUnusedSynqCounts     = "unused_synq_counts"
@@ -136,6 +139,7 @@ type fentryProgramSpecs struct {
 	FxCompleteHashdance *ebpf.ProgramSpec `ebpf:"fx_complete_hashdance"`
 	FxConnRequest       *ebpf.ProgramSpec `ebpf:"fx_conn_request"`
 	FxReqskQueueAdd     *ebpf.ProgramSpec `ebpf:"fx_reqsk_queue_add"`
+	FxSynFlood          *ebpf.ProgramSpec `ebpf:"fx_syn_flood"`
 	FxSynRecv4A6        *ebpf.ProgramSpec `ebpf:"fx_syn_recv4_a6"`
 	FxSynRecv4A7        *ebpf.ProgramSpec `ebpf:"fx_syn_recv4_a7"`
 	FxSynRecv6A6        *ebpf.ProgramSpec `ebpf:"fx_syn_recv6_a6"`
@@ -162,6 +166,7 @@ type fentryMapSpecs struct {
 type fentryVariableSpecs struct {
 	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
+	HaveFloodAction    *ebpf.VariableSpec `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
@@ -221,6 +226,7 @@ func (m *fentryMaps) Close() error {
 type fentryVariables struct {
 	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
+	HaveFloodAction    *ebpf.Variable `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
@@ -247,6 +253,7 @@ type fentryPrograms struct {
 	FxCompleteHashdance *ebpf.Program `ebpf:"fx_complete_hashdance"`
 	FxConnRequest       *ebpf.Program `ebpf:"fx_conn_request"`
 	FxReqskQueueAdd     *ebpf.Program `ebpf:"fx_reqsk_queue_add"`
+	FxSynFlood          *ebpf.Program `ebpf:"fx_syn_flood"`
 	FxSynRecv4A6        *ebpf.Program `ebpf:"fx_syn_recv4_a6"`
 	FxSynRecv4A7        *ebpf.Program `ebpf:"fx_syn_recv4_a7"`
 	FxSynRecv6A6        *ebpf.Program `ebpf:"fx_syn_recv6_a6"`
@@ -267,6 +274,7 @@ func (p *fentryPrograms) Close() error {
 		p.FxCompleteHashdance,
 		p.FxConnRequest,
 		p.FxReqskQueueAdd,
+		p.FxSynFlood,
 		p.FxSynRecv4A6,
 		p.FxSynRecv4A7,
 		p.FxSynRecv6A6,

@@ -39,7 +39,8 @@ type kprobeSynState struct {
 	SkDrops    uint32
 	Syncookies uint8
 	Outcome    uint8
-	_          [6]byte
+	Flood      uint8
+	_          [5]byte
 }
 
 type kprobeSynqCounts struct {
@@ -73,10 +74,12 @@ const (
 	kprobeProgKrpCompleteHashdance = "krp_complete_hashdance"
 	kprobeProgKrpConnRequest       = "krp_conn_request"
 	kprobeProgKrpReqskQueueAdd     = "krp_reqsk_queue_add"
+	kprobeProgKrpSynFlood          = "krp_syn_flood"
 	kprobeProgKrpSynRecv4          = "krp_syn_recv4"
 	kprobeProgKrpSynRecv6          = "krp_syn_recv6"
 	kprobeVarFilterNetns           = "filter_netns"
 	kprobeVarFilterPort            = "filter_port"
+	kprobeVarHaveFloodAction       = "have_flood_action"
 	kprobeVarKindsMask             = "kinds_mask"
 	kprobeVarUnusedSynqCounter     = "unused_synq_counter"
 	kprobeVarUnusedSynqCounts      = "unused_synq_counts"
@@ -142,6 +145,7 @@ type kprobeProgramSpecs struct {
 	KrpCompleteHashdance *ebpf.ProgramSpec `ebpf:"krp_complete_hashdance"`
 	KrpConnRequest       *ebpf.ProgramSpec `ebpf:"krp_conn_request"`
 	KrpReqskQueueAdd     *ebpf.ProgramSpec `ebpf:"krp_reqsk_queue_add"`
+	KrpSynFlood          *ebpf.ProgramSpec `ebpf:"krp_syn_flood"`
 	KrpSynRecv4          *ebpf.ProgramSpec `ebpf:"krp_syn_recv4"`
 	KrpSynRecv6          *ebpf.ProgramSpec `ebpf:"krp_syn_recv6"`
 }
@@ -167,6 +171,7 @@ type kprobeMapSpecs struct {
 type kprobeVariableSpecs struct {
 	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
+	HaveFloodAction    *ebpf.VariableSpec `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
@@ -228,6 +233,7 @@ func (m *kprobeMaps) Close() error {
 type kprobeVariables struct {
 	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
+	HaveFloodAction    *ebpf.Variable `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
@@ -255,6 +261,7 @@ type kprobePrograms struct {
 	KrpCompleteHashdance *ebpf.Program `ebpf:"krp_complete_hashdance"`
 	KrpConnRequest       *ebpf.Program `ebpf:"krp_conn_request"`
 	KrpReqskQueueAdd     *ebpf.Program `ebpf:"krp_reqsk_queue_add"`
+	KrpSynFlood          *ebpf.Program `ebpf:"krp_syn_flood"`
 	KrpSynRecv4          *ebpf.Program `ebpf:"krp_syn_recv4"`
 	KrpSynRecv6          *ebpf.Program `ebpf:"krp_syn_recv6"`
 }
@@ -274,6 +281,7 @@ func (p *kprobePrograms) Close() error {
 		p.KrpCompleteHashdance,
 		p.KrpConnRequest,
 		p.KrpReqskQueueAdd,
+		p.KrpSynFlood,
 		p.KrpSynRecv4,
 		p.KrpSynRecv6,
 	)

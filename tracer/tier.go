@@ -66,6 +66,9 @@ type kernelFeatures struct {
 	// SKB_DROP_REASON_TCP_LISTEN_OVERFLOW (6.15+): kfree_skb names ACK-side
 	// overflows.
 	listenOverflowReason bool
+	// tcp_syn_flood_action is a function of its own (not inlined): its
+	// verdict tells syn-queue-full drops from accept-queue-full ones.
+	synFloodAction bool
 }
 
 func funcParams(spec *btf.Spec, name string) (int, bool) {
@@ -110,6 +113,7 @@ func probeKernel(spec *btf.Spec) kernelFeatures {
 	f.synRecv4Args, _ = funcParams(spec, "tcp_v4_syn_recv_sock")
 	f.synRecv6Args, f.haveSynRecv6 = funcParams(spec, "tcp_v6_syn_recv_sock")
 	_, f.haveCookieV6 = funcParams(spec, "cookie_v6_init_sequence")
+	_, f.synFloodAction = funcParams(spec, "tcp_syn_flood_action")
 	var reasons *btf.Enum
 	if err := spec.TypeByName("skb_drop_reason", &reasons); err == nil {
 		for _, v := range reasons.Values {
@@ -143,6 +147,9 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 		add("fentry", "fe_conn_request", true)
 		add("fentry", "fx_conn_request", true)
 		add("fentry", "fe_reqsk_hash_add", true)
+		if f.synFloodAction {
+			add("fentry", "fx_syn_flood", true)
+		}
 		add("fentry", "fe_cookie_v4", false)
 		if f.haveCookieV6 {
 			add("fentry", "fe_cookie_v6", false)
@@ -176,6 +183,9 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 	case TierKprobe:
 		for _, p := range []string{"kp_conn_request", "krp_conn_request", "kp_reqsk_hash_add"} {
 			add("kprobe", p, true)
+		}
+		if f.synFloodAction {
+			add("kprobe", "krp_syn_flood", true)
 		}
 		add("kprobe", "kp_cookie_v4", false)
 		if f.haveCookieV6 {

@@ -189,11 +189,11 @@ func Open(cfg Config) (t *Tracer, err error) {
 	if note := ensureTracefs(); note != "" {
 		t.info.Notes = append(t.info.Notes, note)
 	}
-	if err := t.configure(); err != nil {
-		return nil, err
-	}
 	f := probeKernel(kspec)
 	t.info.features = f
+	if err := t.configure(f); err != nil {
+		return nil, err
+	}
 
 	tiers := Tiers
 	if cfg.Tier != TierAuto {
@@ -239,7 +239,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 }
 
 // configure sets the load-time constants and creates the maps all objects share.
-func (t *Tracer) configure() error {
+func (t *Tracer) configure(f kernelFeatures) error {
 	var mask uint32
 	if t.cfg.Kinds == nil {
 		mask = ^uint32(0)
@@ -262,7 +262,7 @@ func (t *Tracer) configure() error {
 			"kinds_mask": mask, "wakeup_bytes": t.cfg.WakeupBytes,
 			"rcv4_lo": ranges["tcp_v4_rcv"].lo, "rcv4_hi": ranges["tcp_v4_rcv"].hi,
 			"rcv6_lo": ranges["tcp_v6_rcv"].lo, "rcv6_hi": ranges["tcp_v6_rcv"].hi,
-			"have_data_ready": probeKernel(t.kspec).dataReady,
+			"have_data_ready": f.dataReady, "have_flood_action": f.synFloodAction,
 		} {
 			if err := set(v, val); err != nil {
 				return err

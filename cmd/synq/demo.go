@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"sort"
+	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/synq-trace/synq/internal/demo"
-	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
 )
@@ -58,82 +58,39 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 	defer tr.Close()
-	snap, err := tracer.NewSnapshotter(c.String("btf"))
-	if err != nil {
-		return kernelErr(err)
-	}
-	defer snap.Close()
-	before, c0, err := demoState(ns, snap)
-	if err != nil {
+	rec := startReconcile(c, tr, &reconcile.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
+	defer rec.Close()
+	if _, err := streamEvents(c, tr, format, rec); err != nil {
 		return err
 	}
-	if _, err := streamEvents(c, tr, format); err != nil {
-		return err
-	}
-	after, c1, err := demoState(ns, snap)
-	if err != nil {
-		return err
-	}
-	counts, err := tr.Counts()
-	if err != nil {
-		return err
-	}
-	return printDemoSummary(c, tr.Info(), before, after, counts, c1.Sub(c0))
-}
-
-func demoState(ns *netlab.Netns, snap *tracer.Snapshotter) (map[tracer.ListenerID]tracer.Listener, netlab.Counters, error) {
-	var ls []tracer.Listener
-	var ctr netlab.Counters
-	err := ns.Do(func() (err error) {
-		ls, err = snap.Listeners()
-		return err
-	})
-	if err == nil {
-		ctr, err = ns.Counters()
-	}
-	m := map[tracer.ListenerID]tracer.Listener{}
-	for _, l := range ls {
-		m[l.ID] = l
-	}
-	return m, ctr, err
-}
-
-// printDemoSummary shows, per listener, what synq counted in the kernel and
-// the drops it attributes, next to the namespace's own ListenDrops.
-func printDemoSummary(c *cli.Context, info tracer.Info, before, after map[tracer.ListenerID]tracer.Listener,
-	counts map[tracer.ListenerID]tracer.Counts, delta netlab.Counters) error {
-	ids := make([]tracer.ListenerID, 0, len(after))
-	for id := range after {
-		if _, ok := before[id]; ok {
-			ids = append(ids, id)
+	// The per-listener table first, then the reconciliation.
+	return rec.final(c, format, func(rep *reconcile.Report) {
+		if n, ok := rep.Namespace(ns.Inode()); ok {
+			printDemoListeners(c.App.ErrWriter, n.Listeners)
 		}
-	}
-	sort.Slice(ids, func(i, j int) bool { return after[ids[i]].Port < after[ids[j]].Port })
-	w := c.App.ErrWriter
+	})
+}
+
+// printDemoListeners shows, per listener, what synq counted in the kernel
+// and the drops it attributes.
+func printDemoListeners(w io.Writer, ls []reconcile.ListenerReport) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LISTENER\tENQUEUED\tACCEPTED\tACK-OVERFLOW\tSYNACK-RETRANS\tLISTEN-DROPS\tACCEPT-Q NOW")
-	var total uint64
-	exact := true
-	for _, id := range ids {
-		l, cnt := after[id], counts[id]
-		drops, ok := tracer.ListenDrops(info, before[id], l, cnt)
-		exact = exact && ok
-		total += drops
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d/%d\n", l.Endpoint, cnt.Enqueue, cnt.Accept, cnt.AckOverflow,
-			cnt.SynackRetrans, drops, l.AcceptQueueLen, l.AcceptQueueMax)
+	for _, l := range ls {
+		name, queue := l.Endpoint.String(), "-"
+		if l.ID == 0 {
+			name = "(listener unknown)"
+		}
+		if l.QueueKnown && !l.Closed {
+			queue = fmt.Sprintf("%d/%d", l.AcceptQueueLen, l.AcceptQueueMax)
+		}
+		drops := fmt.Sprint(l.ListenDrops)
+		if !l.ListenDropsExact {
+			drops = "~" + drops
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", name, l.Counts.Enqueue, l.Counts.Accept, l.Counts.AckOverflow,
+			l.Counts.SynackRetrans, drops, queue)
 	}
 	tw.Flush()
-	kernel := delta["TcpExt.ListenDrops"]
-	cov := "n/a"
-	if kernel > 0 {
-		cov = fmt.Sprintf("%.0f%%", 100*float64(total)/float64(kernel))
-	}
-	how := "exact"
-	if !exact {
-		how = "approximate: sk_drops"
-	}
-	fmt.Fprintf(w, "\nnetns ListenDrops: kernel %d, attributed by synq %d (%s, %s); ListenOverflows %d, TCPSynRetrans %d\n",
-		kernel, total, cov, how, delta["TcpExt.ListenOverflows"], delta["TcpExt.TCPSynRetrans"])
-	return nil
 }

@@ -28,9 +28,9 @@ func run(args []string) int {
 // runWith runs synq with its output on stdout and diagnostics on stderr, and
 // returns the exit code: 0, 1 for a failure, 2 for bad input.
 func runWith(args []string, stdout, stderr io.Writer) int {
-	// Ctrl-C and SIGTERM cancel the context: commands return, and their
+	// Ctrl-C, SIGTERM and SIGHUP (terminal closed) cancel the context: commands return, and their
 	// deferred Close detaches every program and link.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
 	app := newApp()
@@ -53,6 +53,9 @@ func newApp() *cli.App {
 			demoCommand(),
 			statsCommand(),
 			statesCommand(),
+			topCommand(),
+			latencyCommand(),
+			serveCommand(),
 		},
 		// urfave/cli prints usage errors itself and exits 1 by default; we
 		// want one line and exit code 2 for every bad input.

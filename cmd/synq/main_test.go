@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"trace", "--output", "yaml"}, "unknown output \"yaml\""},
 		{[]string{"trace", "--duration", "soon"}, "invalid value \"soon\""},
 		{[]string{"trace", "--duration", "-1s"}, "invalid --duration"},
+		{[]string{"trace", "--reconcile", "10ms"}, "invalid --reconcile 10ms"},
+		{[]string{"trace", "--reconcile", "often"}, "invalid value \"often\""},
 		{[]string{"trace", "--netns", "no-such-netns"}, "netns \"no-such-netns\" does not exist"},
 		{[]string{"trace", "--netns", "4294967295"}, "does not exist"},
 		{[]string{"trace", "--bogus"}, "flag provided but not defined: -bogus"},
@@ -99,10 +102,19 @@ func TestTraceJSONPrivileged(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	kinds := map[string]int{}
+	reconciled := false
 	for _, line := range lines {
 		var ev map[string]any
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		if _, ok := ev["reconcile"]; ok {
+			// The reconciliation on exit: the last line.
+			reconciled = true
+			if !strings.Contains(line, `"counter":"ListenDrops"`) || !strings.Contains(line, fmt.Sprintf(`"netns":%d`, ns.Inode())) {
+				t.Errorf("reconcile line %q lacks the test netns' ListenDrops row", line)
+			}
+			continue
 		}
 		for _, f := range []string{"time_ns", "kind", "netns", "addr", "port"} {
 			if _, ok := ev[f]; !ok {
@@ -124,6 +136,9 @@ func TestTraceJSONPrivileged(t *testing.T) {
 				t.Errorf("accept_queue_max %v, the listener's backlog is 1", ev["accept_queue_max"])
 			}
 		}
+	}
+	if !reconciled || !strings.HasPrefix(lines[len(lines)-1], `{"reconcile":`) {
+		t.Errorf("no {\"reconcile\": ...} object as the last line of stdout")
 	}
 	if kinds["enqueue"] == 0 || kinds["ack-overflow"] == 0 {
 		t.Errorf("events by kind %v: want enqueue and ack-overflow", kinds)

@@ -7,8 +7,11 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/synq-trace/synq/internal/netns"
+	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
@@ -23,6 +26,7 @@ func traceCommand() *cli.Command {
 			&cli.StringFlag{Name: "events", Usage: "comma list of event kinds (syn, syn-drop, cookie, synack-retrans, enqueue, ack-overflow, accept)"},
 			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
+			&cli.DurationFlag{Name: "reconcile", Usage: "also reconcile with the kernel's counters every `D` (e.g. 5s); always done on exit"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook and why better tiers were skipped"},
 		},
 		Action: runTrace,
@@ -52,6 +56,9 @@ func runTrace(c *cli.Context) error {
 	if c.Duration("duration") < 0 {
 		return usagef("invalid --duration %v: must be positive", c.Duration("duration"))
 	}
+	if every := c.Duration("reconcile"); every < 0 || c.IsSet("reconcile") && every < 100*time.Millisecond {
+		return usagef("invalid --reconcile %v: want an interval of at least 100ms", every)
+	}
 	ns, nsSet, err := netnsFilter(c)
 	if err != nil {
 		return err
@@ -65,8 +72,17 @@ func runTrace(c *cli.Context) error {
 		return err
 	}
 	defer tr.Close()
-	_, err = streamEvents(c, tr, format)
-	return err
+	var traced *reconcile.Namespace
+	if nsSet {
+		n := reconcile.FromNS(ns)
+		traced = &n
+	}
+	rec := startReconcile(c, tr, traced, port, c.Duration("reconcile"))
+	defer rec.Close()
+	if _, err := streamEvents(c, tr, format, rec); err != nil {
+		return err
+	}
+	return rec.final(c, format, nil)
 }
 
 // openTracer opens the tracer with the CLI's wakeup policy and says which
@@ -84,7 +100,9 @@ func openTracer(c *cli.Context, cfg tracer.Config) (*tracer.Tracer, error) {
 }
 
 // streamEvents prints events until Ctrl-C or --duration, then the summary.
-func streamEvents(c *cli.Context, tr *tracer.Tracer, format render.Format) (map[tracer.Kind]uint64, error) {
+// With rec it also keeps rec's listener bookkeeping and prints its periodic
+// reports.
+func streamEvents(c *cli.Context, tr *tracer.Tracer, format render.Format, rec *reconciling) (map[tracer.Kind]uint64, error) {
 	ctx := c.Context
 	if d := c.Duration("duration"); d > 0 {
 		var cancel context.CancelFunc
@@ -100,9 +118,29 @@ func streamEvents(c *cli.Context, tr *tracer.Tracer, format render.Format) (map[
 	// Flush at least every poll so a terminal sees events promptly.
 	flush := time.NewTicker(200 * time.Millisecond)
 	defer flush.Stop()
+	var mu sync.Mutex // out: events here, JSON reports from rec's goroutine
 	var werr error
+	// Periodic reports: JSON between the event lines, text on stderr once
+	// the events so far are out.
+	stop := rec.run(ctx, c, format, func(write func(w io.Writer) error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if werr == nil {
+			werr = out.Flush()
+		}
+		switch {
+		case format != render.JSON:
+			_ = write(c.App.ErrWriter)
+		case werr == nil:
+			if werr = write(out); werr == nil {
+				werr = out.Flush()
+			}
+		}
+	})
 	err := tr.Read(ctx, func(ev *tracer.Event) {
 		byKind[ev.Kind]++
+		rec.observe(ev)
+		mu.Lock()
 		if werr == nil {
 			werr = ew.Write(ev)
 		}
@@ -111,7 +149,9 @@ func streamEvents(c *cli.Context, tr *tracer.Tracer, format render.Format) (map[
 			out.Flush()
 		default:
 		}
+		mu.Unlock()
 	})
+	stop()
 	if ferr := out.Flush(); werr == nil {
 		werr = ferr
 	}
@@ -179,4 +219,121 @@ func reportTier(w io.Writer, info tracer.Info, verbose bool) {
 			fmt.Fprintf(w, "synq: note: %s\n", n)
 		}
 	}
+}
+
+// reconciling runs a reconcile.Reconciler beside the event stream. A nil
+// *reconciling (reconciliation unavailable) does nothing.
+type reconciling struct {
+	rec   *reconcile.Reconciler
+	snap  *tracer.Snapshotter
+	every time.Duration // periodic reports; 0: on exit only
+}
+
+// trackEvery is how often listeners are listed between reports, so that
+// listeners closing before the report are still accounted for.
+const trackEvery = time.Second
+
+// startReconcile takes the baselines of the namespaces the tracer traces:
+// traced, or every namespace (the host's is always reported); with every > 0
+// it also reports periodically. When it cannot, it says so and returns nil:
+// tracing goes on without it.
+func startReconcile(c *cli.Context, tr *tracer.Tracer, traced *reconcile.Namespace, port uint16, every time.Duration) *reconciling {
+	fail := func(err error) *reconciling {
+		fmt.Fprintf(c.App.ErrWriter, "synq: no reconciliation with the kernel's counters: %v\n", err)
+		return nil
+	}
+	snap, err := tracer.NewSnapshotter(c.String("btf"))
+	if err != nil {
+		return fail(err)
+	}
+	cfg := reconcile.Config{Traced: traced, Port: port}
+	if traced == nil {
+		cfg.Discover = reconcile.AllNamespaces
+		if host, err := netns.Current(); err == nil {
+			cfg.Host = host.Inode
+		}
+	}
+	rec, err := reconcile.New(tr, snap, cfg)
+	if err != nil {
+		snap.Close()
+		return fail(err)
+	}
+	return &reconciling{rec: rec, snap: snap, every: every}
+}
+
+func (r *reconciling) Close() {
+	if r != nil {
+		r.snap.Close()
+	}
+}
+
+func (r *reconciling) observe(ev *tracer.Event) {
+	if r != nil {
+		r.rec.Observe(ev)
+	}
+}
+
+// run tracks listeners and emits periodic reports through emit until the
+// returned stop is called (which waits for them to end).
+func (r *reconciling) run(ctx context.Context, c *cli.Context, format render.Format, emit func(func(io.Writer) error)) (stop func()) {
+	if r == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { r.rec.Track(ctx, trackEvery) })
+	if r.every > 0 {
+		wg.Go(func() {
+			t := time.NewTicker(r.every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				rep, err := r.rec.Report(false)
+				if err != nil {
+					fmt.Fprintf(c.App.ErrWriter, "synq: reconcile: %v\n", err)
+					continue
+				}
+				emit(func(w io.Writer) error { return writeReport(w, format, rep) })
+			}
+		})
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// final prints the report on exit: text on stderr after the summary line
+// (and after what first prints, if not nil), JSON as a last
+// {"reconcile": ...} line on stdout.
+func (r *reconciling) final(c *cli.Context, format render.Format, first func(*reconcile.Report)) error {
+	if r == nil {
+		return nil
+	}
+	rep, err := r.rec.Report(true)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "synq: reconcile: %v\n", err)
+		return nil
+	}
+	if first != nil {
+		first(rep)
+	}
+	w := c.App.ErrWriter
+	if format == render.JSON {
+		w = c.App.Writer
+	} else {
+		fmt.Fprintln(w)
+	}
+	return writeReport(w, format, rep)
+}
+
+func writeReport(w io.Writer, format render.Format, rep *reconcile.Report) error {
+	if format == render.JSON {
+		return reconcile.WriteJSON(w, rep)
+	}
+	return reconcile.WriteText(w, rep)
 }

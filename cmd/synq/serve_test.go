@@ -1,0 +1,416 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/urfave/cli/v2"
+)
+
+// serveApp is synq's app with the serve command, whether or not main.go
+// registers it.
+func serveApp(stdout, stderr io.Writer) *cli.App {
+	app := newApp()
+	registered := false
+	for _, c := range app.Commands {
+		registered = registered || c.Name == "serve"
+	}
+	if !registered {
+		cmd := serveCommand()
+		cmd.OnUsageError = app.OnUsageError
+		app.Commands = append(app.Commands, cmd)
+	}
+	app.Writer, app.ErrWriter = stdout, stderr
+	return app
+}
+
+// serveCLI runs `synq serve args...` until ctx is done, as runWith does.
+func serveCLI(ctx context.Context, stderr io.Writer, args ...string) int {
+	app := serveApp(io.Discard, stderr)
+	if err := app.RunContext(ctx, append([]string{"synq", "serve"}, args...)); err != nil {
+		fmt.Fprintf(stderr, "synq: %v\n", err)
+		return exitCode(err)
+	}
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer safe to write from the server's goroutines
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func oneLine(t *testing.T, stderr, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "synq: ") || !strings.Contains(lines[0], want) {
+		t.Errorf("stderr %q, want one line \"synq: ...%s...\"", stderr, want)
+	}
+}
+
+// Bad input: one line, exit 2, before anything is bound or loaded.
+func TestServeBadInput(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", "9464"}, "invalid --listen \"9464\""},
+		{[]string{"--listen", "127.0.0.1:99999"}, "port must be 0-65535"},
+		{[]string{"--listen", "127.0.0.1:http"}, "port must be 0-65535"},
+		{[]string{"--max-listeners", "0"}, "invalid --max-listeners 0"},
+		{[]string{"--expire", "0s"}, "invalid --expire 0s"},
+		{[]string{"--expire", "soon"}, "invalid value \"soon\""},
+		{[]string{"--tier", "uprobe"}, "unknown tier \"uprobe\""},
+		{[]string{"--netns", "no-such-netns"}, "netns \"no-such-netns\" does not exist"},
+		{[]string{"extra"}, "takes no arguments"},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var stderr syncBuffer
+			if code := serveCLI(context.Background(), &stderr, c.args...); code != 2 {
+				t.Errorf("exit code %d, want 2 (stderr %q)", code, stderr.String())
+			}
+			oneLine(t, stderr.String(), c.want)
+		})
+	}
+}
+
+// An address in use: one line, exit 1, nothing loaded.
+func TestServeAddressInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var stderr syncBuffer
+	if code := serveCLI(context.Background(), &stderr, "--listen", ln.Addr().String()); code != 1 {
+		t.Errorf("exit code %d, want 1 (stderr %q)", code, stderr.String())
+	}
+	oneLine(t, stderr.String(), "cannot listen on "+ln.Addr().String()+": address already in use")
+}
+
+// A non-loopback --listen is said once, before anything else can fail (here
+// the kernel BTF, as root, or the privileges, as anyone else).
+func TestServeNonLoopbackWarns(t *testing.T) {
+	var stderr syncBuffer
+	code := serveCLI(context.Background(), &stderr, "--listen", "0.0.0.0:0", "--btf", filepath.Join(t.TempDir(), "missing"))
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if code != 1 || len(lines) != 2 || !strings.Contains(lines[0], "warning: --listen 0.0.0.0:0 is not a loopback address") {
+		t.Errorf("exit %d, stderr %q: want exit 1, the warning, then the failure", code, stderr.String())
+	}
+}
+
+func TestCheckListen(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:9464": true, "127.0.0.2:1": true, "[::1]:9464": true, "localhost:9464": true,
+		":9464": false, "0.0.0.0:9464": false, "[::]:9464": false, "10.0.0.1:9464": false, "node1:9464": false,
+	} {
+		got, err := checkListen(addr)
+		if err != nil || got != want {
+			t.Errorf("checkListen(%q) = %v, %v; want loopback %v", addr, got, err, want)
+		}
+	}
+}
+
+// prometheusBinary finds Debian's prometheus, installing the package where
+// that cannot start a system service (no systemd running: a container).
+func prometheusBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("prometheus"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("prometheus not installed; installing the Debian package here would start its system service: apt-get install prometheus first")
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		t.Skip("prometheus not installed and no apt-get")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", "prometheus")
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("prometheus not installed and apt-get install prometheus failed: %v\n%s", err, out)
+	}
+	p, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Skip("apt-get install prometheus left no prometheus binary")
+	}
+	return p
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startPrometheus runs a private Prometheus on loopback that scrapes target
+// every second, with its storage in a temporary directory.
+func startPrometheus(t *testing.T, bin, target string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: synq
+    static_configs:
+      - targets: [%q]
+`, target)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	var logs syncBuffer
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", logs.String())
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus not ready after 15s: %v\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// promQuery runs an instant query and returns the value of its only sample;
+// ok is false when the result is empty.
+func promQuery(t *testing.T, base, q string) (v float64, ok bool) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "success" {
+		t.Fatalf("query %s: %s", q, r.Error)
+	}
+	if len(r.Data.Result) == 0 {
+		return 0, false
+	}
+	if len(r.Data.Result) > 1 {
+		t.Fatalf("query %s: %d samples, want one", q, len(r.Data.Result))
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	v, err = strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("query %s: value %q", q, s)
+	}
+	return v, true
+}
+
+// waitQuery polls q until it has a sample for which ok returns true.
+func waitQuery(t *testing.T, base, q string, timeout time.Duration, ok func(float64) bool) float64 {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		v, found := promQuery(t, base, q)
+		if found && ok(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s = %v (found %v)", timeout, q, v, found)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// The whole path, with a real Prometheus: drops in a private namespace, as
+// the kernel counts them there, arrive in Prometheus exactly.
+func TestServePrometheusPrivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF programs and creates network namespaces")
+	}
+	promBin := prometheusBinary(t)
+	const nsName = "synq-serve-test"
+	_ = netlab.DeleteNamed(nsName) // from a killed run
+	ns, err := netlab.New(nsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	l, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	args := []string{"--listen", "127.0.0.1:0", "--netns", nsName}
+	if tier := os.Getenv("SYNQ_TEST_TIER"); tier != "" {
+		args = append(args, "--tier", tier)
+	}
+	go func() { done <- serveCLI(ctx, &stderr, args...) }()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("synq serve exited %d: %s", code, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("synq serve did not stop within 10s of cancel")
+		}
+	}()
+	serving := regexp.MustCompile(`serving metrics on http://([^/]+)/metrics`)
+	var target string
+	for deadline := time.Now().Add(15 * time.Second); target == ""; time.Sleep(50 * time.Millisecond) {
+		if m := serving.FindStringSubmatch(stderr.String()); m != nil {
+			target = m[1]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("synq serve exited %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("synq serve did not start in 15s: %s", stderr.String())
+		}
+	}
+	t.Logf("%s", strings.TrimSpace(stderr.String()))
+	base := startPrometheus(t, promBin, target)
+
+	sel := fmt.Sprintf(`netns="%d",addr="127.0.0.1",port="%d"`, ns.Inode(), l.Port())
+	// Prometheus has the listener's series (at 0) before any drop.
+	waitQuery(t, base, fmt.Sprintf(`sum(synq_listen_drops_total{%s})`, sel), 10*time.Second, func(v float64) bool { return v == 0 })
+	if v := waitQuery(t, base, fmt.Sprintf(`synq_accept_queue_max{%s}`, sel), 5*time.Second, func(float64) bool { return true }); v != 1 {
+		t.Errorf("synq_accept_queue_max = %v, the listener's backlog is 1", v)
+	}
+
+	// A backlog-1 listener that never accepts, dialed by clients that delay
+	// their final ACK: SYN-side and ACK-side drops (tracer/kernel_test.go).
+	c0, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ns.DialMany(context.Background(), l.Addr().String(), 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // delayed ACKs, SYN-ACK retransmits
+	res.Close()                         // RST every client: the counters settle
+	time.Sleep(200 * time.Millisecond)
+	c1, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c1.Sub(c0)["TcpExt.ListenDrops"]
+	if want == 0 {
+		t.Fatal("the kernel counted no ListenDrops: the test did not overflow the listener")
+	}
+	t.Logf("netns ListenDrops delta %d (ListenOverflows %d, TCPReqQFullDrop %d)", want,
+		c1.Sub(c0)["TcpExt.ListenOverflows"], c1.Sub(c0)["TcpExt.TCPReqQFullDrop"])
+
+	q := fmt.Sprintf(`sum(synq_listen_drops_total{%s})`, sel)
+	got := waitQuery(t, base, q, 10*time.Second, func(v float64) bool { return v >= float64(want) })
+	// One more scrape: the value must have settled at the kernel's.
+	time.Sleep(1500 * time.Millisecond)
+	got, _ = promQuery(t, base, q)
+	if got != float64(want) {
+		t.Errorf("Prometheus has %s = %v, the netns counted ListenDrops %d", q, got, want)
+	}
+	if inc, ok := promQuery(t, base, fmt.Sprintf(`sum(increase(synq_listen_drops_total{%s}[1m]))`, sel)); ok {
+		t.Logf("increase(synq_listen_drops_total[1m]) = %.1f (extrapolated by Prometheus)", inc)
+	}
+	if v, ok := promQuery(t, base, `synq_reconcile_coverage_ratio{counter="ListenDrops"}`); !ok || v != 1 {
+		t.Errorf("ListenDrops coverage %v (found %v), want 1: every drop of the netns is its listener's", v, ok)
+	}
+	if v, ok := promQuery(t, base, `synq_kernel_netstat{name="TcpExt_ListenDrops"}`); !ok || v < float64(want) {
+		t.Errorf("synq_kernel_netstat{name=\"TcpExt_ListenDrops\"} = %v (found %v), want at least %d", v, ok, want)
+	}
+	if v, ok := promQuery(t, base, `synq_events_lost_total`); !ok || v != 0 {
+		t.Errorf("synq_events_lost_total = %v (found %v), want 0", v, ok)
+	}
+	if v, ok := promQuery(t, base, `up{job="synq"}`); !ok || v != 1 {
+		t.Errorf("up = %v", v)
+	}
+
+	// The real scrape passes Prometheus' linter, and /healthz is happy.
+	resp, err := http.Get("http://" + target + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = bytes.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	}
+	resp, err = http.Get("http://" + target + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/healthz: %d", resp.StatusCode)
+	}
+}

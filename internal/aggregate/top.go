@@ -1,0 +1,330 @@
+// Package aggregate turns the tracer's event stream, its exact per-listener
+// counters and iter/tcp snapshots into per-listener views: rates, drops by
+// reason, queue depths now and at their peak, and accept latency
+// distributions (synq top, synq latency).
+package aggregate
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/synq-trace/synq/internal/hist"
+	"github.com/synq-trace/synq/tracer"
+)
+
+// Top keeps, per listener, what happened since the last refresh. Observe may
+// be called from the event reader's goroutine while Refresh runs elsewhere.
+type Top struct {
+	info tracer.Info
+
+	mu     sync.Mutex
+	last   time.Time
+	states map[tracer.ListenerID]*listenerState
+	events uint64 // events observed since the last refresh
+	unattr tracer.Counts
+}
+
+type listenerState struct {
+	l      tracer.Listener // at the last refresh
+	known  bool            // l is valid: the listener was in a snapshot
+	fresh  bool            // created by an event, not yet in any snapshot
+	counts tracer.Counts   // kernel counters at the last refresh
+
+	accPeak, synPeak uint32 // over this interval's events
+	lat              *hist.Hist
+}
+
+// NewTop starts the first interval at start. initial is a snapshot taken
+// before the tracer was attached: it is the baseline of each listener's
+// sk_drops, from which the tracepoint tier derives SYN-side drops. The
+// tracer's counters start from zero when it is opened.
+func NewTop(info tracer.Info, start time.Time, initial []tracer.Listener) *Top {
+	t := &Top{info: info, last: start, states: map[tracer.ListenerID]*listenerState{}}
+	for _, l := range initial {
+		t.states[l.ID] = &listenerState{l: l, known: true, lat: hist.New()}
+	}
+	return t
+}
+
+// Observe accounts one event: queue depths for the peaks, accept latency.
+func (t *Top) Observe(ev *tracer.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.events++
+	if ev.Listener == 0 {
+		return
+	}
+	s := t.states[ev.Listener]
+	if s == nil {
+		s = &listenerState{fresh: true, lat: hist.New()}
+		t.states[ev.Listener] = s
+	}
+	if ev.QueueKnown {
+		s.accPeak = max(s.accPeak, ev.AcceptQueueLen)
+		s.synPeak = max(s.synPeak, ev.SynQueueLen)
+	}
+	if ev.Kind == tracer.KindAccept && ev.LatencyKnown && ev.Latency >= 0 {
+		s.lat.Record(uint64(ev.Latency))
+	}
+}
+
+// Sample is what the caller read from the kernel at the end of an interval.
+type Sample struct {
+	Time       time.Time
+	Listeners  []tracer.Listener                   // iter/tcp snapshot, already filtered
+	Counts     map[tracer.ListenerID]tracer.Counts // tracer.Counts
+	Stats      tracer.Stats
+	Owners     map[uint64][]Owner // by socket inode
+	NetnsNames map[uint32]string
+}
+
+// Frame is one refresh: every listener of the snapshot with what it did
+// during the interval.
+type Frame struct {
+	Time     time.Time
+	Interval time.Duration
+	Tier     tracer.Tier
+	Kernel   string
+	Events   uint64 // events read from the ring buffer in the interval
+	Lost     uint64 // records lost since the start (ring full, recursion, undecodable)
+	// UnattributedEnqueues: enqueues whose listener the hooks could not see
+	// (kernels without the sk_data_ready tracepoint), in the interval.
+	UnattributedEnqueues uint64
+	Rows                 []Row
+}
+
+// Row is one listener over one interval. Counts are exact kernel counter
+// deltas; pointers are nil where the tier cannot know the value.
+type Row struct {
+	ID tracer.ListenerID
+	tracer.Endpoint
+	NetnsName string
+	Inode     uint64
+	Owners    []Owner
+
+	Syn      *uint64 // nil on the tracepoint tier
+	Cookies  *uint64 // nil on the tracepoint tier
+	Enqueued uint64
+	Accepts  uint64
+
+	// Drops is the listener's share of the kernel's ListenDrops; DropsExact
+	// is false where the tier approximates it (see tracer.ListenDrops).
+	Drops      uint64
+	DropsExact bool
+	// By reason; they add up to Drops. The fentry and kprobe tiers see the
+	// SYN-side reasons; the tracepoint tier only their sum, SynDerived.
+	SynQueueFull    *uint64 // SYN dropped: SYN queue full (TCPReqQFullDrop)
+	AcceptQueueFull *uint64 // SYN dropped: accept queue full (ListenOverflows)
+	SynDerived      *uint64 // tracepoint tier: SYN-side drops = Drops − AckOverflow − Other
+	AckOverflow     uint64  // final ACK dropped: accept queue full (half-open)
+	Other           uint64  // ListenDrops with room in the queues
+
+	AcceptQueue Queue
+	SynQueue    Queue
+	Latency     Summary // accept latency of connections accepted in the interval
+}
+
+// Queue is a queue's depth at the end of the interval, its peak during it
+// (over snapshots and the depths events saw) and its limit.
+type Queue struct{ Now, Peak, Max uint32 }
+
+// Summary condenses a latency histogram.
+type Summary struct {
+	Count         uint64
+	P50, P99, Max time.Duration
+}
+
+// Summarize takes p50/p99/max from a histogram of nanoseconds.
+func Summarize(h *hist.Hist) Summary {
+	return Summary{
+		Count: h.Count(),
+		P50:   time.Duration(h.Quantile(0.5)),
+		P99:   time.Duration(h.Quantile(0.99)),
+		Max:   time.Duration(h.Max()),
+	}
+}
+
+// Rate is n per second of the interval.
+func (f *Frame) Rate(n uint64) float64 {
+	if f.Interval <= 0 {
+		return 0
+	}
+	return float64(n) / f.Interval.Seconds()
+}
+
+// Refresh closes the interval at s.Time and returns it. Listeners missing
+// from the snapshot are gone (closed); listeners in it appear even if they
+// saw no event.
+func (t *Top) Refresh(s Sample) Frame {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := Frame{
+		Time: s.Time, Interval: s.Time.Sub(t.last), Tier: t.info.Tier, Kernel: t.info.Kernel,
+		Events: t.events,
+		Lost:   s.Stats.Lost + s.Stats.RecursionMisses + s.Stats.BadRecords,
+	}
+	un := s.Counts[0]
+	f.UnattributedEnqueues = sub(un, t.unattr).Enqueue
+	t.unattr = un
+
+	inSnap := make(map[tracer.ListenerID]bool, len(s.Listeners))
+	for _, l := range s.Listeners {
+		inSnap[l.ID] = true
+		st := t.states[l.ID]
+		if st == nil {
+			st = &listenerState{lat: hist.New()}
+			t.states[l.ID] = st
+		}
+		before := st.l
+		if !st.known || before.Inode != l.Inode {
+			// New since the last snapshot (or a new socket at a freed
+			// one's address): its sk_drops started from zero.
+			before = tracer.Listener{ID: l.ID, Inode: l.Inode}
+		}
+		cur := s.Counts[l.ID]
+		f.Rows = append(f.Rows, t.row(l, before, sub(cur, st.counts), st, s))
+		st.l, st.known, st.fresh, st.counts = l, true, false, cur
+		st.accPeak, st.synPeak = 0, 0
+		st.lat.Reset()
+	}
+	for id, st := range t.states {
+		if inSnap[id] {
+			continue
+		}
+		if st.fresh {
+			// Seen in events after the snapshot was taken: keep for the
+			// next interval.
+			st.fresh = false
+			continue
+		}
+		delete(t.states, id)
+	}
+	t.events = 0
+	t.last = s.Time
+	return f
+}
+
+func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState, s Sample) Row {
+	r := Row{
+		ID: l.ID, Endpoint: l.Endpoint, NetnsName: s.NetnsNames[l.Netns], Inode: l.Inode, Owners: s.Owners[l.Inode],
+		Enqueued: d.Enqueue, Accepts: d.Accept,
+		AcceptQueue: Queue{Now: l.AcceptQueueLen, Peak: max(st.accPeak, l.AcceptQueueLen), Max: l.AcceptQueueMax},
+		// The SYN queue counts as full when qlen > sk_max_ack_backlog
+		// (inet_csk_reqsk_queue_is_full): its limit is the backlog too.
+		SynQueue: Queue{Now: l.SynQueueLen, Peak: max(st.synPeak, l.SynQueueLen), Max: l.AcceptQueueMax},
+		Latency:  Summarize(st.lat),
+	}
+	r.Drops, r.DropsExact = tracer.ListenDrops(t.info, before, l, d)
+	r.AckOverflow = d.AckOverflow
+	if t.info.Tier == tracer.TierTracepoint {
+		// SYN-side drops are invisible to tracepoints: what ListenDrops
+		// counted beyond the ACK-side drops the hooks saw was a SYN.
+		r.Other = d.AckOther
+		syn := r.Drops - min(r.Drops, d.AckOverflow+d.AckOther)
+		r.SynDerived = &syn
+		return r
+	}
+	r.Syn, r.Cookies = ptr(d.Syn), ptr(d.Cookie)
+	r.SynQueueFull, r.AcceptQueueFull = ptr(d.DropSynQueue), ptr(d.DropAcceptQueue)
+	r.Other = d.DropOther + d.AckOther
+	return r
+}
+
+func ptr(v uint64) *uint64 { return &v }
+
+// sub is cur − prev field by field. Counters only grow; if one shrank, the
+// kernel's LRU map evicted the listener's entry and started it again, so cur
+// is all there is since.
+func sub(cur, prev tracer.Counts) tracer.Counts {
+	if cur.Syn < prev.Syn || cur.Cookie < prev.Cookie || cur.SynackRetrans < prev.SynackRetrans ||
+		cur.Enqueue < prev.Enqueue || cur.AckOverflow < prev.AckOverflow || cur.Accept < prev.Accept ||
+		cur.DropSynQueue < prev.DropSynQueue || cur.DropAcceptQueue < prev.DropAcceptQueue ||
+		cur.DropOther < prev.DropOther || cur.RcvDrops < prev.RcvDrops || cur.AckOther < prev.AckOther {
+		return cur
+	}
+	return tracer.Counts{
+		Syn: cur.Syn - prev.Syn, Cookie: cur.Cookie - prev.Cookie, SynackRetrans: cur.SynackRetrans - prev.SynackRetrans,
+		Enqueue: cur.Enqueue - prev.Enqueue, AckOverflow: cur.AckOverflow - prev.AckOverflow, Accept: cur.Accept - prev.Accept,
+		DropSynQueue: cur.DropSynQueue - prev.DropSynQueue, DropAcceptQueue: cur.DropAcceptQueue - prev.DropAcceptQueue,
+		DropOther: cur.DropOther - prev.DropOther, RcvDrops: cur.RcvDrops - prev.RcvDrops, AckOther: cur.AckOther - prev.AckOther,
+	}
+}
+
+// SortKey orders the rows of a Frame.
+type SortKey string
+
+const (
+	SortDrops   SortKey = "drops"   // drops in the interval
+	SortSyn     SortKey = "syn"     // SYNs (enqueues + drops on the tracepoint tier)
+	SortAccepts SortKey = "accepts" // accepts
+	SortLatency SortKey = "latency" // accept latency p99
+	SortQueue   SortKey = "queue"   // accept queue peak relative to its limit
+)
+
+// SortKeys lists the keys in the order synq top cycles through them.
+var SortKeys = []SortKey{SortDrops, SortSyn, SortAccepts, SortLatency, SortQueue}
+
+// ParseSortKey validates a --sort value.
+func ParseSortKey(s string) (SortKey, error) {
+	for _, k := range SortKeys {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown sort key %q (want drops, syn, accepts, latency or queue)", s)
+}
+
+// Next is the key after k in SortKeys.
+func (k SortKey) Next() SortKey {
+	i := slices.Index(SortKeys, k)
+	return SortKeys[(i+1)%len(SortKeys)]
+}
+
+// SynSeen is the SYNs a row saw: exact on the fentry/kprobe tiers; on the
+// tracepoint tier the connections that completed or were dropped, the
+// closest it can see.
+func (r *Row) SynSeen() uint64 {
+	if r.Syn != nil {
+		return *r.Syn
+	}
+	return r.Enqueued + r.Drops
+}
+
+// Sort orders rows by key, largest first, then by netns, port and address
+// so that equal rows keep their place between refreshes.
+func Sort(rows []Row, key SortKey) {
+	metric := func(r *Row) float64 {
+		switch key {
+		case SortSyn:
+			return float64(r.SynSeen())
+		case SortAccepts:
+			return float64(r.Accepts)
+		case SortLatency:
+			if r.Latency.Count == 0 {
+				return -1
+			}
+			return float64(r.Latency.P99)
+		case SortQueue:
+			return float64(r.AcceptQueue.Peak) / float64(max(r.AcceptQueue.Max, 1))
+		}
+		return float64(r.Drops)
+	}
+	slices.SortStableFunc(rows, func(a, b Row) int {
+		if c := cmp.Compare(metric(&b), metric(&a)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Netns, b.Netns); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Port, b.Port); c != 0 {
+			return c
+		}
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Inode, b.Inode)
+	})
+}

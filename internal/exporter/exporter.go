@@ -1,0 +1,754 @@
+// Package exporter turns synq's per-listener kernel counters, listener
+// snapshots and accept events into Prometheus metrics.
+//
+// Counters come from the tracer's per-CPU kernel maps, read at scrape time, so
+// they stay exact however many events the ring buffer loses; events feed only
+// the accept latency histogram. Gauges (queue lengths) come from an iter/tcp
+// snapshot taken at scrape time.
+//
+// Cardinality is bounded: at most MaxListeners listeners get series of their
+// own, chosen by recent activity, and the rest are summed into one series
+// labelled "other". A series only ever adds what happened while it was the
+// listener's home: every increment lands in exactly one series, so the sum of
+// increase() over all series is the exact total whatever the folding did, and
+// no series ever goes backwards. A listener never folded has, in its own
+// series, everything since synq started (or since it was created). Listeners
+// that left the kernel stay exported, frozen, for Expire; a listener that loses
+// its slot to a busier one stops being exported at once (its series goes
+// stale) and counts on in "other".
+package exporter
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/synq-trace/synq/internal/netstat"
+	"github.com/synq-trace/synq/tracer"
+)
+
+// Options shape an Exporter; zero fields take the defaults shown.
+type Options struct {
+	// MaxListeners is how many listeners get series of their own (100);
+	// the rest are folded into port="other".
+	MaxListeners int
+	// Expire: a listener gone from the kernel, or idle in a namespace synq
+	// cannot snapshot, stops being exported after this long (5m).
+	Expire time.Duration
+	// Hold: a listener keeps its own series at least this long before a
+	// much busier folded one may take its place (1m).
+	Hold time.Duration
+	// HalfLife of the activity score that ranks listeners (1m).
+	HalfLife time.Duration
+	// Version for synq_build_info.
+	Version string
+	// ReconciledNetns is the inode of the namespace whose kernel counters
+	// Source.KernelCounters reads: drops of its listeners are reconciled
+	// with them.
+	ReconciledNetns uint32
+	// LatencyBuckets for synq_accept_latency_seconds (DefaultLatencyBuckets).
+	LatencyBuckets []float64
+	// Now is the clock (time.Now).
+	Now func() time.Time
+	// Logf reports scrape-time problems, once per distinct message.
+	Logf func(format string, a ...any)
+	// MaxTracked bounds the folded listeners remembered for ranking
+	// (10000 or 10×MaxListeners): a host that churns through listeners
+	// forgets the idle ones sooner than Expire.
+	MaxTracked int
+}
+
+func (o *Options) defaults() {
+	if o.MaxListeners <= 0 {
+		o.MaxListeners = 100
+	}
+	if o.Expire <= 0 {
+		o.Expire = 5 * time.Minute
+	}
+	if o.Hold <= 0 {
+		o.Hold = time.Minute
+	}
+	if o.HalfLife <= 0 {
+		o.HalfLife = time.Minute
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	if len(o.LatencyBuckets) == 0 {
+		o.LatencyBuckets = DefaultLatencyBuckets
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	if o.MaxTracked <= 0 {
+		o.MaxTracked = max(10000, 10*o.MaxListeners)
+	}
+}
+
+// value indexes the per-listener counters synq derives from tracer.Counts.
+type value int
+
+const (
+	vDropSynQueue value = iota
+	vDropAcceptQueue
+	vDropAckOverflow
+	vDropOther
+	vDropSynSide
+	vSyn
+	vCookie
+	vEnqueue
+	vAccept
+	vSynackRetrans
+	nValues
+)
+
+type values [nValues]uint64
+
+func (v *values) add(d *values) {
+	for i := range v {
+		v[i] += d[i]
+	}
+}
+
+func (v *values) total() uint64 {
+	var t uint64
+	for _, x := range v {
+		t += x
+	}
+	return t
+}
+
+// reasonValue maps a drop reason to its value.
+var reasonValue = map[string]value{
+	ReasonSynQueueFull:    vDropSynQueue,
+	ReasonAcceptQueueFull: vDropAcceptQueue,
+	ReasonAckOverflow:     vDropAckOverflow,
+	ReasonOther:           vDropOther,
+	ReasonSynSide:         vDropSynSide,
+}
+
+// key identifies a listener series. Several sockets share one with
+// SO_REUSEPORT, and a restarted server's new socket continues its series.
+type key struct {
+	netns uint32
+	addr  netip.Addr
+	port  uint16
+}
+
+func keyOf(e tracer.Endpoint) key { return key{e.Netns, e.Addr, e.Port} }
+
+func (k key) less(o key) bool {
+	if k.netns != o.netns {
+		return k.netns < o.netns
+	}
+	if k.port != o.port {
+		return k.port < o.port
+	}
+	return k.addr.Less(o.addr)
+}
+
+func (k key) labels() []string {
+	return []string{strconv.FormatUint(uint64(k.netns), 10), k.addr.String(), strconv.FormatUint(uint64(k.port), 10)}
+}
+
+// sock is one listening socket (a kernel address in the counter map).
+type sock struct {
+	inode uint64
+	ep    key
+	hasEP bool
+	first tracer.Listener // sk_drops baseline (tracepoint tier)
+	last  tracer.Listener // the latest snapshot that saw it
+	snap  bool            // first/last are set
+	prev  tracer.Counts   // the map's value at the previous refresh
+	acc   tracer.Counts   // counted since synq first saw this socket
+	hwm   values          // derived values already handed to a series
+	seen  bool            // in this refresh's snapshot
+	inMap bool            // in this refresh's counter map
+	pre   bool            // counted before the baseline, which did not show it
+	fresh bool            // known to be created after synq started
+}
+
+// hist is a latency histogram: counts per bucket (the last is +Inf).
+type hist struct {
+	buckets []uint64
+	count   uint64
+	sum     float64
+}
+
+func newHist(n int) hist { return hist{buckets: make([]uint64, n+1)} }
+
+func (h *hist) add(o *hist) {
+	for i := range h.buckets {
+		h.buckets[i] += o.buckets[i]
+	}
+	h.count += o.count
+	h.sum += o.sum
+}
+
+func (h *hist) reset() {
+	clear(h.buckets)
+	h.count, h.sum = 0, 0
+}
+
+// series is what one listener key exports, or would if it had a slot.
+type series struct {
+	key
+	own         values // exported: added while slotted
+	pending     values // this refresh's deltas, before the slot decision
+	ownHist     hist
+	pendingHist hist
+	score       float64
+	slotted     bool
+	since       time.Time // slotted since
+	lastActive  time.Time
+	live        bool // a socket of it is in the current snapshot
+	accLen      uint64
+	accMax      uint64
+	synLen      uint64
+}
+
+type gauges struct{ accLen, accMax, synLen uint64 }
+
+// Exporter is a prometheus.Collector reading its Source at scrape time.
+type Exporter struct {
+	src  Source
+	opts Options
+	info tracer.Info
+
+	reasons  []string
+	families map[*prometheus.Desc]value // per-listener counter families this tier has
+	latency  bool
+
+	mu          sync.Mutex
+	socks       map[tracer.ListenerID]*sock
+	series      map[key]*series
+	other       values
+	otherHist   hist
+	otherUsed   bool
+	otherLive   bool
+	otherGauges gauges
+	startNetns  map[uint32]bool
+	learned     map[tracer.ListenerID]key // from events since the last refresh
+	attributed  values                    // drops and cookies of the reconciled namespace's listeners
+	kernel0     netstat.Snapshot
+	kernelNow   netstat.Snapshot
+	lost        uint64
+	lastRefresh time.Time
+	err         error // the last refresh's failure to read the tracer
+	logged      map[string]bool
+}
+
+// New takes the baseline: the listeners that exist now and the kernel
+// counters of the reconciled namespace. Everything is exported relative to
+// it.
+func New(src Source, opts Options) (*Exporter, error) {
+	opts.defaults()
+	e := &Exporter{
+		src: src, opts: opts, info: src.Info(),
+		socks: map[tracer.ListenerID]*sock{}, series: map[key]*series{},
+		otherHist: newHist(len(opts.LatencyBuckets)), startNetns: map[uint32]bool{}, logged: map[string]bool{},
+		learned: map[tracer.ListenerID]key{},
+	}
+	e.shape()
+	// Snapshot first, counters second: the same order as every refresh
+	// (see refresh for why).
+	ls, err := src.Listeners()
+	if err != nil {
+		if ls == nil {
+			return nil, fmt.Errorf("snapshot listeners: %w", err)
+		}
+		e.logf("snapshot listeners: %v", err)
+	}
+	counts, err := src.Counts()
+	if err != nil {
+		return nil, err
+	}
+	now := opts.Now()
+	for _, l := range ls {
+		e.startNetns[l.Netns] = true
+		s := &sock{inode: l.Inode, ep: keyOf(l.Endpoint), hasEP: true, first: l, last: l, snap: true}
+		s.prev = counts[l.ID]
+		e.socks[l.ID] = s
+		e.seriesFor(s.ep, now)
+	}
+	// Counts of sockets the snapshot did not show (closed already, or in a
+	// namespace synq cannot enter) happened before the baseline too.
+	for id, c := range counts {
+		if _, ok := e.socks[id]; !ok {
+			e.socks[id] = &sock{prev: c, pre: true}
+		}
+	}
+	if e.kernel0, err = src.KernelCounters(); err != nil {
+		e.logf("kernel counters of netns %d: %v (no synq_kernel_netstat, no reconciliation)", opts.ReconciledNetns, err)
+	}
+	return e, nil
+}
+
+// shape decides what this tier can export.
+func (e *Exporter) shape() {
+	if e.info.Tier == tracer.TierTracepoint {
+		e.reasons = []string{ReasonSynSide, ReasonAckOverflow}
+	} else {
+		e.reasons = []string{ReasonSynQueueFull, ReasonAcceptQueueFull, ReasonAckOverflow, ReasonOther}
+	}
+	e.families = map[*prometheus.Desc]value{}
+	for _, k := range e.info.Kinds() {
+		switch k {
+		case tracer.KindSyn:
+			e.families[descSyn] = vSyn
+		case tracer.KindCookie:
+			e.families[descCookies] = vCookie
+		case tracer.KindEnqueue:
+			e.families[descEnqueued] = vEnqueue
+		case tracer.KindSynackRetrans:
+			e.families[descSynackRetrans] = vSynackRetrans
+		case tracer.KindAccept:
+			e.families[descAccepted] = vAccept
+			e.latency = true
+		}
+	}
+}
+
+// Kinds are the event kinds Observe uses, so the tracer need not stream
+// others: accepts for the latency histogram; both also name their listener,
+// which attributes the counters of a listener no snapshot showed (it lived
+// between two scrapes, or in a namespace synq cannot enter). SYN-side events
+// would name more, but a SYN flood would make one event per SYN.
+func Kinds() []tracer.Kind { return []tracer.Kind{tracer.KindAccept, tracer.KindAckOverflow} }
+
+// maxLearned bounds the listener names events teach between two scrapes.
+const maxLearned = 1 << 16
+
+func (e *Exporter) logf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	if !e.logged[msg] {
+		e.logged[msg] = true
+		e.opts.Logf("%s", msg)
+	}
+}
+
+func (e *Exporter) seriesFor(k key, now time.Time) *series {
+	se, ok := e.series[k]
+	if !ok {
+		se = &series{key: k, lastActive: now, ownHist: newHist(len(e.opts.LatencyBuckets)), pendingHist: newHist(len(e.opts.LatencyBuckets))}
+		e.series[k] = se
+	}
+	return se
+}
+
+// Observe takes one event from tracer.Read: accept latencies feed the
+// histogram, and every event names its listener. Safe to call concurrently
+// with scrapes.
+func (e *Exporter) Observe(ev *tracer.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ev.Listener != 0 {
+		if s, ok := e.socks[ev.Listener]; !ok || !s.hasEP {
+			if _, ok := e.learned[ev.Listener]; ok || len(e.learned) < maxLearned {
+				e.learned[ev.Listener] = keyOf(ev.Endpoint)
+			}
+		}
+	}
+	if ev.Kind != tracer.KindAccept || !ev.LatencyKnown {
+		return
+	}
+	se := e.seriesFor(keyOf(ev.Endpoint), e.opts.Now())
+	sec := ev.Latency.Seconds()
+	h := &se.pendingHist
+	h.buckets[sort.SearchFloat64s(e.opts.LatencyBuckets, sec)]++
+	h.count++
+	h.sum += sec
+}
+
+// Healthy is the last scrape's failure to read the tracer, nil if it read.
+func (e *Exporter) Healthy() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// sub is cur - prev field by field; a field that went backwards means the
+// LRU map evicted and recreated the entry, which then counted from zero.
+func sub(cur, prev tracer.Counts) tracer.Counts {
+	d := func(c, p uint64) uint64 {
+		if c >= p {
+			return c - p
+		}
+		return c
+	}
+	return tracer.Counts{
+		Syn: d(cur.Syn, prev.Syn), Cookie: d(cur.Cookie, prev.Cookie), SynackRetrans: d(cur.SynackRetrans, prev.SynackRetrans),
+		Enqueue: d(cur.Enqueue, prev.Enqueue), AckOverflow: d(cur.AckOverflow, prev.AckOverflow), Accept: d(cur.Accept, prev.Accept),
+		DropSynQueue: d(cur.DropSynQueue, prev.DropSynQueue), DropAcceptQueue: d(cur.DropAcceptQueue, prev.DropAcceptQueue),
+		DropOther: d(cur.DropOther, prev.DropOther), RcvDrops: d(cur.RcvDrops, prev.RcvDrops), AckOther: d(cur.AckOther, prev.AckOther),
+	}
+}
+
+func addCounts(a, b tracer.Counts) tracer.Counts {
+	return tracer.Counts{
+		Syn: a.Syn + b.Syn, Cookie: a.Cookie + b.Cookie, SynackRetrans: a.SynackRetrans + b.SynackRetrans,
+		Enqueue: a.Enqueue + b.Enqueue, AckOverflow: a.AckOverflow + b.AckOverflow, Accept: a.Accept + b.Accept,
+		DropSynQueue: a.DropSynQueue + b.DropSynQueue, DropAcceptQueue: a.DropAcceptQueue + b.DropAcceptQueue,
+		DropOther: a.DropOther + b.DropOther, RcvDrops: a.RcvDrops + b.RcvDrops, AckOther: a.AckOther + b.AckOther,
+	}
+}
+
+// derive computes a socket's counters since synq first saw it.
+func (e *Exporter) derive(s *sock) values {
+	a := s.acc
+	var v values
+	v[vSyn], v[vCookie], v[vEnqueue], v[vAccept], v[vSynackRetrans] = a.Syn, a.Cookie, a.Enqueue, a.Accept, a.SynackRetrans
+	v[vDropAckOverflow] = a.AckOverflow
+	if e.info.Tier != tracer.TierTracepoint {
+		v[vDropSynQueue], v[vDropAcceptQueue], v[vDropOther] = a.DropSynQueue, a.DropAcceptQueue, a.DropOther+a.AckOther
+		return v
+	}
+	// Tracepoint tier: the listener's ListenDrops come from its sk_drops
+	// between two snapshots; what was not seen failing at the final ACK
+	// happened on the SYN side. Without a snapshot (a namespace synq
+	// cannot enter) the SYN side stays unknown: no increase.
+	if s.snap {
+		ld, _ := tracer.ListenDrops(e.info, s.first, s.last, a)
+		if acked := a.AckOverflow + a.AckOther; ld > acked {
+			v[vDropSynSide] = ld - acked
+		}
+	}
+	return v
+}
+
+// refresh reads the source and moves everything that happened since the
+// last refresh into the series.
+func (e *Exporter) refresh(now time.Time) error {
+	// The snapshot is read before the counters: a drop between the two
+	// then shows in the counters first, and the tracepoint tier's
+	// sk_drops-based SYN side can only lag by it, never run ahead (series
+	// keep their high-water mark, so a lead would stick).
+	ls, lerr := e.src.Listeners()
+	if lerr != nil {
+		e.logf("snapshot listeners: %v", lerr)
+	}
+	snapFailed := lerr != nil && ls == nil
+	counts, err := e.src.Counts()
+	if err != nil {
+		e.err = fmt.Errorf("read listener counters: %w", err)
+		return e.err
+	}
+	st, err := e.src.Stats()
+	if err != nil {
+		e.err = fmt.Errorf("read loss counters: %w", err)
+		return e.err
+	}
+	e.err = nil
+	e.lost = st.Lost + st.RecursionMisses + st.BadRecords
+	if e.kernel0 != nil {
+		if e.kernelNow, err = e.src.KernelCounters(); err != nil {
+			e.logf("kernel counters of netns %d: %v", e.opts.ReconciledNetns, err)
+		}
+	}
+
+	for _, s := range e.socks {
+		s.seen, s.inMap = false, false
+	}
+	for _, l := range ls {
+		s, ok := e.socks[l.ID]
+		switch {
+		case !ok:
+			s = &sock{}
+			e.socks[l.ID] = s
+		case s.snap && s.inode != l.Inode:
+			// A new socket at the kernel address of an old one: the
+			// counter map entry carries on, and what it counts from
+			// now on is the new socket's.
+			s = &sock{prev: s.prev, fresh: true}
+			e.socks[l.ID] = s
+		}
+		if !s.snap {
+			s.first, s.snap = l, true
+			if s.fresh || (!s.pre && e.startNetns[l.Netns]) {
+				// Created after synq started (the baseline covered
+				// its namespace and did not show it): its sk_drops
+				// counted from zero, like its kernel counters.
+				s.first.SkDrops = 0
+			}
+		}
+		s.inode, s.ep, s.hasEP, s.last, s.seen = l.Inode, keyOf(l.Endpoint), true, l, true
+	}
+	for id, c := range counts {
+		s, ok := e.socks[id]
+		if !ok {
+			s = &sock{}
+			e.socks[id] = s
+		}
+		s.acc = addCounts(s.acc, sub(c, s.prev))
+		s.prev, s.inMap = c, true
+	}
+	for id, k := range e.learned {
+		if s, ok := e.socks[id]; ok && !s.hasEP {
+			s.ep, s.hasEP = k, true
+		}
+	}
+	clear(e.learned)
+
+	for id, s := range e.socks {
+		if !s.inMap {
+			// Evicted or never counted: a later entry counts from zero.
+			s.prev = tracer.Counts{}
+		}
+		if !s.seen && !s.inMap && !snapFailed {
+			delete(e.socks, id)
+			continue
+		}
+		v := e.derive(s)
+		var d values
+		for i := range v {
+			if v[i] > s.hwm[i] {
+				d[i], s.hwm[i] = v[i]-s.hwm[i], v[i]
+			}
+		}
+		if s.hasEP {
+			// A closed listener's map entry may linger: only activity
+			// or presence keeps its series alive.
+			if s.seen || d.total() > 0 {
+				e.seriesFor(s.ep, now).pending.add(&d)
+			}
+			if s.ep.netns == e.opts.ReconciledNetns {
+				e.attributed.add(&d)
+			}
+		} else if d.total() > 0 {
+			e.other.add(&d)
+			e.otherUsed = true
+		}
+	}
+
+	for _, se := range e.series {
+		se.live, se.accLen, se.accMax, se.synLen = false, 0, 0, 0
+	}
+	for _, s := range e.socks {
+		if s.seen {
+			se := e.series[s.ep]
+			se.live = true
+			se.accLen += uint64(s.last.AcceptQueueLen)
+			se.accMax += uint64(s.last.AcceptQueueMax)
+			se.synLen += uint64(s.last.SynQueueLen)
+		}
+	}
+
+	decay := 1.0
+	if !e.lastRefresh.IsZero() {
+		decay = math.Exp2(-float64(now.Sub(e.lastRefresh)) / float64(e.opts.HalfLife))
+	}
+	e.lastRefresh = now
+	for k, se := range e.series {
+		act := se.pending.total() + se.pendingHist.count
+		se.score = se.score*decay + float64(act)
+		if se.live || act > 0 {
+			se.lastActive = now
+		}
+		if now.Sub(se.lastActive) > e.opts.Expire {
+			delete(e.series, k)
+		}
+	}
+	e.forget()
+	e.assignSlots(now)
+
+	e.otherLive, e.otherGauges = false, gauges{}
+	for _, se := range e.series {
+		if se.slotted {
+			se.own.add(&se.pending)
+			se.ownHist.add(&se.pendingHist)
+		} else {
+			e.other.add(&se.pending)
+			e.otherHist.add(&se.pendingHist)
+			e.otherUsed = true
+			if se.live {
+				e.otherLive = true
+				e.otherGauges.accLen += se.accLen
+				e.otherGauges.accMax += se.accMax
+				e.otherGauges.synLen += se.synLen
+			}
+		}
+		se.pending = values{}
+		se.pendingHist.reset()
+	}
+	return nil
+}
+
+// forget drops the folded listeners idle the longest when more are
+// remembered than MaxTracked. Their counts already went to "other": only
+// their ranking is lost.
+func (e *Exporter) forget() {
+	var idle []*series
+	for _, se := range e.series {
+		if !se.slotted && !se.live && se.pending.total() == 0 && se.pendingHist.count == 0 {
+			idle = append(idle, se)
+		}
+	}
+	excess := len(e.series) - e.opts.MaxListeners - e.opts.MaxTracked
+	if excess <= 0 {
+		return
+	}
+	sort.Slice(idle, func(i, j int) bool { return idle[i].lastActive.Before(idle[j].lastActive) })
+	for _, se := range idle[:min(excess, len(idle))] {
+		delete(e.series, se.key)
+	}
+}
+
+// assignSlots gives free slots to the busiest folded listeners, and lets a
+// folded listener take the slot of a much quieter one that has held it for
+// at least Hold: rankings that flap would move series in and out of "other"
+// at every scrape.
+func (e *Exporter) assignSlots(now time.Time) {
+	var slotted, folded []*series
+	for _, se := range e.series {
+		if se.slotted {
+			slotted = append(slotted, se)
+		} else {
+			folded = append(folded, se)
+		}
+	}
+	sort.Slice(folded, func(i, j int) bool {
+		if folded[i].score != folded[j].score {
+			return folded[i].score > folded[j].score
+		}
+		return folded[i].key.less(folded[j].key)
+	})
+	for len(slotted) < e.opts.MaxListeners && len(folded) > 0 {
+		se := folded[0]
+		folded = folded[1:]
+		se.slotted, se.since = true, now
+		slotted = append(slotted, se)
+	}
+	var weak []*series
+	for _, se := range slotted {
+		if now.Sub(se.since) >= e.opts.Hold {
+			weak = append(weak, se)
+		}
+	}
+	sort.Slice(weak, func(i, j int) bool {
+		if weak[i].score != weak[j].score {
+			return weak[i].score < weak[j].score
+		}
+		return weak[j].key.less(weak[i].key)
+	})
+	for i, se := range folded {
+		if i >= len(weak) || se.score <= 2*weak[i].score+1 {
+			break
+		}
+		weak[i].slotted = false
+		se.slotted, se.since = true, now
+	}
+}
+
+// Describe sends every metric synq can export.
+func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+// Collect refreshes from the source and sends the metrics.
+func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, e.opts.Version, string(e.info.Tier), e.info.Kernel)
+	if err := e.refresh(e.opts.Now()); err != nil {
+		ch <- prometheus.NewInvalidMetric(descDrops, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(e.lost))
+	for _, se := range e.series {
+		if !se.slotted {
+			continue
+		}
+		var g *gauges
+		if se.live {
+			g = &gauges{se.accLen, se.accMax, se.synLen}
+		}
+		e.collectListener(ch, se.labels(), &se.own, &se.ownHist, g)
+	}
+	if e.otherUsed {
+		var g *gauges
+		if e.otherLive {
+			g = &e.otherGauges
+		}
+		e.collectListener(ch, []string{Other, Other, Other}, &e.other, &e.otherHist, g)
+	}
+	e.collectKernel(ch)
+}
+
+func (e *Exporter) collectListener(ch chan<- prometheus.Metric, lv []string, v *values, h *hist, g *gauges) {
+	for _, r := range e.reasons {
+		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(v[reasonValue[r]]), append(lv, r)...)
+	}
+	for d, i := range e.families {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v[i]), lv...)
+	}
+	if e.latency {
+		cum := make(map[float64]uint64, len(e.opts.LatencyBuckets))
+		var n uint64
+		for i, ub := range e.opts.LatencyBuckets {
+			n += h.buckets[i]
+			cum[ub] = n
+		}
+		ch <- prometheus.MustNewConstHistogram(descLatency, h.count, h.sum, cum, lv...)
+	}
+	if g != nil {
+		ch <- prometheus.MustNewConstMetric(descAcceptQueueLen, prometheus.GaugeValue, float64(g.accLen), lv...)
+		ch <- prometheus.MustNewConstMetric(descAcceptQueueMax, prometheus.GaugeValue, float64(g.accMax), lv...)
+		ch <- prometheus.MustNewConstMetric(descSynQueueLen, prometheus.GaugeValue, float64(g.synLen), lv...)
+	}
+}
+
+// coverage pairs a kernel counter with what synq attributes of it. The
+// SYN-side ones exist only where synq sees the SYN side.
+var coverage = []struct {
+	counter string
+	synSide bool
+	sum     func(v *values) uint64
+}{
+	{"ListenDrops", false, func(v *values) uint64 {
+		return v[vDropSynQueue] + v[vDropAcceptQueue] + v[vDropAckOverflow] + v[vDropOther] + v[vDropSynSide]
+	}},
+	{"ListenOverflows", true, func(v *values) uint64 { return v[vDropAcceptQueue] + v[vDropAckOverflow] }},
+	{"TCPReqQFullDrop", true, func(v *values) uint64 { return v[vDropSynQueue] }},
+	{"SyncookiesSent", true, func(v *values) uint64 { return v[vCookie] }},
+}
+
+func (e *Exporter) collectKernel(ch chan<- prometheus.Metric) {
+	if e.kernelNow == nil {
+		return
+	}
+	for _, name := range netstat.DefaultSet {
+		if v, ok := e.kernelNow[name]; ok {
+			ne := netstat.Describe(name).NodeExporter
+			ch <- prometheus.MustNewConstMetric(descKernel, prometheus.UntypedValue, float64(v), ne[len("node_netstat_"):])
+		}
+	}
+	delta := netstat.Delta(e.kernel0, e.kernelNow)
+	for _, c := range coverage {
+		if c.synSide && e.info.Tier == tracer.TierTracepoint {
+			continue
+		}
+		k, ok := delta["TcpExt."+c.counter]
+		if !ok {
+			continue
+		}
+		got := float64(c.sum(&e.attributed))
+		ratio := 1.0
+		switch {
+		case k > 0:
+			ratio = got / float64(k)
+		case got > 0:
+			ratio = math.Inf(1)
+		}
+		ch <- prometheus.MustNewConstMetric(descCoverage, prometheus.GaugeValue, ratio, c.counter)
+	}
+}

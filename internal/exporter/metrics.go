@@ -1,0 +1,88 @@
+package exporter
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Every metric synq exports is described here, once. Listener series carry
+// netns (inode), addr and port of the listening socket and nothing of the
+// connections (no peer, no payload); listeners past --max-listeners are
+// summed into netns="other", addr="other", port="other".
+var listenerLabels = []string{"netns", "addr", "port"}
+
+// Other is the value of every listener label of the folded series.
+const Other = "other"
+
+// Drop reasons. The fentry and kprobe tiers see the SYN side and name the
+// reason; the tracepoint tier cannot see a SYN being dropped (the kernel
+// consume_skb's it) and derives the SYN-side drops of a listener in total, as
+// ListenDrops minus what it saw fail at the final ACK.
+const (
+	ReasonSynQueueFull    = "syn-queue-full"
+	ReasonAcceptQueueFull = "accept-queue-full"
+	ReasonAckOverflow     = "ack-overflow"
+	ReasonOther           = "other"
+	ReasonSynSide         = "syn-side"
+)
+
+var (
+	descDrops = prometheus.NewDesc("synq_listen_drops_total",
+		"Connections the listener dropped (the kernel's TcpExt.ListenDrops, per listener), by reason: "+
+			"syn-queue-full and accept-queue-full (SYN dropped), ack-overflow (final ACK dropped: the client believes it is connected), "+
+			"other. On the tracepoint tier SYN-side drops are only known in total: reason syn-side is ListenDrops minus ack-overflow.",
+		append(listenerLabels, "reason"), nil)
+	descCookies = prometheus.NewDesc("synq_syn_cookies_total",
+		"SYN cookies the listener sent instead of queueing a request (TcpExt.SyncookiesSent). Absent on the tracepoint tier, which cannot see them.",
+		listenerLabels, nil)
+	descSyn = prometheus.NewDesc("synq_syn_total",
+		"SYNs that reached the listener. Absent on the tracepoint tier, which cannot see them.",
+		listenerLabels, nil)
+	descEnqueued = prometheus.NewDesc("synq_enqueued_total",
+		"Connections that completed the handshake and entered the listener's accept queue.",
+		listenerLabels, nil)
+	descAccepted = prometheus.NewDesc("synq_accepted_total",
+		"Connections the application accepted from the listener.",
+		listenerLabels, nil)
+	descSynackRetrans = prometheus.NewDesc("synq_synack_retransmits_total",
+		"SYN-ACKs the listener retransmitted because the final ACK did not come or was dropped.",
+		listenerLabels, nil)
+	descAcceptQueueLen = prometheus.NewDesc("synq_accept_queue_length",
+		"Connections waiting for accept() at scrape time (sk_ack_backlog, ss Recv-Q).",
+		listenerLabels, nil)
+	descAcceptQueueMax = prometheus.NewDesc("synq_accept_queue_max",
+		"Accept queue limit (sk_max_ack_backlog: the listen() backlog capped by net.core.somaxconn, ss Send-Q). "+
+			"The kernel calls a queue full when its length is greater than this.",
+		listenerLabels, nil)
+	descSynQueueLen = prometheus.NewDesc("synq_syn_queue_length",
+		"Requests waiting for the final ACK of the handshake (the SYN queue) at scrape time; full when greater than synq_accept_queue_max.",
+		listenerLabels, nil)
+	descLatency = prometheus.NewDesc("synq_accept_latency_seconds",
+		"Time connections waited in the accept queue before the application accepted them, from accept events "+
+			"(events lost are counted in synq_events_lost_total).",
+		listenerLabels, nil)
+	descLost = prometheus.NewDesc("synq_events_lost_total",
+		"Event records synq could not deliver: ring buffer full, program runs the kernel skipped for recursion, undecodable records. "+
+			"Per-listener counters live in kernel maps and lose nothing to a full ring buffer; the accept latency histogram does.",
+		nil, nil)
+	descKernel = prometheus.NewDesc("synq_kernel_netstat",
+		"The kernel's own SNMP/netstat counters (the default set of synq stats) of the reconciled network namespace "+
+			"(synq's own, or --netns), by node_exporter name: name=X is node_netstat_X.",
+		[]string{"name"}, nil)
+	descCoverage = prometheus.NewDesc("synq_reconcile_coverage_ratio",
+		"Drops synq attributed to listeners of the reconciled network namespace, divided by the increase of the kernel's counter "+
+			"since synq started (1: every drop explained; 1 when both are 0).",
+		[]string{"counter"}, nil)
+	descBuildInfo = prometheus.NewDesc("synq_build_info",
+		"synq's version, the attach tier it runs on and the kernel release; always 1.",
+		[]string{"version", "tier", "kernel"}, nil)
+)
+
+var allDescs = []*prometheus.Desc{
+	descDrops, descCookies, descSyn, descEnqueued, descAccepted, descSynackRetrans,
+	descAcceptQueueLen, descAcceptQueueMax, descSynQueueLen, descLatency,
+	descLost, descKernel, descCoverage, descBuildInfo,
+}
+
+// DefaultLatencyBuckets span a fast in-process accept (~100µs) to an
+// application stalled for seconds.
+var DefaultLatencyBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+}

@@ -1,0 +1,239 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/synq-trace/synq/tracer"
+)
+
+// WriteText prints the report as one table per namespace.
+//
+//	COUNTER          KERNEL  SYNQ  COVERAGE  NOTE
+//	ListenDrops      1234    1234  100%
+//
+// Coverage in parentheses belongs to a counter the tier does not claim to
+// count in full; "-" is a counter this tier cannot see at all.
+func WriteText(w io.Writer, rep *Report) error {
+	var b strings.Builder
+	when := "after " + rep.Elapsed.Round(100_000_000).String()
+	if rep.Final {
+		when = "on exit, " + when
+	}
+	fmt.Fprintf(&b, "synq: reconcile %s (%s tier): kernel counter delta vs synq's count, per netns\n", when, rep.Tier)
+	for _, n := range rep.Netns {
+		b.WriteString(netnsTitle(n))
+		if n.Err != "" {
+			b.WriteString(": " + n.Err)
+		}
+		b.WriteByte('\n')
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  COUNTER\tKERNEL\tSYNQ\tCOVERAGE\tNOTE")
+		for _, r := range n.Rows {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.Counter, count(r.Kernel, "?"), count(r.Synq, "-"), coverage(r), r.Note)
+		}
+		tw.Flush()
+	}
+	text := b.String()
+	b.Reset()
+	for _, line := range strings.SplitAfter(text, "\n") {
+		b.WriteString(strings.TrimRight(line, " \n"))
+		if strings.HasSuffix(line, "\n") {
+			b.WriteByte('\n')
+		}
+	}
+	if u := rep.Unattributed; u != nil {
+		fmt.Fprintf(&b, "not placed in any netns (listeners that closed between samples with their events lost or filtered out; enqueues whose listener the tracepoint tier cannot see before 6.6): %s\n", countsText(*u))
+	}
+	fmt.Fprintf(&b, "events: lost %d, recursion misses %d, undecodable %d (the counts above are kept in the kernel: lost events do not change them",
+		rep.Lost, rep.RecursionMisses, rep.BadRecords)
+	if rep.RecursionMisses > 0 {
+		b.WriteString("; skipped runs do")
+	}
+	b.WriteString(")")
+	if rep.Idle > 0 {
+		fmt.Fprintf(&b, "; %d idle netns not shown", rep.Idle)
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func netnsTitle(n NetnsReport) string {
+	s := fmt.Sprintf("netns net:[%d]", n.Inode)
+	if n.Name != "" {
+		s = fmt.Sprintf("netns %s (net:[%d])", n.Name, n.Inode)
+	}
+	if n.Host {
+		s += " (host)"
+	}
+	return s
+}
+
+func count(v *uint64, unknown string) string {
+	if v == nil {
+		return unknown
+	}
+	return strconv.FormatUint(*v, 10)
+}
+
+func coverage(r Row) string {
+	if r.Coverage == nil {
+		if r.Synq == nil {
+			return "n/a"
+		}
+		return "-"
+	}
+	s := pct(*r.Coverage, r.Exact())
+	if !r.Claimed {
+		s = "(" + s + ")"
+	}
+	return s
+}
+
+// pct prints a percentage with one decimal, never rounding an inexact value
+// to 100%.
+func pct(v float64, exact bool) string {
+	if exact {
+		return "100%"
+	}
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	if s == "100.0" {
+		if v < 100 {
+			s = "99.9"
+		} else {
+			s = "100.1"
+		}
+	}
+	return strings.TrimSuffix(s, ".0") + "%"
+}
+
+func countsText(c tracer.Counts) string {
+	var parts []string
+	for _, f := range []struct {
+		name string
+		v    uint64
+	}{
+		{"syn", c.Syn}, {"syn-drop", c.SynDrops()}, {"cookie", c.Cookie}, {"synack-retrans", c.SynackRetrans},
+		{"enqueue", c.Enqueue}, {"ack-overflow", c.AckOverflow}, {"ack-other", c.AckOther}, {"accept", c.Accept},
+	} {
+		if f.v > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", f.name, f.v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// JSON shapes: snake_case, like the event lines.
+
+type reportJSON struct {
+	TimeNs       int64       `json:"time_ns"`
+	ElapsedNs    int64       `json:"elapsed_ns"`
+	Final        bool        `json:"final"`
+	Tier         string      `json:"tier"`
+	Kernel       string      `json:"kernel"`
+	Port         uint16      `json:"port,omitempty"`
+	Netns        []netnsJSON `json:"netns"`
+	IdleNetns    int         `json:"idle_netns"`
+	Unattributed *countsJSON `json:"unattributed,omitempty"`
+	Lost         uint64      `json:"lost"`
+	Recursion    uint64      `json:"recursion_misses"`
+	Undecodable  uint64      `json:"undecodable"`
+}
+
+type netnsJSON struct {
+	Netns     uint64         `json:"netns"`
+	NetnsName string         `json:"netns_name,omitempty"`
+	Host      bool           `json:"host,omitempty"`
+	Error     string         `json:"error,omitempty"`
+	Counters  []rowJSON      `json:"counters"`
+	Listeners []listenerJSON `json:"listeners"`
+}
+
+type rowJSON struct {
+	Counter     string   `json:"counter"`
+	Kernel      *uint64  `json:"kernel"`
+	Synq        *uint64  `json:"synq"`
+	CoveragePct *float64 `json:"coverage_pct"`
+	Claimed     bool     `json:"claimed"`
+	Note        string   `json:"note,omitempty"`
+}
+
+type countsJSON struct {
+	Syn             uint64 `json:"syn"`
+	DropSynQueue    uint64 `json:"syn_drop_syn_queue_full"`
+	DropAcceptQueue uint64 `json:"syn_drop_accept_queue_full"`
+	DropOther       uint64 `json:"syn_drop_other"`
+	Cookie          uint64 `json:"cookie"`
+	SynackRetrans   uint64 `json:"synack_retrans"`
+	Enqueue         uint64 `json:"enqueue"`
+	AckOverflow     uint64 `json:"ack_overflow"`
+	AckOther        uint64 `json:"ack_other"`
+	Accept          uint64 `json:"accept"`
+}
+
+type listenerJSON struct {
+	Addr string `json:"addr"`
+	Port uint16 `json:"port"`
+	countsJSON
+	ListenDrops      uint64  `json:"listen_drops"`
+	ListenDropsExact bool    `json:"listen_drops_exact"`
+	AcceptQueueLen   *uint32 `json:"accept_queue_len,omitempty"`
+	AcceptQueueMax   *uint32 `json:"accept_queue_max,omitempty"`
+	SynQueueLen      *uint32 `json:"syn_queue_len,omitempty"`
+	Closed           bool    `json:"closed,omitempty"`
+}
+
+func newCountsJSON(c tracer.Counts) countsJSON {
+	return countsJSON{
+		Syn: c.Syn, DropSynQueue: c.DropSynQueue, DropAcceptQueue: c.DropAcceptQueue, DropOther: c.DropOther,
+		Cookie: c.Cookie, SynackRetrans: c.SynackRetrans, Enqueue: c.Enqueue, AckOverflow: c.AckOverflow,
+		AckOther: c.AckOther, Accept: c.Accept,
+	}
+}
+
+// MarshalJSON gives the report's JSON shape.
+func (rep *Report) MarshalJSON() ([]byte, error) {
+	j := reportJSON{
+		TimeNs: rep.Time.UnixNano(), ElapsedNs: rep.Elapsed.Nanoseconds(), Final: rep.Final,
+		Tier: string(rep.Tier), Kernel: rep.Kernel, Port: rep.Port, Netns: []netnsJSON{}, IdleNetns: rep.Idle,
+		Lost: rep.Lost, Recursion: rep.RecursionMisses, Undecodable: rep.BadRecords,
+	}
+	if rep.Unattributed != nil {
+		u := newCountsJSON(*rep.Unattributed)
+		j.Unattributed = &u
+	}
+	for _, n := range rep.Netns {
+		nj := netnsJSON{Netns: n.Inode, NetnsName: n.Name, Host: n.Host, Error: n.Err,
+			Counters: []rowJSON{}, Listeners: []listenerJSON{}}
+		for _, r := range n.Rows {
+			nj.Counters = append(nj.Counters, rowJSON{r.Counter, r.Kernel, r.Synq, r.Coverage, r.Claimed, r.Note})
+		}
+		for _, l := range n.Listeners {
+			lj := listenerJSON{Addr: l.Addr.String(), Port: l.Port, countsJSON: newCountsJSON(l.Counts),
+				ListenDrops: l.ListenDrops, ListenDropsExact: l.ListenDropsExact, Closed: l.Closed}
+			if l.QueueKnown {
+				lj.AcceptQueueLen, lj.AcceptQueueMax, lj.SynQueueLen = &l.AcceptQueueLen, &l.AcceptQueueMax, &l.SynQueueLen
+			}
+			nj.Listeners = append(nj.Listeners, lj)
+		}
+		j.Netns = append(j.Netns, nj)
+	}
+	return json.Marshal(j)
+}
+
+// WriteJSON prints {"reconcile": REPORT} on one line.
+func WriteJSON(w io.Writer, rep *Report) error {
+	b, err := json.Marshal(struct {
+		Reconcile *Report `json:"reconcile"`
+	}{rep})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

@@ -1,0 +1,309 @@
+package reconcile
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/synq-trace/synq/internal/netstat"
+	"github.com/synq-trace/synq/tracer"
+)
+
+// Report is one reconciliation: per namespace, each counter's kernel delta
+// next to synq's count since the baseline.
+type Report struct {
+	Time    time.Time
+	Elapsed time.Duration // since the baseline
+	Final   bool          // printed on exit
+	Tier    tracer.Tier
+	Kernel  string
+	Port    uint16 // the tracer's port filter, 0 = none
+	Netns   []NetnsReport
+	// Idle namespaces: reconciled, but neither the kernel nor synq counted
+	// anything there; left out of Netns.
+	Idle int
+	// Unattributed: counts of listeners synq could not place in any
+	// namespace (every netns traced; see Reconciler.Observe).
+	Unattributed *tracer.Counts
+	// The tracer's loss counters since it started. Lost and BadRecords
+	// concern the event stream only; RecursionMisses are program runs the
+	// kernel skipped, so they can also be missing from the counts.
+	Lost, RecursionMisses, BadRecords uint64
+}
+
+// NetnsReport reconciles one network namespace.
+type NetnsReport struct {
+	Inode uint64
+	Name  string
+	Host  bool
+	Err   string // why the kernel's counters could not be read
+	Rows  []Row
+	// Listeners with anything counted, by address and port.
+	Listeners []ListenerReport
+}
+
+// Row is one counter.
+type Row struct {
+	Counter string // the kernel's name: ListenDrops, PassiveOpens, ...
+	// Kernel is the counter's delta in the namespace; nil when it could
+	// not be read. Synq is what synq counted; nil when this tier cannot.
+	Kernel, Synq *uint64
+	// Coverage is 100·Synq/Kernel; nil when either is unknown or Kernel
+	// is 0.
+	Coverage *float64
+	// Claimed: the tier counts every increment of this counter, so
+	// anything but Synq == Kernel is a bug or an explained gap (Note).
+	Claimed bool
+	Note    string
+}
+
+// Exact says Synq equals Kernel (both known).
+func (r Row) Exact() bool { return r.Kernel != nil && r.Synq != nil && *r.Kernel == *r.Synq }
+
+// ListenerReport is what synq counted for one listener since the baseline.
+type ListenerReport struct {
+	ID tracer.ListenerID
+	tracer.Endpoint
+	Counts           tracer.Counts
+	ListenDrops      uint64
+	ListenDropsExact bool
+	// Queues as last seen; QueueKnown is false for a listener never seen
+	// in a listing (it lived between two samples).
+	QueueKnown                                  bool
+	AcceptQueueLen, AcceptQueueMax, SynQueueLen uint32
+	Closed                                      bool // gone since the baseline
+}
+
+// Row returns the row of a counter, or false.
+func (n NetnsReport) Row(counter string) (Row, bool) {
+	for _, r := range n.Rows {
+		if r.Counter == counter {
+			return r, true
+		}
+	}
+	return Row{}, false
+}
+
+// Namespace returns the report of a namespace, or false.
+func (r *Report) Namespace(inode uint64) (NetnsReport, bool) {
+	for _, n := range r.Netns {
+		if n.Inode == inode {
+			return n, true
+		}
+	}
+	return NetnsReport{}, false
+}
+
+// The counters reconciled, in the order of the listen path.
+const (
+	ListenDrops     = "ListenDrops"
+	ListenOverflows = "ListenOverflows"
+	TCPReqQFullDrop = "TCPReqQFullDrop"
+	SyncookiesSent  = "SyncookiesSent"
+	PassiveOpens    = "PassiveOpens"
+	TCPSynRetrans   = "TCPSynRetrans"
+)
+
+var counters = []struct {
+	name, key string
+	// activity: a change means listen-path activity in the namespace
+	// (TCPSynRetrans also moves for clients).
+	activity bool
+}{
+	{ListenDrops, "TcpExt.ListenDrops", true},
+	{ListenOverflows, "TcpExt.ListenOverflows", true},
+	{TCPReqQFullDrop, "TcpExt.TCPReqQFullDrop", true},
+	{SyncookiesSent, "TcpExt.SyncookiesSent", true},
+	{PassiveOpens, "Tcp.PassiveOpens", true},
+	{TCPSynRetrans, "TcpExt.TCPSynRetrans", false},
+}
+
+// Counters lists the names of the counters reconciled.
+func Counters() []string {
+	out := make([]string, len(counters))
+	for i, c := range counters {
+		out[i] = c.name
+	}
+	return out
+}
+
+// claims says, for the tier that is attached, which counters it counts in
+// full, and otherwise why not.
+type claims struct {
+	synSide bool   // ListenDrops, ListenOverflows, TCPReqQFullDrop
+	cookies bool   // SyncookiesSent
+	why     string // why synSide is false (fentry/kprobe: a hook is missing)
+	whyCook string
+	// Tracepoint tier: ack-overflows counted at all (kfree_skb with rx_sk,
+	// 6.11+: cookie ACKs), and all of them (TCP_LISTEN_OVERFLOW, 6.15+).
+	ackCounted, ackKinds bool
+	retrans              bool // SYN-ACK retransmits counted
+}
+
+func tierClaims(info tracer.Info) claims {
+	var c claims
+	attached := map[string]bool{}
+	var missing, missingCookie []string
+	for _, h := range info.Hooks {
+		if h.Err == nil {
+			attached[h.Program] = true
+			continue
+		}
+		name := fmt.Sprintf("%s (%s)", h.Program, h.Target)
+		switch {
+		case strings.Contains(h.Program, "accept") && !strings.Contains(h.Program, "queue_add"),
+			strings.Contains(h.Program, "synack_retrans"):
+			// accept and SYN-ACK retransmits feed no reconciled claim
+		case strings.Contains(h.Program, "cookie"):
+			missingCookie = append(missingCookie, name)
+		default:
+			missing = append(missing, name)
+		}
+	}
+	c.retrans = attached["tp_synack_retrans"]
+	c.ackCounted = attached["tp_kfree_skb"]
+	for _, k := range info.Kinds() {
+		if k == tracer.KindAckOverflow {
+			c.ackKinds = true
+		}
+	}
+	if info.Tier == tracer.TierTracepoint {
+		return c
+	}
+	// A SYN whose cookie is not seen looks dropped: a missing cookie hook
+	// spoils the SYN-side claims too.
+	missing = append(missing, missingCookie...)
+	c.synSide = len(missing) == 0
+	if !c.synSide {
+		c.why = "hook " + strings.Join(missing, ", ") + " not attached"
+	}
+	c.cookies, c.whyCook = c.synSide, c.why
+	return c
+}
+
+// rows reconciles one namespace. delta is nil when its counters could not be
+// read; missed: some listing of it failed, so short-lived listeners may be
+// missing.
+func (r *Reconciler) rows(delta netstat.Snapshot, a *agg, missed bool, recursionMisses uint64) []Row {
+	info := r.info
+	cl := tierClaims(info)
+	tp := info.Tier == tracer.TierTracepoint
+	u := func(v uint64) *uint64 { return &v }
+	c := a.counts
+	rows := make([]Row, 0, len(counters))
+	for _, ctr := range counters {
+		row := Row{Counter: ctr.name}
+		if delta != nil {
+			if v, ok := delta[ctr.key]; ok && v >= 0 {
+				row.Kernel = u(uint64(v))
+			}
+		}
+		switch ctr.name {
+		case ListenDrops:
+			row.Synq = u(a.drops)
+			switch {
+			case !tp:
+				row.Claimed, row.Note = cl.synSide, cl.why
+			case !info.ExactListenDrops:
+				row.Note = "approximated by sk_drops: exact needs kfree_skb's rx_sk (6.11+) and kallsyms"
+			case a.unlisted > 0:
+				row.Note = fmt.Sprintf("%d listener(s) never listed: their sk_drops are unknown", a.unlisted)
+			case !a.exact:
+				row.Note = "a listener's sk_drops were read before its last receive drops (closed between samples)"
+			case missed:
+				row.Claimed = true
+				row.Note = "a listing of this netns failed: drops of listeners that lived only then are missing"
+			default:
+				row.Claimed = true
+			}
+		case ListenOverflows:
+			switch {
+			case !tp:
+				row.Synq = u(c.DropAcceptQueue + c.AckOverflow)
+				row.Claimed, row.Note = cl.synSide, cl.why
+			case cl.ackKinds:
+				row.Synq = u(c.AckOverflow)
+				row.Note = "ACK side only: SYN-side overflows are invisible to tracepoints"
+			case cl.ackCounted:
+				row.Synq = u(c.AckOverflow)
+				row.Note = "cookie ACKs only: SYN side invisible to tracepoints, other ACKs need 6.15+"
+			default:
+				row.Note = "SYN-side overflows are invisible to tracepoints, ACK-side ones need 6.11+"
+			}
+		case TCPReqQFullDrop:
+			if tp {
+				row.Note = "SYN-side drops are invisible to tracepoints"
+				break
+			}
+			row.Synq = u(c.DropSynQueue)
+			row.Claimed, row.Note = cl.synSide, cl.why
+		case SyncookiesSent:
+			if tp {
+				row.Note = "cookies are sent on the SYN side, invisible to tracepoints"
+				break
+			}
+			row.Synq = u(c.Cookie)
+			row.Claimed, row.Note = cl.cookies, cl.whyCook
+		case PassiveOpens:
+			row.Synq = u(c.Enqueue)
+			row.Note = "not claimed: the kernel also counts children that never reach the accept queue"
+		case TCPSynRetrans:
+			if !cl.retrans {
+				row.Note = "tcp_retransmit_synack tracepoint not attached"
+				break
+			}
+			row.Synq = u(c.SynackRetrans)
+			row.Note = "not claimed: the kernel also counts client SYN retransmits"
+		}
+		if r.cfg.Port != 0 && row.Claimed {
+			row.Claimed = false
+			row.Note = fmt.Sprintf("--port %d: synq traces one port, the kernel counts the whole netns", r.cfg.Port)
+		}
+		if row.Kernel != nil && row.Synq != nil && *row.Kernel > 0 {
+			cov := 100 * float64(*row.Synq) / float64(*row.Kernel)
+			row.Coverage = &cov
+		}
+		if row.Claimed && row.Kernel != nil && row.Synq != nil && *row.Synq != *row.Kernel {
+			row.Note = joinNote(row.Note, r.gap(*row.Kernel, *row.Synq, recursionMisses))
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// gap names what can make a claimed counter differ.
+func (r *Reconciler) gap(kernel, synq, recursionMisses uint64) string {
+	var why []string
+	if recursionMisses > 0 && synq < kernel {
+		why = append(why, fmt.Sprintf("%d program runs the kernel skipped (recursion)", recursionMisses))
+	}
+	if r.cfg.Traced == nil {
+		why = append(why, "listeners not placed in a netns")
+	}
+	if r.info.Tier == tracer.TierTracepoint {
+		why = append(why, "listeners that opened and closed between two samples")
+	}
+	why = append(why, "traffic between the reads of the kernel's and synq's counters")
+	return fmt.Sprintf("off by %+d: %s", int64(synq)-int64(kernel), strings.Join(why, ", or "))
+}
+
+func joinNote(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func sortListeners(ls []ListenerReport) {
+	sort.Slice(ls, func(i, j int) bool {
+		a, b := ls[i], ls[j]
+		if a.Port != b.Port {
+			return a.Port < b.Port
+		}
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c < 0
+		}
+		return a.ID < b.ID
+	})
+}
