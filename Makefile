@@ -10,7 +10,7 @@ export GOFLAGS := -buildvcs=false
 # netns inspection, qemu & friends for the kernel VM matrix (vm.mk).
 APT_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file bc
 
-.PHONY: all deps build demo test test-host test-short generate check-generate vmlinux fuzz bench vet clean check-vagrant
+.PHONY: all deps build demo test test-host test-short generate check-generate vmlinux fuzz bench vet clean check-vagrant check-deploy
 
 all: build
 
@@ -50,7 +50,6 @@ vet:
 # then each fuzz target briefly.
 test-host: vet
 	$(GO) test -count=1 ./...
-	cd deploy/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=10s
 
 test-short:
@@ -64,7 +63,19 @@ fuzz:
 		done; \
 	done
 
-test: deps test-host vmtest check-vagrant
+test: deps test-host check-deploy vmtest check-vagrant
+
+# The deployment files: Kubernetes manifests decoded strictly into the API
+# types (deploy/validate, a module of its own), and the systemd unit verified
+# by systemd in a scratch root with the real binary.
+check-deploy:
+	cd deploy/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
+	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
+	@root=$$(mktemp -d) && mkdir -p $$root/usr/local/bin $$root/etc/systemd/system $$root/usr/lib/systemd && \
+	cp -r /lib/systemd/system $$root/usr/lib/systemd/ && $(GO) build -o $$root/usr/local/bin/synq ./cmd/synq && \
+	cp deploy/systemd/synq.service $$root/etc/systemd/system/ && \
+	systemd-analyze verify --root=$$root synq.service; rc=$$?; rm -rf $$root; \
+	[ $$rc = 0 ] && echo "systemd-analyze verify synq.service: ok"; exit $$rc
 
 # The Vagrantfile (kernel tests on a laptop) must stay valid.
 check-vagrant:
