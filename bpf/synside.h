@@ -24,9 +24,13 @@ struct syn_state {
 	__u8 flood; /* what tcp_syn_flood_action decided, FLOOD_* */
 };
 
-/* tcp_syn_flood_action is in BTF (not inlined): its verdict classifies drops
- * exactly. Otherwise they are classified from the queue lengths. */
+/* tcp_syn_flood_action is a real function (in kallsyms, not inlined): its
+ * verdict classifies drops exactly. Otherwise they are classified from the
+ * queue lengths the kernel saw, with its own test for "SYN queue full":
+ * qlen > max since 3479c7549fb1 (v6.13, stable backports), qlen >= max
+ * before (synq_full_ge, set from the kernel version). */
 const volatile bool have_flood_action = false;
+const volatile bool synq_full_ge = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -145,9 +149,8 @@ static __always_inline void syn_exit(const struct sock *sk)
 	if (have_flood_action)
 		reason = s->flood == FLOOD_DROP ? SYNQ_REASON_SYN_QUEUE_FULL :
 			 s->acc_len > s->acc_max ? SYNQ_REASON_ACCEPT_QUEUE_FULL : SYNQ_REASON_OTHER;
-	/* Without it: full is qlen > max since 3479c7549fb1 (v6.13 and
-	 * stable), >= before; at qlen == max this guess can be wrong. */
-	else if (s->syncookies == 0 && s->syn_len > s->acc_max)
+	else if (s->syncookies == 0 &&
+		 (s->syn_len > s->acc_max || (synq_full_ge && s->syn_len == s->acc_max)))
 		reason = SYNQ_REASON_SYN_QUEUE_FULL;
 	else if (s->acc_len > s->acc_max)
 		reason = SYNQ_REASON_ACCEPT_QUEUE_FULL;

@@ -76,6 +76,7 @@ const (
 	fentryVarFilterPort           = "filter_port"
 	fentryVarHaveFloodAction      = "have_flood_action"
 	fentryVarKindsMask            = "kinds_mask"
+	fentryVarSynqFullGe           = "synq_full_ge"
 	fentryVarUnusedSynqCounter    = "unused_synq_counter"
 	fentryVarUnusedSynqCounts     = "unused_synq_counts"
 	fentryVarUnusedSynqEvent      = "unused_synq_event"
@@ -168,6 +169,7 @@ type fentryVariableSpecs struct {
 	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
 	HaveFloodAction    *ebpf.VariableSpec `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
+	SynqFullGe         *ebpf.VariableSpec `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
@@ -228,6 +230,7 @@ type fentryVariables struct {
 	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
 	HaveFloodAction    *ebpf.Variable `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
+	SynqFullGe         *ebpf.Variable `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`

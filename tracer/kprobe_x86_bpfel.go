@@ -81,6 +81,7 @@ const (
 	kprobeVarFilterPort            = "filter_port"
 	kprobeVarHaveFloodAction       = "have_flood_action"
 	kprobeVarKindsMask             = "kinds_mask"
+	kprobeVarSynqFullGe            = "synq_full_ge"
 	kprobeVarUnusedSynqCounter     = "unused_synq_counter"
 	kprobeVarUnusedSynqCounts      = "unused_synq_counts"
 	kprobeVarUnusedSynqEvent       = "unused_synq_event"
@@ -173,6 +174,7 @@ type kprobeVariableSpecs struct {
 	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
 	HaveFloodAction    *ebpf.VariableSpec `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
+	SynqFullGe         *ebpf.VariableSpec `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
@@ -235,6 +237,7 @@ type kprobeVariables struct {
 	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
 	HaveFloodAction    *ebpf.Variable `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
+	SynqFullGe         *ebpf.Variable `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`

@@ -190,6 +190,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 		t.info.Notes = append(t.info.Notes, note)
 	}
 	f := probeKernel(kspec)
+	f.synFloodAction = f.synFloodAction && t.haveSymbol("tcp_syn_flood_action")
 	t.info.features = f
 	if err := t.configure(f); err != nil {
 		return nil, err
@@ -263,6 +264,7 @@ func (t *Tracer) configure(f kernelFeatures) error {
 			"rcv4_lo": ranges["tcp_v4_rcv"].lo, "rcv4_hi": ranges["tcp_v4_rcv"].hi,
 			"rcv6_lo": ranges["tcp_v6_rcv"].lo, "rcv6_hi": ranges["tcp_v6_rcv"].hi,
 			"have_data_ready": f.dataReady, "have_flood_action": f.synFloodAction,
+			"synq_full_ge": !reqQueueFullFixed(kernelVersion()),
 		} {
 			if err := set(v, val); err != nil {
 				return err

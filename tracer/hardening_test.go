@@ -1,0 +1,489 @@
+package tracer_test
+
+// Hardening (issue #8): SYN floods, a stalled reader, listeners and network
+// namespaces that go away mid-trace. Each test runs in private network
+// namespaces and checks the tracer against the kernel's own counters.
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/synq-trace/synq/internal/hardening"
+	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/tracer"
+	"golang.org/x/sys/unix"
+)
+
+// floodSrc is routed out of lo and discarded in every flood netns (see
+// hardening.Blackhole): no SYN-ACK is ever answered.
+var floodSrc = netip.MustParsePrefix("10.99.0.0/16")
+
+func hardHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// hardListeners lists the listeners of ns (nil once ns is closed).
+func hardListeners(t *testing.T, ns *netlab.Netns) []tracer.Listener {
+	t.Helper()
+	snap, err := tracer.NewSnapshotter("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	var ls []tracer.Listener
+	if err := ns.Do(func() (err error) { ls, err = snap.Listeners(); return }); err != nil {
+		t.Fatal(err)
+	}
+	return ls
+}
+
+func hardListener(t *testing.T, ns *netlab.Netns, port uint16) tracer.Listener {
+	t.Helper()
+	for _, l := range hardListeners(t, ns) {
+		if l.Port == port {
+			return l
+		}
+	}
+	t.Fatalf("no listener on port %d in %s", port, ns)
+	return tracer.Listener{}
+}
+
+// hardReader reads a tracer in the background, counting events by kind.
+type hardReader struct {
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	kinds  map[tracer.Kind]uint64
+	after  time.Time // events stamped at or after this are counted in late
+	late   atomic.Uint64
+}
+
+func hardRead(tr *tracer.Tracer, after time.Time) *hardReader {
+	r := &hardReader{done: make(chan error, 1), kinds: map[tracer.Kind]uint64{}, after: after}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		r.done <- tr.Read(ctx, func(ev *tracer.Event) {
+			r.mu.Lock()
+			r.kinds[ev.Kind]++
+			r.mu.Unlock()
+			if !ev.Time.Before(r.after) {
+				r.late.Add(1)
+			}
+		})
+	}()
+	return r
+}
+
+// running fails the test if Read has returned.
+func (r *hardReader) running(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		t.Fatalf("Read returned early: %v", err)
+	default:
+	}
+}
+
+// stop drains the ring buffer (> the poll interval) and stops reading.
+func (r *hardReader) stop(t *testing.T) map[tracer.Kind]uint64 {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond)
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.kinds
+}
+
+func hardFloodNetns(t *testing.T, syncookies string) (*netlab.Netns, *hardening.Flooder) {
+	t.Helper()
+	requireRoot(t)
+	ns, err := netlab.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	if err := ns.Sysctl("net.ipv4.tcp_syncookies", syncookies); err != nil {
+		t.Fatal(err)
+	}
+	if err := hardening.Blackhole(ns, floodSrc); err != nil {
+		t.Fatal(err)
+	}
+	f, err := hardening.NewFlooder(ns, floodSrc, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return ns, f
+}
+
+// 20k spoofed SYNs whose handshakes never complete, at a backlog-8 listener
+// that never accepts, with each syncookies mode: the tracer keeps running,
+// its Go heap stays flat, and the ListenDrops it attributes to the listener
+// are the netns's ListenDrops delta exactly.
+func TestKernelSynFlood(t *testing.T) {
+	const n = 20000
+	for _, sc := range []string{"0", "1", "2"} {
+		t.Run("syncookies="+sc, func(t *testing.T) {
+			ns, f := hardFloodNetns(t, sc)
+			l, err := ns.Listen("tcp4", "127.0.0.1:0", 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode())})
+			if err != nil {
+				t.Skipf("tier not available: %v", err)
+			}
+			defer tr.Close()
+			r := hardRead(tr, time.Time{})
+			before := hardListener(t, ns, l.Port())
+			c0, err := ns.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			heap0 := hardHeap()
+
+			start := time.Now()
+			if _, err := f.Send(l.Addr(), n); err != nil {
+				t.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			time.Sleep(200 * time.Millisecond)
+			r.running(t)
+			c1, err := ns.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := hardListener(t, ns, l.Port())
+			heap1 := hardHeap()
+			kinds := r.stop(t)
+			counts, err := tr.Counts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := tr.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := counts[before.ID]
+			d := c1.Sub(c0)
+			info := tr.Info()
+			drops, exact := tracer.ListenDrops(info, before, after, c)
+			t.Logf("%d SYNs in %s; kernel: ListenDrops %d TCPReqQFullDrop %d SyncookiesSent %d; SYN queue %d/%d; sk_drops %d->%d",
+				n, elapsed.Round(time.Millisecond), d["TcpExt.ListenDrops"], d["TcpExt.TCPReqQFullDrop"], d["TcpExt.SyncookiesSent"],
+				after.SynQueueLen, after.AcceptQueueMax, before.SkDrops, after.SkDrops)
+			t.Logf("synq (%s): ListenDrops %d (exact %v), counts %+v, events %v, stats %+v; Go heap %d -> %d KiB",
+				info.Tier, drops, exact, c, kinds, st, heap0>>10, heap1>>10)
+
+			switch sc {
+			case "0":
+				if d["TcpExt.ListenDrops"] < n/2 {
+					t.Fatalf("ListenDrops %d: the flood did not overflow the SYN queue", d["TcpExt.ListenDrops"])
+				}
+			default:
+				if d["TcpExt.SyncookiesSent"] < n/2 {
+					t.Fatalf("SyncookiesSent %d: the flood did not trigger cookies", d["TcpExt.SyncookiesSent"])
+				}
+			}
+			if !exact {
+				t.Logf("tier %s on this kernel cannot attribute ListenDrops exactly; not compared", info.Tier)
+			} else if drops != d["TcpExt.ListenDrops"] {
+				t.Errorf("synq attributes %d drops to %s, the kernel counted ListenDrops %d", drops, l, d["TcpExt.ListenDrops"])
+			}
+			if info.Tier != tracer.TierTracepoint {
+				if c.DropSynQueue != d["TcpExt.TCPReqQFullDrop"] {
+					t.Errorf("syn-queue-full drops %d != TCPReqQFullDrop %d", c.DropSynQueue, d["TcpExt.TCPReqQFullDrop"])
+				}
+				if c.Cookie != d["TcpExt.SyncookiesSent"] {
+					t.Errorf("cookies %d != SyncookiesSent %d", c.Cookie, d["TcpExt.SyncookiesSent"])
+				}
+			}
+			if st.Lost != 0 || st.BadRecords != 0 {
+				t.Errorf("default ring buffer: lost %d, undecodable %d", st.Lost, st.BadRecords)
+			}
+			if heap1 > heap0+8<<20 {
+				t.Errorf("Go heap grew from %d to %d KiB during the flood", heap0>>10, heap1>>10)
+			}
+		})
+	}
+}
+
+// A one-page ring buffer and a reader that stalls for 2 s while connections
+// churn and a SYN flood runs: records that did not fit are counted (delivered
+// + lost = the enqueues counted in the kernel), once the reader resumes every
+// new connection is delivered, and the per-listener aggregates stay exact.
+func TestKernelStalledReader(t *testing.T) {
+	ns, f := hardFloodNetns(t, "0")
+	flooded, err := ns.Listen("tcp4", "127.0.0.1:0", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flooded.Close()
+	busy, err := ns.Listen("tcp4", "127.0.0.1:0", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	srv := netlab.Serve(busy, netlab.ServerConfig{})
+	defer srv.Stop()
+
+	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode()),
+		Kinds: []tracer.Kind{tracer.KindEnqueue}, RingBytes: os.Getpagesize()})
+	if err != nil {
+		t.Skipf("tier not available: %v", err)
+	}
+	defer tr.Close()
+	before := hardListener(t, ns, flooded.Port())
+	busyBefore := hardListener(t, ns, busy.Port())
+	c0, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Nobody reads while the flood and 2 s of churn run.
+	churned := make(chan int, 1)
+	go func() { churned <- ns.Churn(context.Background(), busy.Addr().String(), 4, 2*time.Second) }()
+	if _, err := f.Send(flooded.Addr(), 5000); err != nil {
+		t.Fatal(err)
+	}
+	conns := <-churned
+	srv.WaitAccepts(int64(conns), time.Second) // a few clients may have been dropped (ack-overflow)
+	// The reader resumes and drains what the ring holds; then fresh
+	// connections must all be delivered.
+	resumed := time.Now()
+	stalled, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	freshStart := resumed.Add(300 * time.Millisecond)
+	r := hardRead(tr, freshStart)
+	time.Sleep(time.Until(freshStart))
+	lostAtResume, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small bursts: a one-page ring holds ~34 records.
+	const fresh = 50
+	for range fresh / 5 {
+		res, err := ns.DialMany(context.Background(), busy.Addr().String(), 5, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	srv.WaitAccepts(int64(conns+fresh), time.Second)
+	c1, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := hardListener(t, ns, flooded.Port())
+	busyAfter := hardListener(t, ns, busy.Port())
+	kinds := r.stop(t)
+	st, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := tr.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enq uint64
+	for _, c := range counts {
+		enq += c.Enqueue
+	}
+	delivered := kinds[tracer.KindEnqueue]
+	d := c1.Sub(c0)
+	// The churned listener may overflow too: the netns's ListenDrops is
+	// the sum of both.
+	drops, exact := tracer.ListenDrops(tr.Info(), before, after, counts[before.ID])
+	busyDrops, busyExact := tracer.ListenDrops(tr.Info(), busyBefore, busyAfter, counts[busyBefore.ID])
+	drops, exact = drops+busyDrops, exact && busyExact
+	t.Logf("%d connections; kernel counted %d enqueues; delivered %d (%d fresh ones), lost %d (%d while stalled, %d before the fresh ones)",
+		conns, enq, delivered, r.late.Load(), st.Lost, stalled.Lost, lostAtResume.Lost)
+	t.Logf("kernel ListenDrops %d, synq %d (flooded %d + churned %d, exact %v)", d["TcpExt.ListenDrops"], drops, drops-busyDrops, busyDrops, exact)
+
+	if stalled.Lost == 0 {
+		t.Fatalf("a %d-byte ring buffer lost nothing in 2 s of churn: the test did not stall the reader", os.Getpagesize())
+	}
+	if delivered+st.Lost != enq {
+		t.Errorf("delivered %d + lost %d != %d enqueues counted in the kernel", delivered, st.Lost, enq)
+	}
+	if r.late.Load() < fresh || st.Lost != lostAtResume.Lost {
+		t.Errorf("after the reader resumed: %d events delivered for %d fresh connections, %d more lost: the stream did not recover",
+			r.late.Load(), fresh, st.Lost-lostAtResume.Lost)
+	}
+	if d["TcpExt.ListenDrops"] == 0 {
+		t.Fatal("the flood caused no ListenDrops")
+	}
+	if exact && drops != d["TcpExt.ListenDrops"] {
+		t.Errorf("with records lost, synq attributes %d drops to the two listeners, the kernel counted %d", drops, d["TcpExt.ListenDrops"])
+	}
+}
+
+// hardConnectOnce connects to a listener of ns and closes the listener with
+// the child still in its accept queue (the kernel resets it), then the client.
+func hardConnectOnce(t *testing.T, ns *netlab.Netns, l *netlab.Listener) {
+	t.Helper()
+	fd, err := ns.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(l.Port()), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	unix.Close(fd)
+}
+
+// 2000 listeners, each opened, connected to once and closed with the
+// connection still in its accept queue, then the netns itself deleted, all
+// while the tracer runs: Read keeps going, snapshots drop closed listeners,
+// listener_counts (an LRU of 16384) and the Go heap stay bounded.
+func TestKernelListenerChurn(t *testing.T) {
+	requireRoot(t)
+	ns, err := netlab.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode())})
+	if err != nil {
+		t.Skipf("tier not available: %v", err)
+	}
+	defer tr.Close()
+	r := hardRead(tr, time.Time{})
+	heap0 := hardHeap()
+
+	const n = 2000
+	start := time.Now()
+	for i := range n {
+		l, err := ns.Listen("tcp4", "127.0.0.1:0", 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%500 == 0 {
+			if ls := hardListeners(t, ns); len(ls) != 1 || ls[0].Port != l.Port() {
+				t.Fatalf("iteration %d: snapshot %+v, want only the listener on port %d", i, ls, l.Port())
+			}
+		}
+		hardConnectOnce(t, ns, l)
+		if i%500 == 0 {
+			if ls := hardListeners(t, ns); len(ls) != 0 {
+				t.Fatalf("closed listener still in the snapshot: %+v", ls)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	r.running(t)
+	counts, err := tr.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enq uint64
+	for _, c := range counts {
+		enq += c.Enqueue
+	}
+	heap1 := hardHeap()
+	t.Logf("%d listeners in %s; listener_counts holds %d entries, %d enqueues; Go heap %d -> %d KiB",
+		n, elapsed.Round(time.Millisecond), len(counts), enq, heap0>>10, heap1>>10)
+	if len(counts) > 16384 {
+		t.Errorf("listener_counts holds %d entries, more than its 16384", len(counts))
+	}
+	// A new listener at a reused address starts from zero: the map keeps
+	// the counts of closed listeners only until their address is reused, so
+	// it can hold fewer enqueues than there were connections, never more.
+	if enq > n || enq == 0 {
+		t.Errorf("listener_counts holds %d enqueues for %d connections", enq, n)
+	}
+	if heap1 > heap0+8<<20 {
+		t.Errorf("Go heap grew from %d to %d KiB", heap0>>10, heap1>>10)
+	}
+
+	// The netns goes away mid-trace, with a listener and a queued child.
+	l, err := ns.Listen("tcp4", "127.0.0.1:0", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := ns.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(l.Port()), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	ns.Close()
+	l.Close()
+	unix.Close(fd)
+	time.Sleep(200 * time.Millisecond) // cleanup_net runs from a workqueue
+	r.running(t)
+	kinds := r.stop(t)
+	if _, err := tr.Counts(); err != nil {
+		t.Errorf("Counts after the netns was deleted: %v", err)
+	}
+	st, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after the netns was deleted: events %v, stats %+v", kinds, st)
+	if kinds[tracer.KindEnqueue] != n+1 || st.Lost != 0 || st.BadRecords != 0 {
+		t.Errorf("%d enqueue events for %d connections; lost %d, undecodable %d", kinds[tracer.KindEnqueue], n+1, st.Lost, st.BadRecords)
+	}
+}
+
+// The kernel reuses a closed listener's struct sock for the next one. A
+// listener at a recycled address has had no traffic yet, so it must have no
+// counters: listener_counts is keyed by address.
+func TestKernelRecycledListenerCounts(t *testing.T) {
+	requireRoot(t)
+	ns, err := netlab.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode())})
+	if err != nil {
+		t.Skipf("tier not available: %v", err)
+	}
+	defer tr.Close()
+	seen := map[tracer.ListenerID]bool{}
+	for i := range 500 {
+		l, err := ns.Listen("tcp4", "127.0.0.1:0", 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls := hardListeners(t, ns)
+		if len(ls) != 1 {
+			t.Fatalf("snapshot %+v, want one listener", ls)
+		}
+		id := ls[0].ID
+		if seen[id] {
+			counts, err := tr.Counts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("listener %d (%s) reuses the address %#x of a closed one; its counters before any traffic: %+v", i, l, uint64(id), counts[id])
+			if c := counts[id]; c != (tracer.Counts{}) {
+				t.Errorf("a new listener inherits the counters of a closed one at the same address (%+v); fix: delete its listener_counts entry when a listener leaves TCP_LISTEN, or key by socket cookie", c)
+			}
+			l.Close()
+			return
+		}
+		seen[id] = true
+		hardConnectOnce(t, ns, l)
+	}
+	t.Skip("no listener address was recycled in 500 listeners")
+}
