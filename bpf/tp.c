@@ -61,25 +61,6 @@ static __always_inline void enqueue_without_listener(const struct sock *child, _
 	submit(e);
 }
 
-/* A socket starts listening: counters kept under its address belong to a
- * closed socket that lived there before (the kernel reuses addresses within
- * a few sockets). */
-static __always_inline void listen_start(const struct sock *sk)
-{
-	__u64 key = (__u64)sk;
-
-	bpf_map_delete_elem(&listener_counts, &key);
-}
-
-/* For the fentry and kprobe tiers, which do not need tp_set_state. */
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(tp_listen_start, const struct sock *sk, const int oldstate, const int newstate)
-{
-	if (newstate == SYNQ_TCP_LISTEN)
-		listen_start(sk);
-	return 0;
-}
-
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tp_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -87,10 +68,6 @@ int BPF_PROG(tp_set_state, const struct sock *sk, const int oldstate, const int 
 	__u64 key = (__u64)sk, now;
 	__u32 zero = 0;
 
-	if (newstate == SYNQ_TCP_LISTEN) {
-		listen_start(sk);
-		return 0;
-	}
 	/* ~10 state changes per connection; only a child leaving SYN_RECV matters. */
 	if (oldstate != SYNQ_TCP_SYN_RECV || newstate != SYNQ_TCP_ESTABLISHED)
 		return 0;

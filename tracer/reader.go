@@ -105,7 +105,10 @@ func (c *Counts) add(n *tpSynqCounts) {
 	c.AckOther += n.N[tpSynqCounterSYNQ_CNT_ACK_OTHER]
 }
 
-// Counts reads the per-listener counters.
+// Counts reads the per-listener counters. They are keyed by the listener's
+// kernel address, which the kernel reuses: a listener at the address of a
+// closed one continues its counters. Consumers that track listeners across
+// snapshots tell them apart by Listener.Inode and take deltas.
 func (t *Tracer) Counts() (map[ListenerID]Counts, error) {
 	out := map[ListenerID]Counts{}
 	var key uint64

@@ -144,7 +144,6 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 			add("tp", p, false)
 		}
 	case TierFentry:
-		add("tp", "tp_listen_start", false)
 		add("fentry", "fe_conn_request", true)
 		add("fentry", "fx_conn_request", true)
 		add("fentry", "fe_reqsk_hash_add", true)
@@ -182,7 +181,6 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 		}
 		add("fentry", "fx_accept_a"+a, false)
 	case TierKprobe:
-		add("tp", "tp_listen_start", false)
 		for _, p := range []string{"kp_conn_request", "krp_conn_request", "kp_reqsk_hash_add"} {
 			add("kprobe", p, true)
 		}

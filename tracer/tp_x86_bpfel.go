@@ -100,7 +100,6 @@ const (
 	tpProgTpExitAccept      = "tp_exit_accept"
 	tpProgTpExitAccept4     = "tp_exit_accept4"
 	tpProgTpKfreeSkb        = "tp_kfree_skb"
-	tpProgTpListenStart     = "tp_listen_start"
 	tpProgTpSetState        = "tp_set_state"
 	tpProgTpSynackRetrans   = "tp_synack_retrans"
 	tpVarFilterNetns        = "filter_netns"
@@ -168,7 +167,6 @@ type tpProgramSpecs struct {
 	TpExitAccept    *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
 	TpExitAccept4   *ebpf.ProgramSpec `ebpf:"tp_exit_accept4"`
 	TpKfreeSkb      *ebpf.ProgramSpec `ebpf:"tp_kfree_skb"`
-	TpListenStart   *ebpf.ProgramSpec `ebpf:"tp_listen_start"`
 	TpSetState      *ebpf.ProgramSpec `ebpf:"tp_set_state"`
 	TpSynackRetrans *ebpf.ProgramSpec `ebpf:"tp_synack_retrans"`
 }
@@ -276,7 +274,6 @@ type tpPrograms struct {
 	TpExitAccept    *ebpf.Program `ebpf:"tp_exit_accept"`
 	TpExitAccept4   *ebpf.Program `ebpf:"tp_exit_accept4"`
 	TpKfreeSkb      *ebpf.Program `ebpf:"tp_kfree_skb"`
-	TpListenStart   *ebpf.Program `ebpf:"tp_listen_start"`
 	TpSetState      *ebpf.Program `ebpf:"tp_set_state"`
 	TpSynackRetrans *ebpf.Program `ebpf:"tp_synack_retrans"`
 }
@@ -289,7 +286,6 @@ func (p *tpPrograms) Close() error {
 		p.TpExitAccept,
 		p.TpExitAccept4,
 		p.TpKfreeSkb,
-		p.TpListenStart,
 		p.TpSetState,
 		p.TpSynackRetrans,
 	)
