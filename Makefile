@@ -89,3 +89,4 @@ clean:
 	rm -rf bin
 
 -include vm.mk
+-include bench.mk

@@ -27,7 +27,7 @@ func Blackhole(ns *netlab.Netns, prefix netip.Prefix) error {
 	if !prefix.Addr().Is4() {
 		return fmt.Errorf("blackhole %s: IPv4 only", prefix)
 	}
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.FD()))
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.FD()), unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", ns, err)
 	}

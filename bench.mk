@@ -1,0 +1,35 @@
+# Benchmarks (issue #7), included from the Makefile. As root:
+#   make bench-full    reader + overhead + scale benchmarks, ~5 min; prints a
+#                      table and writes docs/benchmarks.md. Run it on an idle
+#                      machine (no QEMU VM matrix running).
+#   make bench-short   every benchmark once, tiny, < 60 s: checks they still
+#                      run (CI). It asserts no number and writes no doc.
+GO ?= go
+BENCH_DIR := $(or $(TMPDIR),/tmp)/synq-bench
+BENCH_SYNQ := $(BENCH_DIR)/synq
+BENCH_RUN := $(BENCH_DIR)/synqbench
+BENCH_ROUNDS ?= 5
+BENCH_DUR ?= 3s
+BENCH_LABEL ?=
+
+.PHONY: bench-full bench-short bench-build
+
+bench-build:
+	@mkdir -p $(BENCH_DIR)
+	$(GO) build -o $(BENCH_SYNQ) ./cmd/synq
+	$(GO) build -o $(BENCH_RUN) ./bench/cmd/synqbench
+
+bench-full: bench-build
+	@mkdir -p docs
+	@command -v bpftrace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null; } || echo "bpftrace not installed: its mode will report the error"
+	@if pgrep qemu >/dev/null; then echo "warning: QEMU is running: numbers will be distorted (the report says so)"; fi
+	$(GO) test -run '^$$' -bench . -benchmem ./bench/ | tee $(BENCH_DIR)/reader.txt
+	SYNQ_BENCH_SOCKETS=100000 $(GO) test -run '^$$' -bench BenchmarkCount -benchmem ./internal/sockstate/ | tee $(BENCH_DIR)/sockstate.txt
+	$(BENCH_RUN) -synq $(BENCH_SYNQ) -rounds $(BENCH_ROUNDS) -dur $(BENCH_DUR) -c 8 -listeners 10000 -netns 10 \
+		-label "$(BENCH_LABEL)" -findings bench/findings.md -gobench $(BENCH_DIR)/reader.txt,$(BENCH_DIR)/sockstate.txt -out docs/benchmarks.md
+
+bench-short: bench-build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1000x ./bench/
+	@if [ "$$(id -u)" != 0 ]; then echo "bench-short: not root, skipping the privileged benchmarks"; exit 0; fi; \
+	SYNQ_BENCH_SOCKETS=200 $(GO) test -run '^$$' -bench BenchmarkCount -benchtime 1x ./internal/sockstate/ && \
+	$(BENCH_RUN) -synq $(BENCH_SYNQ) -rounds 1 -dur 300ms -settle 500ms -listeners 200 -netns 2

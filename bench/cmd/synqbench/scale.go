@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/tracer"
+)
+
+type snapResult struct {
+	listeners, netns int
+	found            int             // listeners the in-process snapshot saw in our netns
+	inproc           []time.Duration // tracer.Snapshotter over every netns, per try
+	cli              []time.Duration // `synq listeners --output json`, per try
+	cliRSSKiB        int64           // max RSS over the tries
+	cliErr           string
+}
+
+// snapshotScale spreads c.listeners listeners over c.netns named
+// namespaces (named, so `synq listeners` finds them in /run/netns) and
+// times a snapshot of them, in-process and with the CLI.
+func snapshotScale(c config, r *report) error {
+	res := &snapResult{listeners: c.listeners, netns: c.netns}
+	r.snap = res
+	var nss []*netlab.Netns
+	var lns []*netlab.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+		for _, n := range nss {
+			n.Close()
+		}
+	}()
+	per := c.listeners / c.netns
+	for i := range c.netns {
+		name := fmt.Sprintf("synqbench-%d", i)
+		_ = netlab.DeleteNamed(name) // a previous run killed before cleanup
+		n, err := netlab.New(name)
+		if err != nil {
+			return err
+		}
+		nss = append(nss, n)
+		for range per {
+			l, err := n.Listen("tcp4", "127.0.0.1:0", 128)
+			if err != nil {
+				return fmt.Errorf("listener %d of %d: %w", len(lns)+1, c.listeners, err)
+			}
+			lns = append(lns, l)
+		}
+	}
+
+	s, err := tracer.NewSnapshotter("")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for range 3 {
+		found := 0
+		t0 := time.Now()
+		for _, n := range nss {
+			err := n.Do(func() error {
+				ls, err := s.Listeners()
+				found += len(ls)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		res.inproc = append(res.inproc, time.Since(t0))
+		res.found = found
+	}
+
+	for range 3 {
+		cmd := exec.Command(c.synq, "listeners", "--output", "json")
+		cmd.Stdout = io.Discard
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		t0 := time.Now()
+		if err := cmd.Run(); err != nil {
+			res.cliErr = fmt.Sprintf("%v: %s", err, lastLine(errb.String()))
+			break
+		}
+		res.cli = append(res.cli, time.Since(t0))
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			res.cliRSSKiB = max(res.cliRSSKiB, ru.Maxrss)
+		}
+	}
+	return nil
+}
+
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// loadNote says whether something else was loading the machine (the QEMU
+// VM matrix of `make test` distorts every number here).
+func loadNote() string {
+	avg, _ := os.ReadFile("/proc/loadavg")
+	q, _ := exec.Command("pgrep", "-c", "qemu").Output()
+	n := strings.TrimSpace(string(q))
+	if n == "" {
+		n = "0"
+	}
+	return fmt.Sprintf("loadavg %s, qemu processes %s", strings.Join(strings.Fields(string(avg))[:3], " "), n)
+}
