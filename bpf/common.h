@@ -63,12 +63,19 @@ struct {
 	__type(value, struct synq_counts);
 } listener_counts SEC(".maps");
 
-/* Child socket -> time it entered the accept queue, read at accept(). */
+/* A child in an accept queue: when it entered, and its listener (0 when the
+ * hook could not see it). */
+struct enqueued {
+	__u64 time_ns;
+	__u64 listener;
+};
+
+/* Child socket -> when and where it was queued, read at accept(). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct enqueued);
 } child_enqueued SEC(".maps");
 
 static __always_inline bool sk_is_tcp_listener(const struct sock *sk)
@@ -162,12 +169,17 @@ static __always_inline struct synq_event *reserve(__u8 kind)
 	return e;
 }
 
+/* Batched wakeups (wakeup_bytes > 0): no wakeup below the watermark (the
+ * reader polls), a forced one at or past it. The default (flags 0) would not
+ * do: the kernel then wakes the reader only when this record is the first
+ * unread one, which is never true after NO_WAKEUP records. */
 static __always_inline void submit(struct synq_event *e)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 flags = 0;
 
-	if (!wakeup_bytes || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
-		flags = 0;
+	if (wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										       : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }
 

@@ -18,11 +18,42 @@ enum { FLOOD_NONE, FLOOD_DROP, FLOOD_COOKIE };
 
 struct syn_state {
 	__u64 sk;
+	__u64 mib[2]; /* this CPU's ListenOverflows, TCPReqQFullDrop at entry */
 	__u32 acc_len, acc_max, syn_len, sk_drops;
 	__u8 syncookies;
 	__u8 outcome;
 	__u8 flood; /* what tcp_syn_flood_action decided, FLOOD_* */
+	__u8 have_mib;
 };
+
+/* The exact verdict: the kernel's own counters. tcp_conn_request and
+ * syn_recv_sock run in softirq context and cannot be preempted, so what this
+ * CPU's share of the netns' ListenOverflows and TCPReqQFullDrop gained between
+ * entry and return is what this call counted. Needs __per_cpu_offset from
+ * kallsyms (per_cpu_offset, 0 when unreadable) and the counters' indexes
+ * from the running kernel's BTF (the loader sets all three). Without them,
+ * drops are classified from queue lengths (below). */
+const volatile __u64 per_cpu_offset = 0;
+const volatile __u32 mib_listen_overflows = 0;
+const volatile __u32 mib_reqq_full_drop = 0;
+
+static __always_inline bool mib_read(const struct sock *sk, __u64 out[2])
+{
+	__u64 off, base;
+	__u32 cpu;
+
+	if (!per_cpu_offset || !mib_listen_overflows || !mib_reqq_full_drop)
+		return false;
+	cpu = bpf_get_smp_processor_id();
+	if (bpf_probe_read_kernel(&off, sizeof(off), (void *)(per_cpu_offset + (__u64)cpu * sizeof(__u64))))
+		return false;
+	base = (__u64)BPF_CORE_READ(sk, __sk_common.skc_net.net, mib.net_statistics) + off;
+	if (bpf_probe_read_kernel(&out[0], sizeof(__u64), (void *)(base + mib_listen_overflows * sizeof(__u64))))
+		return false;
+	if (bpf_probe_read_kernel(&out[1], sizeof(__u64), (void *)(base + mib_reqq_full_drop * sizeof(__u64))))
+		return false;
+	return true;
+}
 
 /* tcp_syn_flood_action is a real function (in kallsyms, not inlined): its
  * verdict classifies drops exactly. Otherwise they are classified from the
@@ -43,7 +74,9 @@ struct {
  * queue was full when it started. */
 struct ack_state {
 	__u64 sk;
+	__u64 mib[2];
 	__u8 full;
+	__u8 have_mib;
 };
 
 struct {
@@ -81,6 +114,7 @@ static __always_inline void syn_enter(const struct sock *sk)
 	s->syncookies = BPF_CORE_READ(sk, __sk_common.skc_net.net, ipv4.sysctl_tcp_syncookies);
 	s->outcome = OUT_NONE;
 	s->flood = FLOOD_NONE;
+	s->have_mib = mib_read(sk, s->mib);
 }
 
 static __always_inline void syn_mark(const struct sock *sk, __u8 outcome)
@@ -124,6 +158,7 @@ static __always_inline void syn_exit(const struct sock *sk)
 {
 	struct synq_event *e;
 	struct syn_state *s;
+	__u64 mib[2];
 	__u32 zero = 0;
 	__u8 reason;
 
@@ -146,7 +181,10 @@ static __always_inline void syn_exit(const struct sock *sk)
 	 * without cookies -> TCPReqQFullDrop; then accept queue full ->
 	 * ListenOverflows; else ListenDrops alone (e.g. the syncookies=0 rule
 	 * keeping the last quarter of tcp_max_syn_backlog for proven peers). */
-	if (have_flood_action)
+	if (s->have_mib && mib_read(sk, mib))
+		reason = mib[1] != s->mib[1] ? SYNQ_REASON_SYN_QUEUE_FULL :
+			 mib[0] != s->mib[0] ? SYNQ_REASON_ACCEPT_QUEUE_FULL : SYNQ_REASON_OTHER;
+	else if (have_flood_action)
 		reason = s->flood == FLOOD_DROP ? SYNQ_REASON_SYN_QUEUE_FULL :
 			 s->acc_len > s->acc_max ? SYNQ_REASON_ACCEPT_QUEUE_FULL : SYNQ_REASON_OTHER;
 	else if (s->syncookies == 0 &&
@@ -176,6 +214,7 @@ static __always_inline void ack_enter(const struct sock *sk)
 		return;
 	a->sk = (__u64)sk;
 	a->full = BPF_CORE_READ(sk, sk_ack_backlog) > BPF_CORE_READ(sk, sk_max_ack_backlog);
+	a->have_mib = mib_read(sk, a->mib);
 }
 
 /* syn_recv_sock returned: NULL is a ListenDrops; with the accept queue full
@@ -184,7 +223,9 @@ static __always_inline void ack_exit(const struct sock *sk, const void *child)
 {
 	struct synq_event *e;
 	struct ack_state *a;
+	__u64 mib[2];
 	__u32 zero = 0;
+	bool full;
 
 	a = bpf_map_lookup_elem(&ack_state, &zero);
 	if (!a || a->sk != (__u64)sk)
@@ -192,7 +233,10 @@ static __always_inline void ack_exit(const struct sock *sk, const void *child)
 	a->sk = 0;
 	if (child)
 		return;
-	if (!a->full) {
+	full = a->full;
+	if (a->have_mib && mib_read(sk, mib))
+		full = mib[0] != a->mib[0];
+	if (!full) {
 		count(sk, SYNQ_CNT_ACK_OTHER);
 		return;
 	}
@@ -255,11 +299,14 @@ static __always_inline void emit_enqueue(const struct sock *sk, const struct soc
 {
 	struct synq_event *e;
 	__u64 key = (__u64)child, now;
+	struct enqueued v;
 
 	if (!child || !sk_wanted(sk))
 		return;
 	now = bpf_ktime_get_ns();
-	bpf_map_update_elem(&child_enqueued, &key, &now, BPF_ANY);
+	v.time_ns = now;
+	v.listener = (__u64)sk;
+	bpf_map_update_elem(&child_enqueued, &key, &v, BPF_ANY);
 	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE);
 	if (!e)
 		return;
@@ -270,8 +317,9 @@ static __always_inline void emit_enqueue(const struct sock *sk, const struct soc
 
 static __always_inline void emit_accept(const struct sock *sk, const struct sock *child)
 {
+	struct enqueued *t;
 	struct synq_event *e;
-	__u64 key, now, *t;
+	__u64 key, now;
 
 	if (!child || !sk_wanted(sk))
 		return;
@@ -281,7 +329,7 @@ static __always_inline void emit_accept(const struct sock *sk, const struct sock
 	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT);
 	if (e) {
 		if (t)
-			e->latency_ns = now - *t;
+			e->latency_ns = now - t->time_ns;
 		else
 			e->flags |= SYNQ_F_NO_LATENCY;
 		e->pid = bpf_get_current_pid_tgid() >> 32;

@@ -13,6 +13,11 @@ const volatile __u64 rcv4_lo = 0, rcv4_hi = 0, rcv6_lo = 0, rcv6_hi = 0;
 /* The sk_data_ready tracepoint exists (6.6+): enqueue events then carry the
  * listener's queue depths. Without it they carry the child's address only. */
 const volatile bool have_data_ready = false;
+/* accept() exits find the listener through the syscall's listening fd, saved
+ * at entry. Not needed when enqueues record the listener (have_data_ready):
+ * the exit then looks the accepted child up alone, and the entry programs are
+ * not attached. */
+const volatile bool accept_by_fd = true;
 
 struct pending_child {
 	__u64 child;
@@ -66,6 +71,7 @@ int BPF_PROG(tp_set_state, const struct sock *sk, const int oldstate, const int 
 {
 	struct pending_child *p;
 	__u64 key = (__u64)sk, now;
+	struct enqueued v = {};
 	__u32 zero = 0;
 
 	/* ~10 state changes per connection; only a child leaving SYN_RECV matters. */
@@ -77,8 +83,9 @@ int BPF_PROG(tp_set_state, const struct sock *sk, const int oldstate, const int 
 	 * is a passive child (or a simultaneous open, which has no listener: its
 	 * pending slot is never claimed). */
 	now = bpf_ktime_get_ns();
-	bpf_map_update_elem(&child_enqueued, &key, &now, BPF_ANY);
 	if (!have_data_ready) {
+		v.time_ns = now;
+		bpf_map_update_elem(&child_enqueued, &key, &v, BPF_ANY);
 		enqueue_without_listener(sk, now);
 		return 0;
 	}
@@ -97,6 +104,7 @@ int BPF_PROG(tp_data_ready, const struct sock *sk)
 {
 	struct pending_child *p;
 	struct synq_event *e;
+	struct enqueued v;
 	__u32 zero = 0;
 	__u64 child;
 
@@ -109,6 +117,9 @@ int BPF_PROG(tp_data_ready, const struct sock *sk)
 	p->child = 0;
 	if (BPF_CORE_READ(sk, __sk_common.skc_num) != p->lport || sk_netns(sk) != p->netns)
 		return 0;
+	v.time_ns = p->time_ns;
+	v.listener = (__u64)sk;
+	bpf_map_update_elem(&child_enqueued, &child, &v, BPF_ANY);
 	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE);
 	if (!e)
 		return 0;
@@ -223,45 +234,53 @@ static __always_inline int accept_enter(__u64 fd)
 
 static __always_inline int accept_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid(), *lfd, *t, key, now;
+	__u64 id = bpf_get_current_pid_tgid(), lfd = 0, *p, key, now, enq = 0;
 	struct task_struct *task;
-	struct sock *child, *sk;
+	struct sock *child, *sk = NULL;
+	struct enqueued *t;
 	struct synq_event *e;
 	__u16 family;
 
-	lfd = bpf_map_lookup_elem(&accepting, &id);
-	if (!lfd)
-		return 0;
-	key = *lfd;
-	bpf_map_delete_elem(&accepting, &id);
+	if (accept_by_fd) {
+		p = bpf_map_lookup_elem(&accepting, &id);
+		if (!p)
+			return 0;
+		lfd = *p;
+		bpf_map_delete_elem(&accepting, &id);
+	}
 	if (ret < 0)
 		return 0;
 	task = (struct task_struct *)bpf_get_current_task();
-	sk = fd_to_sock(task, key);
-	if (!sk || !sk_is_tcp_listener(sk) || !sk_wanted(sk))
-		return 0;
 	child = fd_to_sock(task, ret);
 	if (!child)
+		return 0;
+	key = (__u64)child;
+	t = bpf_map_lookup_elem(&child_enqueued, &key);
+	if (t) {
+		enq = t->time_ns;
+		sk = (struct sock *)t->listener;
+		bpf_map_delete_elem(&child_enqueued, &key);
+	}
+	if (!sk && accept_by_fd) {
+		sk = fd_to_sock(task, lfd);
+		if (!sk || !sk_is_tcp_listener(sk))
+			return 0;
+	}
+	/* else: a child queued before synq attached, or not TCP at all */
+	if (!sk || !sk_wanted(sk))
 		return 0;
 	family = BPF_CORE_READ(child, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	now = bpf_ktime_get_ns();
-	key = (__u64)child;
-	t = bpf_map_lookup_elem(&child_enqueued, &key);
 	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT);
-	if (!e) {
-		if (t)
-			bpf_map_delete_elem(&child_enqueued, &key);
+	if (!e)
 		return 0;
-	}
 	e->time_ns = now;
-	if (t) {
-		e->latency_ns = now - *t;
-		bpf_map_delete_elem(&child_enqueued, &key);
-	} else {
+	if (enq)
+		e->latency_ns = now - enq;
+	else
 		e->flags |= SYNQ_F_NO_LATENCY;
-	}
 	e->pid = id >> 32;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	fill_peer(e, &child->__sk_common);

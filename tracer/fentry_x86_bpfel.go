@@ -14,10 +14,18 @@ import (
 )
 
 type fentryAckState struct {
-	_    structs.HostLayout
-	Sk   uint64
-	Full uint8
-	_    [7]byte
+	_       structs.HostLayout
+	Sk      uint64
+	Mib     [2]uint64
+	Full    uint8
+	HaveMib uint8
+	_       [6]byte
+}
+
+type fentryEnqueued struct {
+	_        structs.HostLayout
+	TimeNs   uint64
+	Listener uint64
 }
 
 type fentryHashdance struct {
@@ -28,6 +36,7 @@ type fentryHashdance struct {
 type fentrySynState struct {
 	_          structs.HostLayout
 	Sk         uint64
+	Mib        [2]uint64
 	AccLen     uint32
 	AccMax     uint32
 	SynLen     uint32
@@ -35,7 +44,8 @@ type fentrySynState struct {
 	Syncookies uint8
 	Outcome    uint8
 	Flood      uint8
-	_          [5]byte
+	HaveMib    uint8
+	_          [4]byte
 }
 
 type fentrySynqCounts struct {
@@ -76,6 +86,9 @@ const (
 	fentryVarFilterPort           = "filter_port"
 	fentryVarHaveFloodAction      = "have_flood_action"
 	fentryVarKindsMask            = "kinds_mask"
+	fentryVarMibListenOverflows   = "mib_listen_overflows"
+	fentryVarMibReqqFullDrop      = "mib_reqq_full_drop"
+	fentryVarPerCpuOffset         = "per_cpu_offset"
 	fentryVarSynqFullGe           = "synq_full_ge"
 	fentryVarUnusedSynqCounter    = "unused_synq_counter"
 	fentryVarUnusedSynqCounts     = "unused_synq_counts"
@@ -169,6 +182,9 @@ type fentryVariableSpecs struct {
 	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
 	HaveFloodAction    *ebpf.VariableSpec `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
+	MibListenOverflows *ebpf.VariableSpec `ebpf:"mib_listen_overflows"`
+	MibReqqFullDrop    *ebpf.VariableSpec `ebpf:"mib_reqq_full_drop"`
+	PerCpuOffset       *ebpf.VariableSpec `ebpf:"per_cpu_offset"`
 	SynqFullGe         *ebpf.VariableSpec `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
@@ -230,6 +246,9 @@ type fentryVariables struct {
 	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
 	HaveFloodAction    *ebpf.Variable `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
+	MibListenOverflows *ebpf.Variable `ebpf:"mib_listen_overflows"`
+	MibReqqFullDrop    *ebpf.Variable `ebpf:"mib_reqq_full_drop"`
+	PerCpuOffset       *ebpf.Variable `ebpf:"per_cpu_offset"`
 	SynqFullGe         *ebpf.Variable `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`

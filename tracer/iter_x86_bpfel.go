@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type iterEnqueued struct {
+	_        structs.HostLayout
+	TimeNs   uint64
+	Listener uint64
+}
+
 type iterSynqCounts struct {
 	_ structs.HostLayout
 	N [13]uint64

@@ -76,6 +76,25 @@ func (t *Tracer) haveSymbol(name string) bool {
 	return err == nil && r[name].lo != 0
 }
 
+// dataSymbol is the address of a kernel data symbol (0 when absent or
+// unreadable without CAP_SYSLOG).
+func dataSymbol(path, name string) uint64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 3 && fields[2] == name && strings.ContainsAny(fields[1], "DdBbRr") {
+			a, _ := strconv.ParseUint(fields[0], 16, 64)
+			return a
+		}
+	}
+	return 0
+}
+
 // kernelVersion is the running kernel's upstream version: Debian's uname -r
 // says 5.10.0-32, its /proc/version names the stable release (5.10.223).
 func kernelVersion() [3]int {

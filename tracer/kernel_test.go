@@ -352,6 +352,7 @@ func TestKernelTierEvents(t *testing.T) {
 		names = append(names, k.String())
 	}
 	t.Logf("synq-events: kernel=%s tier=%s exact_listen_drops=%v kinds=%s", info.Kernel, info.Tier, info.ExactListenDrops, strings.Join(names, ","))
+	t.Logf("exact drop reasons: %v", info.ExactDropReasons)
 	for _, n := range info.Notes {
 		t.Logf("note: %s", n)
 	}
@@ -364,6 +365,24 @@ func TestKernelTierEvents(t *testing.T) {
 			t.Errorf("tier %s lacks %s", info.Tier, k)
 		}
 	}
+	// Distro kernels (CONFIG_KALLSYMS_ALL) let the SYN-side tiers read the
+	// kernel's own verdict per drop; a kernel that does not is reported.
+	if info.Tier != tracer.TierTracepoint && kallsymsHas("__per_cpu_offset") && !info.ExactDropReasons {
+		t.Errorf("tier %s: kallsyms has __per_cpu_offset but drop reasons are not exact: %v", info.Tier, info.Notes)
+	}
+}
+
+func kallsymsHas(name string) bool {
+	b, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[2] == name && f[0] != strings.Repeat("0", len(f[0])) {
+			return true
+		}
+	}
+	return false
 }
 
 // The kernel-side filters: only the listener on the asked port reports.

@@ -14,10 +14,18 @@ import (
 )
 
 type kprobeAckState struct {
-	_    structs.HostLayout
-	Sk   uint64
-	Full uint8
-	_    [7]byte
+	_       structs.HostLayout
+	Sk      uint64
+	Mib     [2]uint64
+	Full    uint8
+	HaveMib uint8
+	_       [6]byte
+}
+
+type kprobeEnqueued struct {
+	_        structs.HostLayout
+	TimeNs   uint64
+	Listener uint64
 }
 
 type kprobeHashdance struct {
@@ -33,6 +41,7 @@ type kprobeQadd struct {
 type kprobeSynState struct {
 	_          structs.HostLayout
 	Sk         uint64
+	Mib        [2]uint64
 	AccLen     uint32
 	AccMax     uint32
 	SynLen     uint32
@@ -40,7 +49,8 @@ type kprobeSynState struct {
 	Syncookies uint8
 	Outcome    uint8
 	Flood      uint8
-	_          [5]byte
+	HaveMib    uint8
+	_          [4]byte
 }
 
 type kprobeSynqCounts struct {
@@ -81,6 +91,9 @@ const (
 	kprobeVarFilterPort            = "filter_port"
 	kprobeVarHaveFloodAction       = "have_flood_action"
 	kprobeVarKindsMask             = "kinds_mask"
+	kprobeVarMibListenOverflows    = "mib_listen_overflows"
+	kprobeVarMibReqqFullDrop       = "mib_reqq_full_drop"
+	kprobeVarPerCpuOffset          = "per_cpu_offset"
 	kprobeVarSynqFullGe            = "synq_full_ge"
 	kprobeVarUnusedSynqCounter     = "unused_synq_counter"
 	kprobeVarUnusedSynqCounts      = "unused_synq_counts"
@@ -174,6 +187,9 @@ type kprobeVariableSpecs struct {
 	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
 	HaveFloodAction    *ebpf.VariableSpec `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
+	MibListenOverflows *ebpf.VariableSpec `ebpf:"mib_listen_overflows"`
+	MibReqqFullDrop    *ebpf.VariableSpec `ebpf:"mib_reqq_full_drop"`
+	PerCpuOffset       *ebpf.VariableSpec `ebpf:"per_cpu_offset"`
 	SynqFullGe         *ebpf.VariableSpec `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
@@ -237,6 +253,9 @@ type kprobeVariables struct {
 	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
 	HaveFloodAction    *ebpf.Variable `ebpf:"have_flood_action"`
 	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
+	MibListenOverflows *ebpf.Variable `ebpf:"mib_listen_overflows"`
+	MibReqqFullDrop    *ebpf.Variable `ebpf:"mib_reqq_full_drop"`
+	PerCpuOffset       *ebpf.Variable `ebpf:"per_cpu_offset"`
 	SynqFullGe         *ebpf.Variable `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`

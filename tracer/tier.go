@@ -69,6 +69,9 @@ type kernelFeatures struct {
 	// tcp_syn_flood_action is a function of its own (not inlined): its
 	// verdict tells syn-queue-full drops from accept-queue-full ones.
 	synFloodAction bool
+	// Indexes of LINUX_MIB_LISTENOVERFLOWS and LINUX_MIB_TCPREQQFULLDROP in
+	// struct linux_mib on this kernel (an anonymous enum in BTF; 0 = absent).
+	mibListenOverflows, mibReqQFullDrop uint32
 }
 
 func funcParams(spec *btf.Spec, name string) (int, bool) {
@@ -114,6 +117,7 @@ func probeKernel(spec *btf.Spec) kernelFeatures {
 	f.synRecv6Args, f.haveSynRecv6 = funcParams(spec, "tcp_v6_syn_recv_sock")
 	_, f.haveCookieV6 = funcParams(spec, "cookie_v6_init_sequence")
 	_, f.synFloodAction = funcParams(spec, "tcp_syn_flood_action")
+	f.mibListenOverflows, f.mibReqQFullDrop = mibIndexes(spec)
 	var reasons *btf.Enum
 	if err := spec.TypeByName("skb_drop_reason", &reasons); err == nil {
 		for _, v := range reasons.Values {
@@ -140,9 +144,15 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 		if f.kfreeRxSk {
 			add("tp", "tp_kfree_skb", false)
 		}
-		for _, p := range []string{"tp_enter_accept4", "tp_exit_accept4", "tp_enter_accept", "tp_exit_accept"} {
-			add("tp", p, false)
+		// With sk_data_ready the enqueue records the child's listener and
+		// the accept exit needs nothing else; without it, the exit finds
+		// the listener through the listening fd saved at entry.
+		if !f.dataReady {
+			add("tp", "tp_enter_accept4", false)
+			add("tp", "tp_enter_accept", false)
 		}
+		add("tp", "tp_exit_accept4", false)
+		add("tp", "tp_exit_accept", false)
 	case TierFentry:
 		add("fentry", "fe_conn_request", true)
 		add("fentry", "fx_conn_request", true)
@@ -217,4 +227,31 @@ func variant(fn string, n int, known ...int) (string, error) {
 		return "", fmt.Errorf("%s is not in this kernel's BTF", fn)
 	}
 	return "", errors.New(fmt.Sprintf("%s has %d parameters in this kernel's BTF; synq knows %v", fn, n, known))
+}
+
+// mibIndexes finds the per-netns MIB counters' indexes in the running
+// kernel's BTF: the enum is uapi but anonymous, so CO-RE cannot relocate it.
+func mibIndexes(spec *btf.Spec) (overflows, reqQFull uint32) {
+	for typ, err := range spec.All() {
+		if err != nil {
+			break
+		}
+		e, ok := typ.(*btf.Enum)
+		if !ok || e.Name != "" {
+			continue
+		}
+		var o, q uint32
+		for _, v := range e.Values {
+			switch v.Name {
+			case "LINUX_MIB_LISTENOVERFLOWS":
+				o = uint32(v.Value)
+			case "LINUX_MIB_TCPREQQFULLDROP":
+				q = uint32(v.Value)
+			}
+		}
+		if o != 0 && q != 0 {
+			return o, q
+		}
+	}
+	return 0, 0
 }

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type tpEnqueued struct {
+	_        structs.HostLayout
+	TimeNs   uint64
+	Listener uint64
+}
+
 type tpPendingChild struct {
 	_      structs.HostLayout
 	Child  uint64
@@ -102,6 +108,7 @@ const (
 	tpProgTpKfreeSkb        = "tp_kfree_skb"
 	tpProgTpSetState        = "tp_set_state"
 	tpProgTpSynackRetrans   = "tp_synack_retrans"
+	tpVarAcceptByFd         = "accept_by_fd"
 	tpVarFilterNetns        = "filter_netns"
 	tpVarFilterPort         = "filter_port"
 	tpVarHaveDataReady      = "have_data_ready"
@@ -187,6 +194,7 @@ type tpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tpVariableSpecs struct {
+	AcceptByFd         *ebpf.VariableSpec `ebpf:"accept_by_fd"`
 	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
 	HaveDataReady      *ebpf.VariableSpec `ebpf:"have_data_ready"`
@@ -247,6 +255,7 @@ func (m *tpMaps) Close() error {
 //
 // It can be passed to loadTpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tpVariables struct {
+	AcceptByFd         *ebpf.Variable `ebpf:"accept_by_fd"`
 	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
 	HaveDataReady      *ebpf.Variable `ebpf:"have_data_ready"`

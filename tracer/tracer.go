@@ -61,6 +61,11 @@ type Info struct {
 	ExactListenDrops bool
 	Notes            []string
 
+	// ExactDropReasons: the SYN- and ACK-side hooks classify each drop by
+	// the kernel's own per-CPU counters (ListenOverflows, TCPReqQFullDrop)
+	// rather than by queue lengths, which race with other CPUs.
+	ExactDropReasons bool
+
 	features kernelFeatures
 }
 
@@ -231,6 +236,9 @@ func Open(cfg Config) (t *Tracer, err error) {
 		t.info.Notes = append(t.info.Notes, "tracepoint tier: SYN-side events (syn, syn-drop, cookie) are invisible to tracepoints; SYN-side drops are derived per listener from sk_drops")
 	} else {
 		t.info.ExactListenDrops = true
+		if !t.info.ExactDropReasons {
+			t.info.Notes = append(t.info.Notes, "drop reasons are inferred from queue lengths: exact ones need __per_cpu_offset in kallsyms (CONFIG_KALLSYMS_ALL, readable with CAP_SYSLOG)")
+		}
 	}
 	t.reader, err = ringbuf.NewReader(t.maps["events"])
 	if err != nil {
@@ -249,6 +257,15 @@ func (t *Tracer) configure(f kernelFeatures) error {
 		mask |= 1 << k
 	}
 	ranges, _ := t.rcvRanges()
+	kallsyms := t.cfg.KallsymsPath
+	if kallsyms == "" {
+		kallsyms = "/proc/kallsyms"
+	}
+	perCPU := uint64(0)
+	if f.mibListenOverflows != 0 && f.mibReqQFullDrop != 0 {
+		perCPU = dataSymbol(kallsyms, "__per_cpu_offset")
+	}
+	t.info.ExactDropReasons = perCPU != 0
 	for name, spec := range t.specs {
 		set := func(v string, val any) error {
 			if vs, ok := spec.Variables[v]; ok {
@@ -263,8 +280,10 @@ func (t *Tracer) configure(f kernelFeatures) error {
 			"kinds_mask": mask, "wakeup_bytes": t.cfg.WakeupBytes,
 			"rcv4_lo": ranges["tcp_v4_rcv"].lo, "rcv4_hi": ranges["tcp_v4_rcv"].hi,
 			"rcv6_lo": ranges["tcp_v6_rcv"].lo, "rcv6_hi": ranges["tcp_v6_rcv"].hi,
-			"have_data_ready": f.dataReady, "have_flood_action": f.synFloodAction,
-			"synq_full_ge": !reqQueueFullFixed(kernelVersion()),
+			"have_data_ready": f.dataReady, "accept_by_fd": !f.dataReady, "have_flood_action": f.synFloodAction,
+			"synq_full_ge":   !reqQueueFullFixed(kernelVersion()),
+			"per_cpu_offset": perCPU, "mib_listen_overflows": f.mibListenOverflows,
+			"mib_reqq_full_drop": f.mibReqQFullDrop,
 		} {
 			if err := set(v, val); err != nil {
 				return err
