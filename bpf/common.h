@@ -26,6 +26,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Referenced so that BTF carries the record types for bpf2go -type. */
 const struct synq_event *unused_synq_event __attribute__((unused));
 const struct synq_counts *unused_synq_counts __attribute__((unused));
+const struct synq_hist *unused_synq_hist __attribute__((unused));
 const struct synq_listener *unused_synq_listener __attribute__((unused));
 const enum synq_kind *unused_synq_kind __attribute__((unused));
 const enum synq_reason *unused_synq_reason __attribute__((unused));
@@ -62,6 +63,31 @@ struct {
 	__type(key, __u64);
 	__type(value, struct synq_counts);
 } listener_counts SEC(".maps");
+
+/* Keyed by the listener's kernel address, like listener_counts; one copy
+ * for all CPUs (a per-CPU copy of 1.7 KiB per listener would cost MiBs per
+ * CPU), updated with atomic adds. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct synq_hist);
+} listener_hist SEC(".maps");
+
+/* The value a new listener_hist entry starts from (too large for the stack). */
+static const struct synq_hist zero_hist;
+
+/* Stream one in sample_every syn, enqueue and accept events (0 or 1: all);
+ * drops, cookies, retransmits and overflows always go through. Counters and
+ * histograms see every event. */
+const volatile __u32 sample_every = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SYNQ_KIND_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} sample_ctr SEC(".maps");
 
 /* A child in an accept queue: when it entered, and its listener (0 when the
  * hook could not see it). */
@@ -147,7 +173,106 @@ static __always_inline void fill_peer(struct synq_event *e, const struct sock_co
 
 static __always_inline bool kind_wanted(__u8 kind)
 {
-	return kinds_mask & (1u << kind);
+	__u32 key = kind, *n;
+
+	if (!(kinds_mask & (1u << kind)))
+		return false;
+	if (sample_every <= 1 ||
+	    (kind != SYNQ_KIND_SYN && kind != SYNQ_KIND_ENQUEUE && kind != SYNQ_KIND_ACCEPT))
+		return true;
+	n = bpf_map_lookup_elem(&sample_ctr, &key);
+	if (!n)
+		return true;
+	if (++*n < sample_every)
+		return false;
+	*n = 0;
+	return true;
+}
+
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r = 0;
+
+	if (v >> 32) {
+		v >>= 32;
+		r += 32;
+	}
+	if (v >> 16) {
+		v >>= 16;
+		r += 16;
+	}
+	if (v >> 8) {
+		v >>= 8;
+		r += 8;
+	}
+	if (v >> 4) {
+		v >>= 4;
+		r += 4;
+	}
+	if (v >> 2) {
+		v >>= 2;
+		r += 2;
+	}
+	if (v >> 1)
+		r += 1;
+	return r;
+}
+
+/* The bucket of v (see SYNQ_HIST_P), at most last. */
+static __always_inline __u32 hist_bucket(__u64 v, __u32 last)
+{
+	__u32 e, b;
+
+	if (v < (1u << (SYNQ_HIST_P + 1)))
+		return v;
+	e = log2_u64(v);
+	b = ((e - SYNQ_HIST_P + 1) << SYNQ_HIST_P) + (__u32)(v >> (e - SYNQ_HIST_P)) - (1u << SYNQ_HIST_P);
+	return b < last ? b : last;
+}
+
+static __always_inline struct synq_hist *listener_hist_of(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct synq_hist *h;
+
+	h = bpf_map_lookup_elem(&listener_hist, &key);
+	if (h)
+		return h;
+	bpf_map_update_elem(&listener_hist, &key, &zero_hist, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&listener_hist, &key);
+}
+
+/* An accept: its latency, or no_latency when the enqueue was not seen. */
+static __always_inline void hist_latency(const struct sock *sk, __u64 ns, bool known)
+{
+	struct synq_hist *h = listener_hist_of(sk);
+	__u32 b;
+
+	if (!h)
+		return;
+	if (!known) {
+		__sync_fetch_and_add(&h->no_latency, 1);
+		return;
+	}
+	b = hist_bucket(ns, SYNQ_LAT_BUCKETS - 1);
+	/* the compiler knows b is in range; the verifier must see the check */
+	asm volatile("" : "+r"(b));
+	if (b < SYNQ_LAT_BUCKETS)
+		__sync_fetch_and_add(&h->latency[b], 1);
+}
+
+/* An enqueue: the accept queue's length with the new child in it. */
+static __always_inline void hist_depth(const struct sock *sk)
+{
+	struct synq_hist *h = listener_hist_of(sk);
+	__u32 b;
+
+	if (!h)
+		return;
+	b = hist_bucket(BPF_CORE_READ(sk, sk_ack_backlog), SYNQ_DEPTH_BUCKETS - 1);
+	asm volatile("" : "+r"(b));
+	if (b < SYNQ_DEPTH_BUCKETS)
+		__sync_fetch_and_add(&h->depth[b], 1);
 }
 
 static __always_inline struct synq_event *reserve(__u8 kind)

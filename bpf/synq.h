@@ -65,6 +65,21 @@ struct synq_counts {
 	__u64 n[SYNQ_CNT_MAX];
 };
 
+/* Per-listener distributions kept in the kernel, exact whatever the event
+ * stream loses or samples. Log-linear buckets with SYNQ_HIST_P sub-bucket
+ * bits, the layout of internal/hist with precision SYNQ_HIST_P: values below
+ * 2^(P+1) have a bucket each, then 2^P buckets per power of two. The last
+ * bucket also holds everything above it. */
+#define SYNQ_HIST_P 2
+#define SYNQ_LAT_BUCKETS 156  /* accept latency in ns, up to 2^40 ns (18 min) */
+#define SYNQ_DEPTH_BUCKETS 60 /* accept queue length at enqueue, up to 2^16 */
+
+struct synq_hist {
+	__u64 latency[SYNQ_LAT_BUCKETS];
+	__u64 depth[SYNQ_DEPTH_BUCKETS];
+	__u64 no_latency; /* accepts of children whose enqueue was not seen */
+};
+
 /* One listening socket, as iter/tcp sees it. */
 struct synq_listener {
 	__u64 listener;

@@ -307,6 +307,7 @@ static __always_inline void emit_enqueue(const struct sock *sk, const struct soc
 	v.time_ns = now;
 	v.listener = (__u64)sk;
 	bpf_map_update_elem(&child_enqueued, &key, &v, BPF_ANY);
+	hist_depth(sk);
 	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE);
 	if (!e)
 		return;
@@ -326,6 +327,7 @@ static __always_inline void emit_accept(const struct sock *sk, const struct sock
 	key = (__u64)child;
 	now = bpf_ktime_get_ns();
 	t = bpf_map_lookup_elem(&child_enqueued, &key);
+	hist_latency(sk, t ? now - t->time_ns : 0, t != NULL);
 	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT);
 	if (e) {
 		if (t)

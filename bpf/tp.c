@@ -120,6 +120,7 @@ int BPF_PROG(tp_data_ready, const struct sock *sk)
 	v.time_ns = p->time_ns;
 	v.listener = (__u64)sk;
 	bpf_map_update_elem(&child_enqueued, &child, &v, BPF_ANY);
+	hist_depth(sk);
 	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE);
 	if (!e)
 		return 0;
@@ -273,6 +274,7 @@ static __always_inline int accept_exit(long ret)
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	now = bpf_ktime_get_ns();
+	hist_latency(sk, now - enq, enq != 0);
 	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT);
 	if (!e)
 		return 0;

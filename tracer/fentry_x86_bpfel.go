@@ -53,6 +53,13 @@ type fentrySynqCounts struct {
 	N [13]uint64
 }
 
+type fentrySynqHist struct {
+	_         structs.HostLayout
+	Latency   [156]uint64
+	Depth     [60]uint64
+	NoLatency uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -63,7 +70,9 @@ const (
 	fentryMapEvents               = "events"
 	fentryMapHashdance            = "hashdance"
 	fentryMapListenerCounts       = "listener_counts"
+	fentryMapListenerHist         = "listener_hist"
 	fentryMapLost                 = "lost"
+	fentryMapSampleCtr            = "sample_ctr"
 	fentryMapSynState             = "syn_state"
 	fentryProgFeCompleteHashdance = "fe_complete_hashdance"
 	fentryProgFeConnRequest       = "fe_conn_request"
@@ -89,10 +98,12 @@ const (
 	fentryVarMibListenOverflows   = "mib_listen_overflows"
 	fentryVarMibReqqFullDrop      = "mib_reqq_full_drop"
 	fentryVarPerCpuOffset         = "per_cpu_offset"
+	fentryVarSampleEvery          = "sample_every"
 	fentryVarSynqFullGe           = "synq_full_ge"
 	fentryVarUnusedSynqCounter    = "unused_synq_counter"
 	fentryVarUnusedSynqCounts     = "unused_synq_counts"
 	fentryVarUnusedSynqEvent      = "unused_synq_event"
+	fentryVarUnusedSynqHist       = "unused_synq_hist"
 	fentryVarUnusedSynqKind       = "unused_synq_kind"
 	fentryVarUnusedSynqListener   = "unused_synq_listener"
 	fentryVarUnusedSynqReason     = "unused_synq_reason"
@@ -170,7 +181,9 @@ type fentryMapSpecs struct {
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	Hashdance      *ebpf.MapSpec `ebpf:"hashdance"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
+	ListenerHist   *ebpf.MapSpec `ebpf:"listener_hist"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
+	SampleCtr      *ebpf.MapSpec `ebpf:"sample_ctr"`
 	SynState       *ebpf.MapSpec `ebpf:"syn_state"`
 }
 
@@ -185,10 +198,12 @@ type fentryVariableSpecs struct {
 	MibListenOverflows *ebpf.VariableSpec `ebpf:"mib_listen_overflows"`
 	MibReqqFullDrop    *ebpf.VariableSpec `ebpf:"mib_reqq_full_drop"`
 	PerCpuOffset       *ebpf.VariableSpec `ebpf:"per_cpu_offset"`
+	SampleEvery        *ebpf.VariableSpec `ebpf:"sample_every"`
 	SynqFullGe         *ebpf.VariableSpec `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
+	UnusedSynqHist     *ebpf.VariableSpec `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.VariableSpec `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
@@ -221,7 +236,9 @@ type fentryMaps struct {
 	Events         *ebpf.Map `ebpf:"events"`
 	Hashdance      *ebpf.Map `ebpf:"hashdance"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
+	ListenerHist   *ebpf.Map `ebpf:"listener_hist"`
 	Lost           *ebpf.Map `ebpf:"lost"`
+	SampleCtr      *ebpf.Map `ebpf:"sample_ctr"`
 	SynState       *ebpf.Map `ebpf:"syn_state"`
 }
 
@@ -233,7 +250,9 @@ func (m *fentryMaps) Close() error {
 		m.Events,
 		m.Hashdance,
 		m.ListenerCounts,
+		m.ListenerHist,
 		m.Lost,
+		m.SampleCtr,
 		m.SynState,
 	)
 }
@@ -249,10 +268,12 @@ type fentryVariables struct {
 	MibListenOverflows *ebpf.Variable `ebpf:"mib_listen_overflows"`
 	MibReqqFullDrop    *ebpf.Variable `ebpf:"mib_reqq_full_drop"`
 	PerCpuOffset       *ebpf.Variable `ebpf:"per_cpu_offset"`
+	SampleEvery        *ebpf.Variable `ebpf:"sample_every"`
 	SynqFullGe         *ebpf.Variable `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`
+	UnusedSynqHist     *ebpf.Variable `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.Variable `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`

@@ -129,21 +129,22 @@ func hardFloodNetns(t *testing.T, syncookies string) (*netlab.Netns, *hardening.
 	return ns, f
 }
 
-// 20k spoofed SYNs whose handshakes never complete, at a backlog-8 listener
-// that never accepts, with each syncookies mode: the tracer keeps running,
-// its Go heap stays flat, and the ListenDrops it attributes to the listener
-// are the netns's ListenDrops delta exactly.
+// 100k spoofed SYNs whose handshakes never complete, at a backlog-16
+// listener that never accepts, with each syncookies mode and the syn stream
+// sampled 1 in 100: the tracer keeps running, its Go heap stays flat, the
+// ListenDrops it attributes to the listener are the netns's ListenDrops delta
+// exactly, and so are its cookie and SYN-queue-full counts.
 func TestKernelSynFlood(t *testing.T) {
-	const n = 20000
+	const n, backlog = 100000, 16
 	for _, sc := range []string{"0", "1", "2"} {
 		t.Run("syncookies="+sc, func(t *testing.T) {
 			ns, f := hardFloodNetns(t, sc)
-			l, err := ns.Listen("tcp4", "127.0.0.1:0", 8)
+			l, err := ns.Listen("tcp4", "127.0.0.1:0", backlog)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode())})
+			tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode()), SampleEvery: 100})
 			if err != nil {
 				t.Skipf("tier not available: %v", err)
 			}
@@ -209,6 +210,10 @@ func TestKernelSynFlood(t *testing.T) {
 				}
 				if c.Cookie != d["TcpExt.SyncookiesSent"] {
 					t.Errorf("cookies %d != SyncookiesSent %d", c.Cookie, d["TcpExt.SyncookiesSent"])
+				}
+				// 1 in 100 per CPU: at most one extra per CPU's counter.
+				if got, most := kinds[tracer.KindSyn], c.Syn/100+uint64(runtime.NumCPU()); got == 0 || got > most {
+					t.Errorf("%d syn events streamed for %d SYNs sampled 1 in 100, want 1 to %d", got, c.Syn, most)
 				}
 			}
 			if st.Lost != 0 || st.BadRecords != 0 {

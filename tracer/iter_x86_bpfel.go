@@ -24,6 +24,13 @@ type iterSynqCounts struct {
 	N [13]uint64
 }
 
+type iterSynqHist struct {
+	_         structs.HostLayout
+	Latency   [156]uint64
+	Depth     [60]uint64
+	NoLatency uint64
+}
+
 type iterSynqListener struct {
 	_        structs.HostLayout
 	Listener uint64
@@ -47,14 +54,18 @@ const (
 	iterMapChildEnqueued      = "child_enqueued"
 	iterMapEvents             = "events"
 	iterMapListenerCounts     = "listener_counts"
+	iterMapListenerHist       = "listener_hist"
 	iterMapLost               = "lost"
+	iterMapSampleCtr          = "sample_ctr"
 	iterProgIterListeners     = "iter_listeners"
 	iterVarFilterNetns        = "filter_netns"
 	iterVarFilterPort         = "filter_port"
 	iterVarKindsMask          = "kinds_mask"
+	iterVarSampleEvery        = "sample_every"
 	iterVarUnusedSynqCounter  = "unused_synq_counter"
 	iterVarUnusedSynqCounts   = "unused_synq_counts"
 	iterVarUnusedSynqEvent    = "unused_synq_event"
+	iterVarUnusedSynqHist     = "unused_synq_hist"
 	iterVarUnusedSynqKind     = "unused_synq_kind"
 	iterVarUnusedSynqListener = "unused_synq_listener"
 	iterVarUnusedSynqReason   = "unused_synq_reason"
@@ -113,7 +124,9 @@ type iterMapSpecs struct {
 	ChildEnqueued  *ebpf.MapSpec `ebpf:"child_enqueued"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
+	ListenerHist   *ebpf.MapSpec `ebpf:"listener_hist"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
+	SampleCtr      *ebpf.MapSpec `ebpf:"sample_ctr"`
 }
 
 // iterVariableSpecs contains global variables before they are loaded into the kernel.
@@ -123,9 +136,11 @@ type iterVariableSpecs struct {
 	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
 	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
+	SampleEvery        *ebpf.VariableSpec `ebpf:"sample_every"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
+	UnusedSynqHist     *ebpf.VariableSpec `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.VariableSpec `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
@@ -155,7 +170,9 @@ type iterMaps struct {
 	ChildEnqueued  *ebpf.Map `ebpf:"child_enqueued"`
 	Events         *ebpf.Map `ebpf:"events"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
+	ListenerHist   *ebpf.Map `ebpf:"listener_hist"`
 	Lost           *ebpf.Map `ebpf:"lost"`
+	SampleCtr      *ebpf.Map `ebpf:"sample_ctr"`
 }
 
 func (m *iterMaps) Close() error {
@@ -163,7 +180,9 @@ func (m *iterMaps) Close() error {
 		m.ChildEnqueued,
 		m.Events,
 		m.ListenerCounts,
+		m.ListenerHist,
 		m.Lost,
+		m.SampleCtr,
 	)
 }
 
@@ -174,9 +193,11 @@ type iterVariables struct {
 	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
 	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
+	SampleEvery        *ebpf.Variable `ebpf:"sample_every"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`
+	UnusedSynqHist     *ebpf.Variable `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.Variable `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`

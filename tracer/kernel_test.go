@@ -47,6 +47,12 @@ type session struct {
 
 func newSession(t *testing.T, sysctls map[string]string) *session {
 	t.Helper()
+	return newSessionWith(t, sysctls, tracer.Config{})
+}
+
+// newSessionWith traces the new netns with cfg (Tier and Netns are set here).
+func newSessionWith(t *testing.T, sysctls map[string]string, cfg tracer.Config) *session {
+	t.Helper()
 	requireRoot(t)
 	ns, err := netlab.New("")
 	if err != nil {
@@ -58,7 +64,8 @@ func newSession(t *testing.T, sysctls map[string]string) *session {
 			t.Fatal(err)
 		}
 	}
-	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode())})
+	cfg.Tier, cfg.Netns = testTier(t), uint32(ns.Inode())
+	tr, err := tracer.Open(cfg)
 	if err != nil {
 		if os.Getenv("SYNQ_TEST_TIER") != "" && os.Getenv("SYNQ_TEST_TIER") != "tracepoint" {
 			// A tier this kernel refuses is reported as a skip with the

@@ -58,6 +58,13 @@ type kprobeSynqCounts struct {
 	N [13]uint64
 }
 
+type kprobeSynqHist struct {
+	_         structs.HostLayout
+	Latency   [156]uint64
+	Depth     [60]uint64
+	NoLatency uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -68,8 +75,10 @@ const (
 	kprobeMapEvents                = "events"
 	kprobeMapHashdance             = "hashdance"
 	kprobeMapListenerCounts        = "listener_counts"
+	kprobeMapListenerHist          = "listener_hist"
 	kprobeMapLost                  = "lost"
 	kprobeMapQadd                  = "qadd"
+	kprobeMapSampleCtr             = "sample_ctr"
 	kprobeMapSynState              = "syn_state"
 	kprobeProgKpAccept             = "kp_accept"
 	kprobeProgKpCompleteHashdance  = "kp_complete_hashdance"
@@ -94,10 +103,12 @@ const (
 	kprobeVarMibListenOverflows    = "mib_listen_overflows"
 	kprobeVarMibReqqFullDrop       = "mib_reqq_full_drop"
 	kprobeVarPerCpuOffset          = "per_cpu_offset"
+	kprobeVarSampleEvery           = "sample_every"
 	kprobeVarSynqFullGe            = "synq_full_ge"
 	kprobeVarUnusedSynqCounter     = "unused_synq_counter"
 	kprobeVarUnusedSynqCounts      = "unused_synq_counts"
 	kprobeVarUnusedSynqEvent       = "unused_synq_event"
+	kprobeVarUnusedSynqHist        = "unused_synq_hist"
 	kprobeVarUnusedSynqKind        = "unused_synq_kind"
 	kprobeVarUnusedSynqListener    = "unused_synq_listener"
 	kprobeVarUnusedSynqReason      = "unused_synq_reason"
@@ -174,8 +185,10 @@ type kprobeMapSpecs struct {
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	Hashdance      *ebpf.MapSpec `ebpf:"hashdance"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
+	ListenerHist   *ebpf.MapSpec `ebpf:"listener_hist"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
 	Qadd           *ebpf.MapSpec `ebpf:"qadd"`
+	SampleCtr      *ebpf.MapSpec `ebpf:"sample_ctr"`
 	SynState       *ebpf.MapSpec `ebpf:"syn_state"`
 }
 
@@ -190,10 +203,12 @@ type kprobeVariableSpecs struct {
 	MibListenOverflows *ebpf.VariableSpec `ebpf:"mib_listen_overflows"`
 	MibReqqFullDrop    *ebpf.VariableSpec `ebpf:"mib_reqq_full_drop"`
 	PerCpuOffset       *ebpf.VariableSpec `ebpf:"per_cpu_offset"`
+	SampleEvery        *ebpf.VariableSpec `ebpf:"sample_every"`
 	SynqFullGe         *ebpf.VariableSpec `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
+	UnusedSynqHist     *ebpf.VariableSpec `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.VariableSpec `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
@@ -226,8 +241,10 @@ type kprobeMaps struct {
 	Events         *ebpf.Map `ebpf:"events"`
 	Hashdance      *ebpf.Map `ebpf:"hashdance"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
+	ListenerHist   *ebpf.Map `ebpf:"listener_hist"`
 	Lost           *ebpf.Map `ebpf:"lost"`
 	Qadd           *ebpf.Map `ebpf:"qadd"`
+	SampleCtr      *ebpf.Map `ebpf:"sample_ctr"`
 	SynState       *ebpf.Map `ebpf:"syn_state"`
 }
 
@@ -239,8 +256,10 @@ func (m *kprobeMaps) Close() error {
 		m.Events,
 		m.Hashdance,
 		m.ListenerCounts,
+		m.ListenerHist,
 		m.Lost,
 		m.Qadd,
+		m.SampleCtr,
 		m.SynState,
 	)
 }
@@ -256,10 +275,12 @@ type kprobeVariables struct {
 	MibListenOverflows *ebpf.Variable `ebpf:"mib_listen_overflows"`
 	MibReqqFullDrop    *ebpf.Variable `ebpf:"mib_reqq_full_drop"`
 	PerCpuOffset       *ebpf.Variable `ebpf:"per_cpu_offset"`
+	SampleEvery        *ebpf.Variable `ebpf:"sample_every"`
 	SynqFullGe         *ebpf.Variable `ebpf:"synq_full_ge"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`
+	UnusedSynqHist     *ebpf.Variable `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.Variable `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`

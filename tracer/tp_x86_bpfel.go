@@ -67,6 +67,13 @@ type tpSynqEvent struct {
 	_         [4]byte
 }
 
+type tpSynqHist struct {
+	_         structs.HostLayout
+	Latency   [156]uint64
+	Depth     [60]uint64
+	NoLatency uint64
+}
+
 type tpSynqKind uint32
 
 const (
@@ -98,8 +105,10 @@ const (
 	tpMapChildEnqueued      = "child_enqueued"
 	tpMapEvents             = "events"
 	tpMapListenerCounts     = "listener_counts"
+	tpMapListenerHist       = "listener_hist"
 	tpMapLost               = "lost"
 	tpMapPending            = "pending"
+	tpMapSampleCtr          = "sample_ctr"
 	tpProgTpDataReady       = "tp_data_ready"
 	tpProgTpEnterAccept     = "tp_enter_accept"
 	tpProgTpEnterAccept4    = "tp_enter_accept4"
@@ -117,9 +126,11 @@ const (
 	tpVarRcv4Lo             = "rcv4_lo"
 	tpVarRcv6Hi             = "rcv6_hi"
 	tpVarRcv6Lo             = "rcv6_lo"
+	tpVarSampleEvery        = "sample_every"
 	tpVarUnusedSynqCounter  = "unused_synq_counter"
 	tpVarUnusedSynqCounts   = "unused_synq_counts"
 	tpVarUnusedSynqEvent    = "unused_synq_event"
+	tpVarUnusedSynqHist     = "unused_synq_hist"
 	tpVarUnusedSynqKind     = "unused_synq_kind"
 	tpVarUnusedSynqListener = "unused_synq_listener"
 	tpVarUnusedSynqReason   = "unused_synq_reason"
@@ -186,8 +197,10 @@ type tpMapSpecs struct {
 	ChildEnqueued  *ebpf.MapSpec `ebpf:"child_enqueued"`
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
+	ListenerHist   *ebpf.MapSpec `ebpf:"listener_hist"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
 	Pending        *ebpf.MapSpec `ebpf:"pending"`
+	SampleCtr      *ebpf.MapSpec `ebpf:"sample_ctr"`
 }
 
 // tpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -203,9 +216,11 @@ type tpVariableSpecs struct {
 	Rcv4Lo             *ebpf.VariableSpec `ebpf:"rcv4_lo"`
 	Rcv6Hi             *ebpf.VariableSpec `ebpf:"rcv6_hi"`
 	Rcv6Lo             *ebpf.VariableSpec `ebpf:"rcv6_lo"`
+	SampleEvery        *ebpf.VariableSpec `ebpf:"sample_every"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
+	UnusedSynqHist     *ebpf.VariableSpec `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.VariableSpec `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
@@ -236,8 +251,10 @@ type tpMaps struct {
 	ChildEnqueued  *ebpf.Map `ebpf:"child_enqueued"`
 	Events         *ebpf.Map `ebpf:"events"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
+	ListenerHist   *ebpf.Map `ebpf:"listener_hist"`
 	Lost           *ebpf.Map `ebpf:"lost"`
 	Pending        *ebpf.Map `ebpf:"pending"`
+	SampleCtr      *ebpf.Map `ebpf:"sample_ctr"`
 }
 
 func (m *tpMaps) Close() error {
@@ -246,8 +263,10 @@ func (m *tpMaps) Close() error {
 		m.ChildEnqueued,
 		m.Events,
 		m.ListenerCounts,
+		m.ListenerHist,
 		m.Lost,
 		m.Pending,
+		m.SampleCtr,
 	)
 }
 
@@ -264,9 +283,11 @@ type tpVariables struct {
 	Rcv4Lo             *ebpf.Variable `ebpf:"rcv4_lo"`
 	Rcv6Hi             *ebpf.Variable `ebpf:"rcv6_hi"`
 	Rcv6Lo             *ebpf.Variable `ebpf:"rcv6_lo"`
+	SampleEvery        *ebpf.Variable `ebpf:"sample_every"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`
+	UnusedSynqHist     *ebpf.Variable `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.Variable `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`

@@ -29,6 +29,10 @@ type Config struct {
 	// Kinds streamed through the ring buffer; nil = all. Per-listener
 	// counters (Counts) are kept for every kind regardless.
 	Kinds []Kind
+	// SampleEvery streams one in SampleEvery of the high-rate kinds (syn,
+	// enqueue, accept); 0 or 1 streams all. Drops, cookies, retransmits and
+	// overflows are always streamed; Counts and Histograms see every event.
+	SampleEvery uint32
 	// RingBytes is the ring buffer size (power of two, multiple of the page
 	// size); 0 = 4 MiB.
 	RingBytes int
@@ -277,7 +281,7 @@ func (t *Tracer) configure(f kernelFeatures) error {
 		}
 		for v, val := range map[string]any{
 			"filter_netns": t.cfg.Netns, "filter_port": t.cfg.Port,
-			"kinds_mask": mask, "wakeup_bytes": t.cfg.WakeupBytes,
+			"kinds_mask": mask, "wakeup_bytes": t.cfg.WakeupBytes, "sample_every": t.cfg.SampleEvery,
 			"rcv4_lo": ranges["tcp_v4_rcv"].lo, "rcv4_hi": ranges["tcp_v4_rcv"].hi,
 			"rcv6_lo": ranges["tcp_v6_rcv"].lo, "rcv6_hi": ranges["tcp_v6_rcv"].hi,
 			"have_data_ready": f.dataReady, "accept_by_fd": !f.dataReady, "have_flood_action": f.synFloodAction,

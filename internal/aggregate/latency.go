@@ -71,11 +71,96 @@ type Latency struct {
 	by     GroupBy
 	mu     sync.Mutex
 	groups map[groupKey]*Group
+	// where each listener seen in an event is (for UseKernel)
+	seen map[tracer.ListenerID]tracer.Endpoint
 }
 
 // NewLatency groups by by.
 func NewLatency(by GroupBy) *Latency {
-	return &Latency{by: by, groups: map[groupKey]*Group{}}
+	return &Latency{by: by, groups: map[groupKey]*Group{}, seen: map[tracer.ListenerID]tracer.Endpoint{}}
+}
+
+// UseKernel replaces the distributions taken from events with the kernel's
+// histograms over the run (deltas, see tracer.Histogram.Sub), which are
+// exact whatever the event stream lost or sampled. A listener is placed by
+// the events it was seen in, else by listeners (a snapshot); one that is in
+// neither (closed before any of its events was streamed) cannot be named
+// and is left out.
+func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, listeners []tracer.Listener) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	backlog := map[tracer.ListenerID]uint32{}
+	for _, l := range listeners {
+		if _, ok := a.seen[l.ID]; !ok {
+			a.seen[l.ID] = l.Endpoint
+		}
+		backlog[l.ID] = l.AcceptQueueMax
+	}
+	for _, g := range a.groups {
+		g.Latency, g.LatencyLog, g.Depth, g.UnknownLatency = hist.New(), &hist.Log2{}, hist.New(), 0
+	}
+	for id, d := range deltas {
+		ep, ok := a.seen[id]
+		if !ok || id == 0 {
+			continue
+		}
+		accepts, enqueues := d.Accepts(), uint64(0)
+		for _, c := range d.Depth {
+			enqueues += c
+		}
+		if accepts == 0 && enqueues == 0 {
+			continue
+		}
+		g := a.group(id, ep)
+		g.Latency.Merge(toPrecision(d.Latency[:]))
+		for i, c := range d.Latency {
+			if c > 0 {
+				lo := hist.BucketLow(tracer.HistPrecision, i)
+				hi := hist.BucketLow(tracer.HistPrecision, i+1)
+				g.LatencyLog.RecordN((lo+(hi-lo)/2)/uint64(time.Microsecond), c)
+			}
+		}
+		g.UnknownLatency += d.NoLatency
+		g.Depth.Merge(toPrecision(d.Depth[:]))
+		if b, ok := backlog[id]; ok {
+			g.Backlog = max(g.Backlog, b)
+		}
+	}
+}
+
+// toPrecision re-expresses kernel buckets at the default precision (each
+// kernel bucket's count at its midpoint), so that they merge with the
+// collector's histograms; the kernel's coarser error bound still applies.
+func toPrecision(buckets []uint64) *hist.Hist {
+	out := hist.New()
+	for i, c := range buckets {
+		if c > 0 {
+			lo := hist.BucketLow(tracer.HistPrecision, i)
+			hi := hist.BucketLow(tracer.HistPrecision, i+1)
+			out.RecordN(lo+(hi-lo)/2, c)
+		}
+	}
+	return out
+}
+
+// group returns (creating) the group of listener id at ep. Callers hold mu.
+func (a *Latency) group(id tracer.ListenerID, ep tracer.Endpoint) *Group {
+	k := groupKey{netns: ep.Netns, port: ep.Port}
+	if a.by == ByListener {
+		k.id = id
+	}
+	g := a.groups[k]
+	if g == nil {
+		g = &Group{Netns: ep.Netns, Port: ep.Port, Latency: hist.New(), LatencyLog: &hist.Log2{}, Depth: hist.New()}
+		a.groups[k] = g
+	}
+	if !slices.Contains(g.Addrs, ep.Addr) {
+		g.Addrs = append(g.Addrs, ep.Addr)
+	}
+	if id != 0 && !slices.Contains(g.Listeners, id) {
+		g.Listeners = append(g.Listeners, id)
+	}
+	return g
 }
 
 // Observe accounts an accept or enqueue event; other kinds are ignored.
@@ -86,23 +171,12 @@ func (a *Latency) Observe(ev *tracer.Event) {
 	if ev.Kind == tracer.KindEnqueue && (!ev.QueueKnown || ev.Listener == 0) {
 		return // nothing to learn about the listener's queue
 	}
-	k := groupKey{netns: ev.Netns, port: ev.Port}
-	if a.by == ByListener {
-		k.id = ev.Listener
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	g := a.groups[k]
-	if g == nil {
-		g = &Group{Netns: ev.Netns, Port: ev.Port, Latency: hist.New(), LatencyLog: &hist.Log2{}, Depth: hist.New()}
-		a.groups[k] = g
+	if ev.Listener != 0 {
+		a.seen[ev.Listener] = ev.Endpoint
 	}
-	if !slices.Contains(g.Addrs, ev.Addr) {
-		g.Addrs = append(g.Addrs, ev.Addr)
-	}
-	if ev.Listener != 0 && !slices.Contains(g.Listeners, ev.Listener) {
-		g.Listeners = append(g.Listeners, ev.Listener)
-	}
+	g := a.group(ev.Listener, ev.Endpoint)
 	switch ev.Kind {
 	case tracer.KindAccept:
 		if !ev.LatencyKnown || ev.Latency < 0 {

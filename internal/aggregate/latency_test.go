@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/hist"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -67,5 +68,47 @@ func TestLatencyGroups(t *testing.T) {
 	}
 	if _, err := ParseGroupBy("pid"); err == nil {
 		t.Error("bad grouping accepted")
+	}
+}
+
+// The kernel's histograms replace what a sampled stream showed: a listener
+// seen in one sampled event, one known only from the snapshot, one in
+// neither (left out).
+func TestLatencyUseKernel(t *testing.T) {
+	ep := tracer.Endpoint{Netns: 1, Addr: netip.MustParseAddr("127.0.0.1"), Port: 80}
+	snapEP := tracer.Endpoint{Netns: 1, Addr: netip.MustParseAddr("127.0.0.1"), Port: 81}
+	a := NewLatency(ByListener)
+	a.Observe(&tracer.Event{Kind: tracer.KindAccept, Listener: 1, Endpoint: ep, LatencyKnown: true, Latency: time.Second})
+
+	var h1, h2, h3 tracer.Histogram
+	for _, v := range []uint64{100_000, 200_000, 300_000, 4_000_000} { // ns
+		h1.Latency[hist.Index(tracer.HistPrecision, v)]++
+	}
+	h1.NoLatency = 2
+	for d := uint64(1); d <= 6; d++ {
+		h1.Depth[hist.Index(tracer.HistPrecision, d)]++
+	}
+	h2.Latency[hist.Index(tracer.HistPrecision, 1_000_000)] = 10
+	h3.Latency[0] = 1
+	a.UseKernel(map[tracer.ListenerID]*tracer.Histogram{1: &h1, 2: &h2, 3: &h3},
+		[]tracer.Listener{{ID: 2, Endpoint: snapEP, AcceptQueueMax: 32}})
+
+	gs := a.Groups(nil, nil)
+	if len(gs) != 2 {
+		t.Fatalf("%d groups, want 2 (listener 3 cannot be named)", len(gs))
+	}
+	g1, g2 := gs[0], gs[1]
+	if g1.Latency.Count() != 4 || g1.UnknownLatency != 2 || g1.Depth.Count() != 6 || g1.Depth.Max() != 6 {
+		t.Errorf("listener 1: %d latencies (%d unknown), %d depths max %d; want the kernel's 4 (2), 6 max 6 — not the 1 s event",
+			g1.Latency.Count(), g1.UnknownLatency, g1.Depth.Count(), g1.Depth.Max())
+	}
+	if p50 := g1.Latency.Quantile(0.5); p50 < 175_000 || p50 > 225_000 {
+		t.Errorf("listener 1 p50 %d ns, want 200 µs within 12.5%%", p50)
+	}
+	if g2.Port != 81 || g2.Latency.Count() != 10 || g2.Backlog != 32 {
+		t.Errorf("listener 2 (from the snapshot): port %d, %d latencies, backlog %d", g2.Port, g2.Latency.Count(), g2.Backlog)
+	}
+	if bs := g2.LatencyLog.Buckets(); len(bs) != 1 || bs[0].From != 512 || bs[0].Count != 10 {
+		t.Errorf("listener 2 µs slots %+v, want 10 in [512, 1023]", bs)
 	}
 }

@@ -28,10 +28,11 @@ type Top struct {
 }
 
 type listenerState struct {
-	l      tracer.Listener // at the last refresh
-	known  bool            // l is valid: the listener was in a snapshot
-	fresh  bool            // created by an event, not yet in any snapshot
-	counts tracer.Counts   // kernel counters at the last refresh
+	l      tracer.Listener   // at the last refresh
+	known  bool              // l is valid: the listener was in a snapshot
+	fresh  bool              // created by an event, not yet in any snapshot
+	counts tracer.Counts     // kernel counters at the last refresh
+	hist   *tracer.Histogram // in-kernel histograms at the last refresh
 
 	accPeak, synPeak uint32 // over this interval's events
 	lat              *hist.Hist
@@ -73,9 +74,13 @@ func (t *Top) Observe(ev *tracer.Event) {
 
 // Sample is what the caller read from the kernel at the end of an interval.
 type Sample struct {
-	Time       time.Time
-	Listeners  []tracer.Listener                   // iter/tcp snapshot, already filtered
-	Counts     map[tracer.ListenerID]tracer.Counts // tracer.Counts
+	Time      time.Time
+	Listeners []tracer.Listener                   // iter/tcp snapshot, already filtered
+	Counts    map[tracer.ListenerID]tracer.Counts // tracer.Counts
+	// Hists (tracer.Histograms): when set, accept latency and queue peaks
+	// come from the kernel's histograms, exact whatever the event stream
+	// lost or sampled; otherwise from the events observed.
+	Hists      map[tracer.ListenerID]*tracer.Histogram
 	Stats      tracer.Stats
 	Owners     map[uint64][]Owner // by socket inode
 	NetnsNames map[uint32]string
@@ -185,7 +190,16 @@ func (t *Top) Refresh(s Sample) Frame {
 			before = tracer.Listener{ID: l.ID, Inode: l.Inode}
 		}
 		cur := s.Counts[l.ID]
-		f.Rows = append(f.Rows, t.row(l, before, sub(cur, st.counts), st, s))
+		var dh *tracer.Histogram
+		if h := s.Hists[l.ID]; h != nil {
+			prev := st.hist
+			if !st.known || st.l.Inode != l.Inode {
+				prev = nil
+			}
+			dh = h.Sub(prev)
+			st.hist = h
+		}
+		f.Rows = append(f.Rows, t.row(l, before, sub(cur, st.counts), st, dh, s))
 		st.l, st.known, st.fresh, st.counts = l, true, false, cur
 		st.accPeak, st.synPeak = 0, 0
 		st.lat.Reset()
@@ -207,7 +221,7 @@ func (t *Top) Refresh(s Sample) Frame {
 	return f
 }
 
-func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState, s Sample) Row {
+func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState, dh *tracer.Histogram, s Sample) Row {
 	r := Row{
 		ID: l.ID, Endpoint: l.Endpoint, NetnsName: s.NetnsNames[l.Netns], Inode: l.Inode, Owners: s.Owners[l.Inode],
 		Enqueued: d.Enqueue, Accepts: d.Accept,
@@ -216,6 +230,16 @@ func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState,
 		// (inet_csk_reqsk_queue_is_full): its limit is the backlog too.
 		SynQueue: Queue{Now: l.SynQueueLen, Peak: max(st.synPeak, l.SynQueueLen), Max: l.AcceptQueueMax},
 		Latency:  Summarize(st.lat),
+	}
+	if dh != nil {
+		r.Latency = Summarize(hist.FromBuckets(tracer.HistPrecision, dh.Latency[:]))
+		// The deepest enqueue of the interval, to within its bucket.
+		for i := len(dh.Depth) - 1; i >= 0; i-- {
+			if dh.Depth[i] > 0 {
+				r.AcceptQueue.Peak = max(r.AcceptQueue.Peak, uint32(hist.BucketLow(tracer.HistPrecision, i)))
+				break
+			}
+		}
 	}
 	r.Drops, r.DropsExact = tracer.ListenDrops(t.info, before, l, d)
 	r.AckOverflow = d.AckOverflow

@@ -194,3 +194,39 @@ func (h *Hist) Log2() *Log2 {
 	}
 	return &l
 }
+
+// FromBuckets builds a histogram at precision p from bucket counts in this
+// package's layout, as synq's BPF programs keep them in the kernel. Values
+// inside a bucket are unknown: min and max are the bounds of the lowest and
+// highest non-empty buckets and the mean is taken at bucket midpoints, so
+// every statistic is within RelativeError of the exact one.
+func FromBuckets(p int, counts []uint64) *Hist {
+	h := NewPrecision(p)
+	for i, c := range counts {
+		if c == 0 {
+			continue
+		}
+		lo, w := h.bounds(i)
+		if i >= len(h.counts) {
+			h.grow(i + 1)
+		}
+		h.counts[i] += c
+		if h.n == 0 {
+			h.min = lo
+		}
+		h.max = lo + w - 1
+		h.n += c
+		h.sum += (float64(lo) + float64(w-1)/2) * float64(c)
+	}
+	return h
+}
+
+// Buckets is the number of buckets that values up to v need at precision p;
+// Index is the bucket of v.
+func Buckets(p int, v uint64) int { return NewPrecision(p).index(v) + 1 }
+
+// BucketLow is the lowest value of bucket i at precision p.
+func BucketLow(p, i int) uint64 { lo, _ := NewPrecision(p).bounds(i); return lo }
+
+// Index is the bucket of v at precision p.
+func Index(p int, v uint64) int { return NewPrecision(p).index(v) }

@@ -247,3 +247,37 @@ func BenchmarkRecord(b *testing.B) {
 		h.Record(uint64(i) * 7919)
 	}
 }
+
+// Buckets kept elsewhere (synq's BPF programs) rebuild a histogram whose
+// statistics are within the precision's error of the exact ones.
+func TestFromBuckets(t *testing.T) {
+	const p = 2
+	exact := NewPrecision(p)
+	var counts []uint64
+	for v := uint64(1000); v < 5_000_000; v = v*11/10 + 7 {
+		exact.Record(v)
+		i := Index(p, v)
+		for len(counts) <= i {
+			counts = append(counts, 0)
+		}
+		counts[i]++
+	}
+	got := FromBuckets(p, counts)
+	if got.Count() != exact.Count() {
+		t.Fatalf("count %d, want %d", got.Count(), exact.Count())
+	}
+	e := got.RelativeError()
+	for _, q := range []float64{0, 0.25, 0.5, 0.9, 0.99, 1} {
+		g, w := float64(got.Quantile(q)), float64(exact.Quantile(q))
+		// min and max are bucket bounds: up to a whole bucket (2e) away.
+		if d := math.Abs(g-w) / w; d > 2*e {
+			t.Errorf("q%v: %v, exact %v (off by %.3f, bound %.3f)", q, g, w, d, 2*e)
+		}
+	}
+	if d := math.Abs(got.Mean()-exact.Mean()) / exact.Mean(); d > e {
+		t.Errorf("mean %v, exact %v", got.Mean(), exact.Mean())
+	}
+	if lo := BucketLow(p, Index(p, 1000)); lo > 1000 || float64(lo) < 1000*(1-2*e) {
+		t.Errorf("BucketLow of 1000's bucket = %d", lo)
+	}
+}

@@ -1,0 +1,103 @@
+package tracer_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/synq-trace/synq/internal/hist"
+	"github.com/synq-trace/synq/tracer"
+)
+
+// n connections complete their handshakes while the application does not
+// accept, so the accept queue grows 1, 2, ..., n; after hold they are all
+// accepted. With the stream sampled (one accept and enqueue event in 7), the
+// in-kernel histograms still hold every enqueue depth and every accept
+// latency, and Counts every accept.
+func TestKernelHistogramsSampled(t *testing.T) {
+	const n, hold, sample = 60, 200 * time.Millisecond, 7
+	s := newSessionWith(t, nil, tracer.Config{SampleEvery: sample})
+	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	res, err := s.ns.DialMany(context.Background(), l.Addr().String(), n, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if err := l.WaitQueue(n, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(hold)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	slowest := hold + time.Since(start) + 2*time.Second // the dials spread over up to 2 s
+	evs := s.stop()
+
+	snap := hardListener(t, s.ns, l.Port())
+	hs, err := s.tr.Histograms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.tr.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, c := hs[snap.ID], counts[snap.ID]
+	if h == nil {
+		t.Fatalf("no histogram for %s (%d listeners have one)", l, len(hs))
+	}
+	streamed := countKind(evs, l.Port(), tracer.KindEnqueue, 0)
+	t.Logf("counts %+v; streamed %d of %d enqueues; histogram: %d accepts, %d without latency", c, streamed, n, h.Accepts(), h.NoLatency)
+
+	// Sampling thins the stream, not the aggregates.
+	if streamed == 0 || streamed >= n {
+		t.Errorf("%d enqueue events streamed with 1 in %d sampled, want between 1 and %d", streamed, sample, n-1)
+	}
+	if c.Enqueue != n {
+		t.Errorf("kernel counted %d enqueues, want %d", c.Enqueue, n)
+	}
+	// Depths: exactly 1, 2, ..., n, one enqueue each.
+	want := hist.NewPrecision(tracer.HistPrecision)
+	for d := uint64(1); d <= n; d++ {
+		want.Record(d)
+	}
+	wantBuckets := make([]uint64, tracer.DepthBuckets)
+	for d := uint64(1); d <= n; d++ {
+		wantBuckets[hist.Index(tracer.HistPrecision, d)]++
+	}
+	if h.Depth != [tracer.DepthBuckets]uint64(wantBuckets) {
+		t.Errorf("depth buckets %v, want %v", h.Depth, wantBuckets)
+	}
+	got := hist.FromBuckets(tracer.HistPrecision, h.Depth[:])
+	for _, q := range []float64{0.5, 0.9, 0.99} {
+		g, w := float64(got.Quantile(q)), float64(want.Quantile(q))
+		if d := (g - w) / w; d > got.RelativeError() || d < -got.RelativeError() {
+			t.Errorf("depth p%v: %v from the kernel's buckets, %v exact", q*100, g, w)
+		}
+	}
+
+	if !hasKind(s.tr.Info(), tracer.KindAccept) {
+		t.Skipf("tier %s on this kernel sees no accepts (%v)", s.tr.Info().Tier, s.tr.Info().Notes)
+	}
+	if c.Accept != n || h.Accepts() != n || h.NoLatency != 0 {
+		t.Errorf("accepts: counted %d, histogram %d (%d without latency), want %d with latency", c.Accept, h.Accepts(), h.NoLatency, n)
+	}
+	lat := hist.FromBuckets(tracer.HistPrecision, h.Latency[:])
+	lo, hi := time.Duration(lat.Min()), time.Duration(lat.Max())
+	// Each bucket is within 12.5% (HistPrecision 2) of its values.
+	if float64(hi) < float64(hold)*(1-lat.RelativeError()) || float64(lo) > float64(slowest)*(1+lat.RelativeError()) {
+		t.Errorf("latency buckets span [%v, %v], every accept waited between %v and %v", lo, hi, hold, slowest)
+	}
+	if float64(lo) < float64(hold)*(1-2*lat.RelativeError()) {
+		t.Errorf("lowest latency bucket starts at %v, below the %v every connection waited", lo, hold)
+	}
+}
