@@ -16,7 +16,17 @@ var (
 	flagNetns  = &cli.StringFlag{Name: "netns", Usage: "only this network namespace: inode, name under /run/netns, or path"}
 	flagPort   = &cli.IntFlag{Name: "port", Usage: "only listeners on this local port"}
 	flagBTF    = &cli.StringFlag{Name: "btf", Usage: "kernel BTF file (default /sys/kernel/btf/vmlinux)"}
+	flagSample = &cli.IntFlag{Name: "sample", Value: 1, Usage: "stream 1 in N syn, enqueue and accept events (drops always); counters and histograms stay exact"}
 )
+
+// sampleEvery validates --sample.
+func sampleEvery(c *cli.Context) (uint32, error) {
+	n := c.Int("sample")
+	if n < 1 || n > 1<<20 {
+		return 0, usagef("invalid --sample %d: want 1 (every event) to 1048576", n)
+	}
+	return uint32(n), nil
+}
 
 func outputFormat(c *cli.Context) (render.Format, error) {
 	f, err := render.ParseFormat(c.String("output"))

@@ -21,7 +21,7 @@ func latencyCommand() *cli.Command {
 		Name:  "latency",
 		Usage: "accept latency per listener or port as log2 histograms with p50/p90/p99/max, and the accept-queue depth at enqueue",
 		Flags: []cli.Flag{
-			flagOutput, flagNetns, flagPort, flagBTF,
+			flagOutput, flagNetns, flagPort, flagBTF, flagSample,
 			&cli.StringFlag{Name: "by", Value: string(aggregate.ByListener), Usage: "listener (each socket, SO_REUSEPORT members apart) or port"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
 			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
@@ -58,7 +58,11 @@ func runLatency(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := tracer.Config{Tier: tier, Port: port, BTFPath: c.String("btf"),
+	sample, err := sampleEvery(c)
+	if err != nil {
+		return err
+	}
+	cfg := tracer.Config{Tier: tier, Port: port, BTFPath: c.String("btf"), SampleEvery: sample,
 		Kinds: []tracer.Kind{tracer.KindAccept, tracer.KindEnqueue}}
 	var only *netns.NS
 	if nsSet {
@@ -120,6 +124,12 @@ func runLatency(c *cli.Context) error {
 		return nil
 	}
 	end = time.Now()
+	// The kernel's histograms hold every accept and enqueue of the run,
+	// whatever the stream sampled or lost (the maps started empty).
+	hists, err := tr.Histograms()
+	if err != nil {
+		return err
+	}
 	close(endSet)
 	// The reader polls the ring buffer every 100 ms: let it catch up.
 	time.Sleep(ringDrainWait)
@@ -128,7 +138,12 @@ func runLatency(c *cli.Context) error {
 		return err
 	}
 
-	groups := agg.Groups(latOwners(c, only, agg), latNetnsNames(agg))
+	ls, err := snapshotAll(c.String("btf"), only)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "synq: no listener snapshot (no owners; listeners without streamed events left out): %v\n", err)
+	}
+	agg.UseKernel(hists, ls)
+	groups := agg.Groups(latOwners(ls), latNetnsNames(agg))
 	out := bufio.NewWriter(c.App.Writer)
 	if format == render.JSON {
 		enc := json.NewEncoder(out)
@@ -148,18 +163,19 @@ func runLatency(c *cli.Context) error {
 		return err
 	}
 	lost := st.Lost + st.RecursionMisses + st.BadRecords
-	fmt.Fprintf(c.App.ErrWriter, "synq: %d accepts, %d enqueues in %d groups, lost %d\n", n.accepts, n.enqueues, len(groups), lost)
+	var accepts, enqueues uint64
+	for _, g := range groups {
+		accepts += g.Latency.Count() + g.UnknownLatency
+		enqueues += g.Depth.Count()
+	}
+	fmt.Fprintf(c.App.ErrWriter, "synq: %d accepts, %d enqueues in %d groups (%d and %d events streamed), lost %d\n",
+		accepts, enqueues, len(groups), n.accepts, n.enqueues, lost)
 	return nil
 }
 
 // latOwners finds the processes holding the listeners seen, from one
 // snapshot at the end (listeners closed by then have no owner).
-func latOwners(c *cli.Context, only *netns.NS, agg *aggregate.Latency) map[tracer.ListenerID][]aggregate.Owner {
-	ls, err := snapshotAll(c.String("btf"), only)
-	if err != nil {
-		fmt.Fprintf(c.App.ErrWriter, "synq: no owners: %v\n", err)
-		return nil
-	}
+func latOwners(ls []tracer.Listener) map[tracer.ListenerID][]aggregate.Owner {
 	inodes := map[uint64]bool{}
 	for _, l := range ls {
 		inodes[l.Inode] = true

@@ -28,7 +28,7 @@ func topCommand() *cli.Command {
 		Name:  "top",
 		Usage: "live table of every listener: SYN, accept and drop rates by reason, queues now/peak/max, accept latency",
 		Flags: []cli.Flag{
-			flagOutput, flagNetns, flagPort, flagBTF,
+			flagOutput, flagSample, flagNetns, flagPort, flagBTF,
 			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "refresh every"},
 			&cli.BoolFlag{Name: "once", Usage: "print one refresh after --interval and exit"},
 			&cli.StringFlag{Name: "sort", Value: string(aggregate.SortDrops), Usage: "drops, syn, accepts, latency or queue"},
@@ -70,7 +70,11 @@ func runTop(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := tracer.Config{Tier: tier, Port: port, BTFPath: c.String("btf")}
+	sample, err := sampleEvery(c)
+	if err != nil {
+		return err
+	}
+	cfg := tracer.Config{Tier: tier, Port: port, BTFPath: c.String("btf"), SampleEvery: sample}
 	src := &topSource{port: port}
 	if nsSet {
 		cfg.Netns = uint32(ns.Inode)
@@ -169,6 +173,10 @@ func topSample(tr *tracer.Tracer, src *topSource, owners *aggregate.OwnerCache) 
 	if err != nil {
 		return aggregate.Sample{}, err
 	}
+	hists, err := tr.Histograms()
+	if err != nil {
+		return aggregate.Sample{}, err
+	}
 	st, err := tr.Stats()
 	if err != nil {
 		return aggregate.Sample{}, err
@@ -177,7 +185,7 @@ func topSample(tr *tracer.Tracer, src *topSource, owners *aggregate.OwnerCache) 
 	for _, l := range ls {
 		inodes[l.Inode] = true
 	}
-	return aggregate.Sample{Time: now, Listeners: ls, Counts: counts, Stats: st,
+	return aggregate.Sample{Time: now, Listeners: ls, Counts: counts, Hists: hists, Stats: st,
 		Owners: owners.Lookup(now, inodes), NetnsNames: names}, nil
 }
 

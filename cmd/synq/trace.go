@@ -22,7 +22,7 @@ func traceCommand() *cli.Command {
 		Name:  "trace",
 		Usage: "stream listen-path events: SYNs, drops, cookies, enqueues, accepts with latency",
 		Flags: []cli.Flag{
-			flagOutput, flagNetns, flagPort, flagBTF,
+			flagOutput, flagNetns, flagPort, flagBTF, flagSample,
 			&cli.StringFlag{Name: "events", Usage: "comma list of event kinds (syn, syn-drop, cookie, synack-retrans, enqueue, ack-overflow, accept)"},
 			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
@@ -63,7 +63,11 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: c.String("btf")}
+	sample, err := sampleEvery(c)
+	if err != nil {
+		return err
+	}
+	cfg := tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: c.String("btf"), SampleEvery: sample}
 	if nsSet {
 		cfg.Netns = uint32(ns.Inode)
 	}
