@@ -17,6 +17,7 @@ import (
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/netns"
+	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
@@ -93,16 +94,30 @@ func runTop(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	tr, err := openTracer(c, cfg)
+	tr, err := openTracerQuiet(cfg)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
 	top := aggregate.NewTop(tr.Info(), time.Now(), initial)
+	// Reconciliation with the kernel's counters, for the header.
+	var traced *reconcile.Namespace
+	if nsSet {
+		n := reconcile.FromNS(ns)
+		traced = &n
+	}
+	rec := startReconcile(c, tr, traced, port, 0)
+	defer rec.Close()
+	reportTier(c.App.ErrWriter, tr.Info(), c.Bool("verbose"))
 
 	readCtx, stopRead := context.WithCancel(context.Background())
 	readErr := make(chan error, 1)
-	go func() { readErr <- tr.Read(readCtx, top.Observe) }()
+	go func() {
+		readErr <- tr.Read(readCtx, func(ev *tracer.Event) {
+			top.Observe(ev)
+			rec.observe(ev)
+		})
+	}()
 	defer func() {
 		stopRead()
 		<-readErr
@@ -116,6 +131,8 @@ func runTop(c *cli.Context) error {
 	}
 	defer out.stop()
 
+	stopRec := rec.run(ctx, c, format, nil)
+	defer stopRec()
 	owners := aggregate.OwnerCache{MaxAge: 10 * time.Second}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -149,6 +166,7 @@ func runTop(c *cli.Context) error {
 				return nil
 			}
 			f := top.Refresh(s)
+			f.Coverage = rec.coverage()
 			k := out.sortKey(key)
 			aggregate.Sort(f.Rows, k)
 			last = &f
@@ -405,6 +423,9 @@ func topText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 	}
 	head := fmt.Sprintf("synq top: %s tier, Linux %s; %s events/s, lost %d; %d %s; every %s; sorted by %s",
 		f.Tier, f.Kernel, topRate(f.Rate(f.Events)), f.Lost, len(f.Rows), listeners, f.Interval.Round(10*time.Millisecond), key)
+	if f.Coverage != nil {
+		head += "; " + topCoverage(f.Coverage)
+	}
 	if interactive {
 		head += "  [q quit, s sort]"
 	}
@@ -497,16 +518,19 @@ func topRate(v float64) string {
 // JSON: one object per refresh. Counts are exact kernel deltas over the
 // interval; null where the tier cannot know the value.
 type topFrameJSON struct {
-	TimeNs               int64        `json:"time_ns"`
-	IntervalNs           int64        `json:"interval_ns"`
-	Tier                 string       `json:"tier"`
-	Kernel               string       `json:"kernel"`
-	Events               uint64       `json:"events"`
-	EventsPerSec         float64      `json:"events_per_sec"`
-	Lost                 uint64       `json:"lost"`
-	UnattributedEnqueues uint64       `json:"unattributed_enqueues"`
-	Sort                 string       `json:"sort"`
-	Rows                 []topRowJSON `json:"rows"`
+	TimeNs               int64   `json:"time_ns"`
+	IntervalNs           int64   `json:"interval_ns"`
+	Tier                 string  `json:"tier"`
+	Kernel               string  `json:"kernel"`
+	Events               uint64  `json:"events"`
+	EventsPerSec         float64 `json:"events_per_sec"`
+	Lost                 uint64  `json:"lost"`
+	UnattributedEnqueues uint64  `json:"unattributed_enqueues"`
+	// Reconcile: kernel counter vs synq since the start, per claimed
+	// counter; absent when not reconciled.
+	Reconcile []topCoverageJSON `json:"reconcile,omitempty"`
+	Sort      string            `json:"sort"`
+	Rows      []topRowJSON      `json:"rows"`
 }
 
 type topRowJSON struct {
@@ -559,6 +583,14 @@ func newTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) topFrameJSON {
 		Events: f.Events, EventsPerSec: f.Rate(f.Events), Lost: f.Lost, UnattributedEnqueues: f.UnattributedEnqueues,
 		Sort: string(key), Rows: make([]topRowJSON, 0, len(f.Rows)),
 	}
+	for _, c := range f.Coverage {
+		cj := topCoverageJSON{Counter: c.Counter, Kernel: c.Kernel, Synq: c.Synq}
+		if c.Kernel > 0 {
+			r := float64(c.Synq) / float64(c.Kernel)
+			cj.Ratio = &r
+		}
+		j.Reconcile = append(j.Reconcile, cj)
+	}
 	perSec := func(v *uint64) *float64 {
 		if v == nil {
 			return nil
@@ -588,4 +620,31 @@ func newTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) topFrameJSON {
 		j.Rows = append(j.Rows, row)
 	}
 	return j
+}
+
+type topCoverageJSON struct {
+	Counter string   `json:"counter"`
+	Kernel  uint64   `json:"kernel"`
+	Synq    uint64   `json:"synq"`
+	Ratio   *float64 `json:"coverage_ratio"` // synq/kernel; null when the kernel counted none
+}
+
+// topCoverage is the header's reconciliation: "reconcile ListenDrops
+// 12/12 (100%) ..." over the claimed counters that moved.
+func topCoverage(cov []aggregate.Coverage) string {
+	var parts []string
+	for _, c := range cov {
+		if c.Kernel == 0 && c.Synq == 0 {
+			continue
+		}
+		p := fmt.Sprintf("%s %d/%d", c.Counter, c.Synq, c.Kernel)
+		if c.Kernel > 0 {
+			p += fmt.Sprintf(" (%.0f%%)", 100*float64(c.Synq)/float64(c.Kernel))
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return "reconcile: no listen-path counter moved"
+	}
+	return "reconcile " + strings.Join(parts, ", ")
 }

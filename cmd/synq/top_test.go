@@ -282,10 +282,11 @@ func cgroup2Mount() string {
 }
 
 type topFrameOut struct {
-	Tier   string       `json:"tier"`
-	Kernel string       `json:"kernel"`
-	Lost   uint64       `json:"lost"`
-	Rows   []topRowJSON `json:"rows"`
+	Tier      string            `json:"tier"`
+	Kernel    string            `json:"kernel"`
+	Lost      uint64            `json:"lost"`
+	Reconcile []topCoverageJSON `json:"reconcile"`
+	Rows      []topRowJSON      `json:"rows"`
 }
 
 func parseTopFrames(t *testing.T, out string) []topFrameOut {
@@ -420,6 +421,20 @@ func TestTopJSONPrivileged(t *testing.T) {
 	tp := f.Tier == string(tracer.TierTracepoint)
 	if f.Lost != 0 {
 		t.Errorf("lost %d records", f.Lost)
+	}
+	// The header's reconciliation: the netns's ListenDrops since the
+	// start, in full (every tier claims it on kernels with the rx_sk
+	// argument of kfree_skb).
+	var rd *topCoverageJSON
+	for i, c := range f.Reconcile {
+		if c.Counter == "ListenDrops" {
+			rd = &f.Reconcile[i]
+		}
+	}
+	if rd == nil {
+		t.Errorf("no ListenDrops in the frame's reconcile %+v", f.Reconcile)
+	} else if rd.Kernel != kernelDrops || rd.Synq != rd.Kernel || rd.Ratio == nil || *rd.Ratio != 1 {
+		t.Errorf("reconcile ListenDrops %+v, want kernel %d, synq the same, ratio 1", *rd, kernelDrops)
 	}
 	one := func(l *netlab.Listener) topRowJSON {
 		t.Helper()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/internal/render"
@@ -92,6 +93,17 @@ func runTrace(c *cli.Context) error {
 // openTracer opens the tracer with the CLI's wakeup policy and says which
 // tier it picked.
 func openTracer(c *cli.Context, cfg tracer.Config) (*tracer.Tracer, error) {
+	tr, err := openTracerQuiet(cfg)
+	if err != nil {
+		return nil, err
+	}
+	reportTier(c.App.ErrWriter, tr.Info(), c.Bool("verbose"))
+	return tr, nil
+}
+
+// openTracerQuiet opens without the "attached" line, for callers that set
+// up more (baselines) before saying so.
+func openTracerQuiet(cfg tracer.Config) (*tracer.Tracer, error) {
 	// Wake the reader only per 64 KiB of records or every 100 ms: ring-buffer
 	// wakeups dominate the cost of tracing (shared/docs/perf.md).
 	cfg.WakeupBytes, cfg.PollInterval = 64<<10, 100*time.Millisecond
@@ -99,7 +111,6 @@ func openTracer(c *cli.Context, cfg tracer.Config) (*tracer.Tracer, error) {
 	if err != nil {
 		return nil, kernelErr(err)
 	}
-	reportTier(c.App.ErrWriter, tr.Info(), c.Bool("verbose"))
 	return tr, nil
 }
 
@@ -269,6 +280,23 @@ func (r *reconciling) Close() {
 	if r != nil {
 		r.snap.Close()
 	}
+}
+
+// coverage sums the claimed counters over the namespaces reconciled; nil
+// when reconciliation is off or the report failed.
+func (r *reconciling) coverage() []aggregate.Coverage {
+	if r == nil {
+		return nil
+	}
+	rep, err := r.rec.Report(false)
+	if err != nil {
+		return nil
+	}
+	out := []aggregate.Coverage{}
+	for _, row := range rep.Totals() {
+		out = append(out, aggregate.Coverage{Counter: row.Counter, Kernel: *row.Kernel, Synq: *row.Synq})
+	}
+	return out
 }
 
 func (r *reconciling) observe(ev *tracer.Event) {

@@ -99,6 +99,16 @@ type Frame struct {
 	// (kernels without the sk_data_ready tracepoint), in the interval.
 	UnattributedEnqueues uint64
 	Rows                 []Row
+	// Coverage: the kernel's counters against synq's since the start,
+	// summed over the namespaces traced (set by the caller; nil when not
+	// reconciled).
+	Coverage []Coverage
+}
+
+// Coverage is one counter the tier claims to count in full.
+type Coverage struct {
+	Counter      string
+	Kernel, Synq uint64
 }
 
 // Row is one listener over one interval. Counts are exact kernel counter

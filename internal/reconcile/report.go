@@ -307,3 +307,32 @@ func sortListeners(ls []ListenerReport) {
 		return a.ID < b.ID
 	})
 }
+
+// Totals sums each claimed counter over the namespaces of the report where
+// both sides are known: one line of coverage for a header (synq top).
+func (r *Report) Totals() []Row {
+	var out []Row
+	for _, c := range counters {
+		var k, s uint64
+		seen := false
+		for _, n := range r.Netns {
+			row, ok := n.Row(c.name)
+			if !ok || !row.Claimed || row.Kernel == nil || row.Synq == nil {
+				continue
+			}
+			k += *row.Kernel
+			s += *row.Synq
+			seen = true
+		}
+		if !seen {
+			continue
+		}
+		row := Row{Counter: c.name, Kernel: &k, Synq: &s, Claimed: true}
+		if k > 0 {
+			pct := 100 * float64(s) / float64(k)
+			row.Coverage = &pct
+		}
+		out = append(out, row)
+	}
+	return out
+}
