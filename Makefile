@@ -8,9 +8,9 @@ export GOFLAGS := -buildvcs=false
 
 # Debian packages: clang/llvm/libbpf-dev for `make generate`, iproute2 for
 # netns inspection, qemu & friends for the kernel VM matrix (vm.mk).
-APT_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file bc
+APT_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file bc curl
 
-.PHONY: all deps build demo test test-host test-short generate check-generate vmlinux fuzz bench vet clean check-vagrant check-deploy
+.PHONY: all deps build demo test test-host test-short generate check-generate vmlinux fuzz bench vet lint vulncheck clean check-vagrant check-deploy
 
 all: build
 
@@ -46,9 +46,36 @@ vet:
 	$(GO) vet ./...
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
 
+# Static checks of both modules (synq and deploy/validate): go vet and gofmt,
+# staticcheck, govulncheck. The two tools are pinned in tools/go.mod (with its
+# go.sum), a module of its own so they stay out of synq's go.mod; `go tool`
+# builds them from the Go module proxy.
+LINT_MODULES := . deploy/validate
+TOOL = $(GO) tool -modfile=$(CURDIR)/tools/go.mod
+lint: vet
+	@for m in $(LINT_MODULES); do echo "staticcheck $$m"; (cd $$m && $(TOOL) staticcheck ./...) || exit 1; done
+	@$(MAKE) --no-print-directory vulncheck
+
+# govulncheck needs the Go vulnerability database: GOVULNDB is its URL
+# (default https://vuln.go.dev) or file:///DIR, a copy in the same layout
+# (DIR/index/db.json, DIR/index/modules.json, DIR/ID/GO-*.json). No copy is
+# served by the Go module proxy, so a machine that cannot reach the default
+# database skips this check and says so in one line; a GOVULNDB given but not
+# there, and any finding, fail.
+GOVULNDB ?= https://vuln.go.dev
+vulncheck:
+	@db='$(GOVULNDB)'; \
+	case "$$db" in \
+	file://*) [ -r "$${db#file://}/index/db.json" ] ;; \
+	*) curl -fsS -m 10 -o /dev/null "$$db/index/db.json" 2>/dev/null ;; \
+	esac || { \
+		if [ '$(origin GOVULNDB)' = file ]; then echo "govulncheck: SKIPPED: vulnerability database $$db is not reachable (set GOVULNDB=file:///DIR to a local copy)"; exit 0; fi; \
+		echo "govulncheck: GOVULNDB=$$db is not reachable"; exit 1; }; \
+	for m in $(LINT_MODULES); do echo "govulncheck $$m (db $$db)"; (cd $$m && $(TOOL) govulncheck -db "$$db" ./...) || exit 1; done
+
 # Host tests: unit tests and kernel tests on this machine's kernel (as root),
 # then each fuzz target briefly.
-test-host: vet
+test-host: lint
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=10s
 

@@ -1,7 +1,6 @@
 package tracer
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/cilium/ebpf/btf"
@@ -226,7 +225,7 @@ func variant(fn string, n int, known ...int) (string, error) {
 	if n == 0 {
 		return "", fmt.Errorf("%s is not in this kernel's BTF", fn)
 	}
-	return "", errors.New(fmt.Sprintf("%s has %d parameters in this kernel's BTF; synq knows %v", fn, n, known))
+	return "", fmt.Errorf("%s has %d parameters in this kernel's BTF; synq knows %v", fn, n, known)
 }
 
 // mibIndexes finds the per-netns MIB counters' indexes in the running

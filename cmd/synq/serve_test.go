@@ -368,10 +368,10 @@ func TestServePrometheusPrivileged(t *testing.T) {
 		c1.Sub(c0)["TcpExt.ListenOverflows"], c1.Sub(c0)["TcpExt.TCPReqQFullDrop"])
 
 	q := fmt.Sprintf(`sum(synq_listen_drops_total{%s})`, sel)
-	got := waitQuery(t, base, q, 10*time.Second, func(v float64) bool { return v >= float64(want) })
+	waitQuery(t, base, q, 10*time.Second, func(v float64) bool { return v >= float64(want) })
 	// One more scrape: the value must have settled at the kernel's.
 	time.Sleep(1500 * time.Millisecond)
-	got, _ = promQuery(t, base, q)
+	got, _ := promQuery(t, base, q)
 	if got != float64(want) {
 		t.Errorf("Prometheus has %s = %v, the netns counted ListenDrops %d", q, got, want)
 	}

@@ -332,6 +332,9 @@ func (ns NS) Do(fn func() error) (err error) {
 	defer orig.Close()
 	if err := vnetns.Set(target); err != nil {
 		runtime.UnlockOSThread()
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("enter netns %s: %w (needs CAP_SYS_ADMIN)", ns, err)
+		}
 		return fmt.Errorf("enter netns %s: %w", ns, err)
 	}
 	defer func() {
