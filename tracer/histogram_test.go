@@ -1,7 +1,6 @@
 package tracer_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -17,19 +16,7 @@ import (
 func TestKernelHistogramsSampled(t *testing.T) {
 	const n, hold, sample = 60, 200 * time.Millisecond, 7
 	s := newSessionWith(t, nil, tracer.Config{SampleEvery: sample})
-	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", 128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	res, err := s.ns.DialMany(context.Background(), l.Addr().String(), n, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Close()
-	if err := l.WaitQueue(n, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	l := s.queued(128, n)
 	time.Sleep(hold)
 	start := time.Now()
 	for i := 0; i < n; i++ {

@@ -95,6 +95,26 @@ func newSessionWith(t *testing.T, sysctls map[string]string, cfg tracer.Config) 
 	return s
 }
 
+// queued listens with backlog and completes n handshakes into its accept
+// queue, which nobody accepts yet. Both close when the test ends.
+func (s *session) queued(backlog, n int) *netlab.Listener {
+	s.t.Helper()
+	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", backlog)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { l.Close() })
+	res, err := s.ns.DialMany(context.Background(), l.Addr().String(), n, 2*time.Second)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { res.Close() })
+	if err := l.WaitQueue(uint32(n), 2*time.Second); err != nil {
+		s.t.Fatal(err)
+	}
+	return l
+}
+
 // stop ends reading once the ring buffer has been drained.
 func (s *session) stop() []tracer.Event {
 	s.t.Helper()
@@ -286,19 +306,7 @@ func TestKernelOverflowAttribution(t *testing.T) {
 func TestKernelAcceptLatency(t *testing.T) {
 	const n, delay, slack = 5, 300 * time.Millisecond, 250 * time.Millisecond
 	s := newSession(t, nil)
-	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	res, err := s.ns.DialMany(context.Background(), l.Addr().String(), n, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Close()
-	if err := l.WaitQueue(n, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	l := s.queued(16, n)
 	time.Sleep(delay)
 	for i := 0; i < n; i++ {
 		c, err := l.Accept()
