@@ -8,7 +8,7 @@ export GOFLAGS := -buildvcs=false
 
 # Debian packages: clang/llvm/libbpf-dev for `make generate`, iproute2 for
 # netns inspection, qemu & friends for the kernel VM matrix (vm.mk).
-APT_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file bc curl
+APT_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file bc curl tmux
 
 .PHONY: all deps build demo test test-host test-short generate check-generate vmlinux fuzz bench vet lint vulncheck clean check-vagrant check-deploy
 
