@@ -49,6 +49,14 @@ func TestKernelHistogramsSampled(t *testing.T) {
 	if streamed == 0 || streamed >= n {
 		t.Errorf("%d enqueue events streamed with 1 in %d sampled, want between 1 and %d", streamed, sample, n-1)
 	}
+	if !s.tr.Info().EnqueueListener {
+		// Enqueues are counted under listener 0, without depths.
+		if un := counts[0].Enqueue; un != n || c.Enqueue != 0 || h.Depth != [tracer.DepthBuckets]uint64{} {
+			t.Errorf("tier %s without sk_data_ready: %d unattributed enqueues, %d attributed, depths %v; want %d, 0, none", s.tr.Info().Tier, un, c.Enqueue, h.Depth, n)
+		}
+		checkAcceptHistogram(t, s, h, c, n, hold, slowest)
+		return
+	}
 	if c.Enqueue != n {
 		t.Errorf("kernel counted %d enqueues, want %d", c.Enqueue, n)
 	}
@@ -72,6 +80,13 @@ func TestKernelHistogramsSampled(t *testing.T) {
 		}
 	}
 
+	checkAcceptHistogram(t, s, h, c, n, hold, slowest)
+}
+
+// checkAcceptHistogram: every accept counted, with a latency between hold
+// and slowest (to the histogram's precision).
+func checkAcceptHistogram(t *testing.T, s *session, h *tracer.Histogram, c tracer.Counts, n uint64, hold, slowest time.Duration) {
+	t.Helper()
 	if !hasKind(s.tr.Info(), tracer.KindAccept) {
 		t.Skipf("tier %s on this kernel sees no accepts (%v)", s.tr.Info().Tier, s.tr.Info().Notes)
 	}

@@ -69,6 +69,10 @@ type Info struct {
 	// the kernel's own per-CPU counters (ListenOverflows, TCPReqQFullDrop)
 	// rather than by queue lengths, which race with other CPUs.
 	ExactDropReasons bool
+	// EnqueueListener: enqueues are attributed to their listener (with the
+	// queue depth). False on the tracepoint tier before 6.6 (no
+	// sk_data_ready tracepoint): they are counted under listener 0.
+	EnqueueListener bool
 
 	features kernelFeatures
 }
@@ -228,6 +232,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 		_, hasKfree := t.progs["tp_kfree_skb"]
 		_, hasRcv := t.rcvRanges()
 		t.info.ExactListenDrops = hasKfree && hasRcv
+		t.info.EnqueueListener = f.dataReady
 		if !f.dataReady {
 			t.info.Notes = append(t.info.Notes, "no sk_data_ready tracepoint (6.6+): enqueue events carry no queue depths")
 		}
@@ -239,6 +244,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 		}
 		t.info.Notes = append(t.info.Notes, "tracepoint tier: SYN-side events (syn, syn-drop, cookie) are invisible to tracepoints; SYN-side drops are derived per listener from sk_drops")
 	} else {
+		t.info.EnqueueListener = true
 		t.info.ExactListenDrops = true
 		if !t.info.ExactDropReasons {
 			t.info.Notes = append(t.info.Notes, "drop reasons are inferred from queue lengths: exact ones need __per_cpu_offset in kallsyms (CONFIG_KALLSYMS_ALL, readable with CAP_SYSLOG)")
