@@ -128,7 +128,7 @@ func runLatency(c *cli.Context) error {
 		return err
 	}
 
-	groups := agg.Groups(latOwners(c, only, agg), latNetnsNames(agg))
+	groups := agg.Groups(latOwners(c, only, agg), latNetnsNames())
 	out := bufio.NewWriter(c.App.Writer)
 	if format == render.JSON {
 		enc := json.NewEncoder(out)
@@ -172,12 +172,13 @@ func latOwners(c *cli.Context, only *netns.NS, agg *aggregate.Latency) map[trace
 	return out
 }
 
-func latNetnsNames(agg *aggregate.Latency) map[uint32]string {
-	names := map[uint32]string{}
-	for _, g := range agg.Groups(nil, nil) {
-		if _, ok := names[g.Netns]; !ok {
-			names[g.Netns] = netns.Name(uint64(g.Netns))
-		}
+// latNetnsNames names namespaces from one read of /run/netns (keyed as
+// tracer events key them).
+func latNetnsNames() map[uint32]string {
+	all := netns.Names()
+	names := make(map[uint32]string, len(all))
+	for ino, n := range all {
+		names[uint32(ino)] = n
 	}
 	return names
 }

@@ -97,12 +97,13 @@ func runListeners(c *cli.Context) error {
 		want[l.Inode] = true
 	}
 	owners := owner.Index("/proc", want)
+	names := netns.Names()
 	var rows []listenerRow
 	for _, l := range ls {
 		if port != 0 && l.Port != port {
 			continue
 		}
-		r := listenerRow{Netns: l.Netns, NetnsName: netns.Name(uint64(l.Netns)), Addr: l.Addr.String(), Port: l.Port,
+		r := listenerRow{Netns: l.Netns, NetnsName: names[uint64(l.Netns)], Addr: l.Addr.String(), Port: l.Port,
 			AcceptQueueLen: l.AcceptQueueLen, AcceptQueueMax: l.AcceptQueueMax,
 			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, Drops: l.SkDrops, UID: l.UID, Inode: l.Inode}
 		for _, p := range owners[l.Inode] {
