@@ -108,6 +108,7 @@ type Tracer struct {
 	info       Info
 	kspec      *btf.Spec
 	btfCache   *btf.Cache
+	syms       map[string]symRange // kallsyms, read once (symbols)
 	specs      map[string]*ebpf.CollectionSpec
 	maps       map[string]*ebpf.Map
 	colls      []*ebpf.Collection
@@ -310,16 +311,9 @@ func (t *Tracer) configure(f kernelFeatures) error {
 }
 
 func (t *Tracer) rcvRanges() (map[string]symRange, bool) {
-	path := t.cfg.KallsymsPath
-	if path == "" {
-		path = "/proc/kallsyms"
-	}
-	r, err := textRanges(path, "tcp_v4_rcv", "tcp_v6_rcv")
-	if err != nil {
-		_, ok := r["tcp_v4_rcv"]
-		return r, ok
-	}
-	return r, true
+	r := t.symbols()
+	_, ok := r["tcp_v4_rcv"]
+	return r, ok
 }
 
 // loadProgram loads one program in a collection of its own that shares the
