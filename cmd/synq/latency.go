@@ -24,7 +24,7 @@ func latencyCommand() *cli.Command {
 			flagOutput, flagNetns, flagPort, flagBTF,
 			&cli.StringFlag{Name: "by", Value: string(aggregate.ByListener), Usage: "listener (each socket, SO_REUSEPORT members apart) or port"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
-			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
+			flagTier,
 		},
 		Action: runLatency,
 	}
@@ -38,15 +38,7 @@ func runLatency(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	port, err := portFilter(c)
-	if err != nil {
-		return err
-	}
 	by, err := aggregate.ParseGroupBy(c.String("by"))
-	if err != nil {
-		return usageErr(err)
-	}
-	tier, err := tracer.ParseTier(c.String("tier"))
 	if err != nil {
 		return usageErr(err)
 	}
@@ -54,16 +46,9 @@ func runLatency(c *cli.Context) error {
 	if d < 0 {
 		return usagef("invalid --duration %v: must be positive", d)
 	}
-	ns, nsSet, err := netnsFilter(c)
+	cfg, only, err := tracerConfig(c, []tracer.Kind{tracer.KindAccept, tracer.KindEnqueue})
 	if err != nil {
 		return err
-	}
-	cfg := tracer.Config{Tier: tier, Port: port, BTFPath: c.String("btf"),
-		Kinds: []tracer.Kind{tracer.KindAccept, tracer.KindEnqueue}}
-	var only *netns.NS
-	if nsSet {
-		cfg.Netns = uint32(ns.Inode)
-		only = &ns
 	}
 	tr, err := openTracer(c, cfg)
 	if err != nil {

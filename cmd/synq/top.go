@@ -32,7 +32,7 @@ func topCommand() *cli.Command {
 			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "refresh every"},
 			&cli.BoolFlag{Name: "once", Usage: "print one refresh after --interval and exit"},
 			&cli.StringFlag{Name: "sort", Value: string(aggregate.SortDrops), Usage: "drops, syn, accepts, latency or queue"},
-			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
+			flagTier,
 		},
 		Action: runTop,
 	}
@@ -50,10 +50,6 @@ func runTop(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	port, err := portFilter(c)
-	if err != nil {
-		return err
-	}
 	interval := c.Duration("interval")
 	if interval <= 0 {
 		return usagef("invalid --interval %v: must be positive", interval)
@@ -62,20 +58,11 @@ func runTop(c *cli.Context) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	tier, err := tracer.ParseTier(c.String("tier"))
-	if err != nil {
-		return usageErr(err)
-	}
-	ns, nsSet, err := netnsFilter(c)
+	cfg, only, err := tracerConfig(c, nil)
 	if err != nil {
 		return err
 	}
-	cfg := tracer.Config{Tier: tier, Port: port, BTFPath: c.String("btf")}
-	src := &topSource{port: port}
-	if nsSet {
-		cfg.Netns = uint32(ns.Inode)
-		src.only = &ns
-	}
+	src := &topSource{port: cfg.Port, only: only}
 
 	snap, err := tracer.NewSnapshotter(c.String("btf"))
 	if err != nil {
