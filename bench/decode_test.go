@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/exporter"
+	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -51,9 +53,21 @@ func reportRate(b *testing.B) {
 	}
 }
 
+// benchSource is an exporter.Source with no kernel behind it: `synq serve`'s
+// per-event work (Exporter.Observe) does not read it.
+type benchSource struct{ info tracer.Info }
+
+func (s benchSource) Info() tracer.Info { return s.info }
+func (benchSource) Counts() (map[tracer.ListenerID]tracer.Counts, error) {
+	return map[tracer.ListenerID]tracer.Counts{}, nil
+}
+func (benchSource) Stats() (tracer.Stats, error)              { return tracer.Stats{}, nil }
+func (benchSource) Listeners() ([]tracer.Listener, error)     { return []tracer.Listener{}, nil }
+func (benchSource) KernelCounters() (netstat.Snapshot, error) { return netstat.Snapshot{}, nil }
+
 // BenchmarkReader measures the user-space cost per event after the ring
 // buffer hands over a record: tracer.Decode, then what each command does with
-// the event. One goroutine, so events/s is per core.
+// the event (top, serve, latency). One goroutine, so events/s is per core.
 func BenchmarkReader(b *testing.B) {
 	info := tracer.Info{Tier: tracer.TierTracepoint}
 	for _, c := range []struct {
@@ -87,6 +101,23 @@ func BenchmarkReader(b *testing.B) {
 					b.Fatal(err)
 				}
 				top.Observe(&ev)
+				i++
+			}
+			reportRate(b)
+		})
+		b.Run("decode+serve/"+c.name, func(b *testing.B) {
+			exp, err := exporter.New(benchSource{info}, exporter.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var ev tracer.Event
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := tracer.Decode(recs[i&1023], time.Hour, &ev); err != nil {
+					b.Fatal(err)
+				}
+				exp.Observe(&ev)
 				i++
 			}
 			reportRate(b)

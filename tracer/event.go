@@ -119,8 +119,38 @@ type Event struct {
 	Latency      time.Duration
 	LatencyKnown bool
 	PID          uint32
-	Comm         string
+	Comm         Comm
 }
+
+// Comm is a task's command name as the kernel keeps it (task->comm,
+// TASK_COMM_LEN): up to 16 bytes, NUL-padded. A fixed-size array keeps
+// Decode free of allocations on the reader's hot path; String converts.
+type Comm [16]byte
+
+// MakeComm is the Comm of name, cut to 16 bytes.
+func MakeComm(name string) (c Comm) {
+	copy(c[:], name)
+	return c
+}
+
+// Len is the length of the name, up to its first NUL.
+func (c Comm) Len() int {
+	for i, b := range c {
+		if b == 0 {
+			return i
+		}
+	}
+	return len(c)
+}
+
+// String is the name (allocates; see AppendText).
+func (c Comm) String() string { return string(c[:c.Len()]) }
+
+// AppendText appends the name to b (encoding.TextAppender).
+func (c Comm) AppendText(b []byte) ([]byte, error) { return append(b, c[:c.Len()]...), nil }
+
+// MarshalText makes JSON encode a Comm as a string.
+func (c Comm) MarshalText() ([]byte, error) { return c.AppendText(nil) }
 
 // RecordSize is the size of one ring-buffer record.
 const RecordSize = int(unsafe.Sizeof(tpSynqEvent{}))
@@ -132,8 +162,7 @@ const (
 )
 
 // Decode parses one ring-buffer record into ev. bootOffset converts the
-// kernel's CLOCK_MONOTONIC timestamps to wall time. It does not allocate
-// except for Comm on accept events.
+// kernel's CLOCK_MONOTONIC timestamps to wall time. It does not allocate.
 func Decode(b []byte, bootOffset time.Duration, ev *Event) error {
 	if len(b) < RecordSize {
 		return fmt.Errorf("record of %d bytes, want %d", len(b), RecordSize)
@@ -187,7 +216,10 @@ func Decode(b []byte, bootOffset time.Duration, ev *Event) error {
 	if k == KindAccept {
 		ev.LatencyKnown = raw.Flags&flagNoLatency == 0
 		ev.Latency = time.Duration(raw.LatencyNs)
-		ev.Comm = cstring(b[92:108])
+		ev.Comm = Comm(b[92:108])
+		// Bytes after the NUL are not part of the name: zero them so equal
+		// names are equal Comms.
+		clear(ev.Comm[ev.Comm.Len():])
 	}
 	return nil
 }
@@ -198,13 +230,4 @@ func addr(family uint16, b *[16]uint8) netip.Addr {
 		return a
 	}
 	return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
-}
-
-func cstring(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
 }

@@ -3,7 +3,9 @@ package tracer
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +43,7 @@ func TestDecode(t *testing.T) {
 				Endpoint:   Endpoint{Netns: 4026531840, Addr: netip.MustParseAddr("127.0.0.1"), Port: 8080},
 				Peer:       netip.MustParseAddrPort("127.0.0.2:51000"),
 				QueueKnown: true, AcceptQueueLen: 3, AcceptQueueMax: 128, SynQueueLen: 1, SkDrops: 7,
-				Latency: 1500, LatencyKnown: true, PID: 42, Comm: "nginx"},
+				Latency: 1500, LatencyKnown: true, PID: 42, Comm: MakeComm("nginx")},
 		},
 		{
 			name: "syn-drop v6 accept queue full",
@@ -135,7 +137,7 @@ func FuzzDecode(f *testing.F) {
 		if !ev.Addr.IsValid() {
 			t.Error("decoded an invalid listener address")
 		}
-		if ev.Kind != KindAccept && (ev.LatencyKnown || ev.Comm != "") {
+		if ev.Kind != KindAccept && (ev.LatencyKnown || ev.Comm != Comm{}) {
 			t.Error("latency on a non-accept event")
 		}
 	})
@@ -150,5 +152,40 @@ func BenchmarkDecode(b *testing.B) {
 		if err := Decode(rec, 0, &ev); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestComm(t *testing.T) {
+	for _, c := range []struct {
+		raw  [16]int8
+		want string
+	}{
+		{comm("nginx"), "nginx"},
+		{[16]int8{}, ""},
+		{comm("fifteen-chars-x"), "fifteen-chars-x"},
+		{[16]int8{'a', 'b', 0, 'o', 'l', 'd'}, "ab"}, // stale bytes after the NUL
+		{[16]int8{'s', 'i', 'x', 't', 'e', 'e', 'n', '-', 'n', 'o', '-', 'n', 'u', 'l', '!', '!'}, "sixteen-no-nul!!"},
+	} {
+		var ev Event
+		if err := Decode(encode(t, tpSynqEvent{Family: 2, Kind: uint8(KindAccept), Comm: c.raw}), 0, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := ev.Comm.String(); got != c.want {
+			t.Errorf("Comm %v: String() = %q, want %q", c.raw, got, c.want)
+		}
+		if ev.Comm != MakeComm(c.want) {
+			t.Errorf("Comm %v = %v, want MakeComm(%q)", c.raw, ev.Comm, c.want)
+		}
+		if b, _ := ev.Comm.AppendText([]byte("x=")); string(b) != "x="+c.want {
+			t.Errorf("AppendText = %q", b)
+		}
+		if j, err := json.Marshal(ev.Comm); err != nil || string(j) != strconv.Quote(c.want) {
+			t.Errorf("JSON %s, %v; want %q", j, err, c.want)
+		}
+	}
+	rec := encode(t, tpSynqEvent{Family: 2, Kind: uint8(KindAccept), Comm: comm("nginx")})
+	var ev Event
+	if n := testing.AllocsPerRun(100, func() { _ = Decode(rec, 0, &ev) }); n != 0 {
+		t.Errorf("Decode of an accept event: %v allocs, want 0", n)
 	}
 }

@@ -2,19 +2,21 @@ package tracer
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // symRange is [lo, hi) of a kernel text symbol; zero when unknown.
 type symRange struct{ lo, hi uint64 }
 
-// textRanges finds the address ranges of the named functions in kallsyms: a
-// function ends where the next symbol starts. Addresses read as zero without
+// textRanges finds the address ranges of the named symbols in kallsyms (text
+// or data): a symbol ends where the next one starts. Addresses read as zero without
 // CAP_SYSLOG (kptr_restrict); the ranges are then unknown.
 func textRanges(path string, names ...string) (map[string]symRange, error) {
 	f, err := os.Open(path)
@@ -30,17 +32,21 @@ func textRanges(path string, names ...string) (map[string]symRange, error) {
 	found := map[string]uint64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 {
+		// "ADDR TYPE NAME" or "ADDR TYPE NAME\t[module]"; ~200k lines, so no
+		// per-line allocation.
+		line := sc.Bytes()
+		sp := bytes.IndexByte(line, ' ')
+		if sp < 0 || len(line) < sp+4 || line[sp+2] != ' ' {
 			continue
 		}
-		a, err := strconv.ParseUint(fields[0], 16, 64)
+		a, err := strconv.ParseUint(unsafeString(line[:sp]), 16, 64)
 		if err != nil || a == 0 {
 			continue
 		}
 		addrs = append(addrs, a)
-		if want[fields[2]] && (fields[1] == "T" || fields[1] == "t") && len(fields) == 3 {
-			found[fields[2]] = a
+		typ, name := line[sp+1], line[sp+3:]
+		if strings.IndexByte("TtDdBbRr", typ) >= 0 && bytes.IndexAny(name, " \t") < 0 && want[string(name)] {
+			found[string(name)] = a
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -63,37 +69,34 @@ func textRanges(path string, names ...string) (map[string]symRange, error) {
 	return out, nil
 }
 
-// haveSymbol: the function exists in kallsyms under its own name. BTF alone
-// is not proof: old pahole versions emit BTF for functions that the compiler
-// inlined everywhere (tcp_syn_flood_action on Debian 5.10 and 6.1), and a
-// program attached to them never runs.
-func (t *Tracer) haveSymbol(name string) bool {
-	path := t.cfg.KallsymsPath
-	if path == "" {
-		path = "/proc/kallsyms"
-	}
-	r, err := textRanges(path, name)
-	return err == nil && r[name].lo != 0
-}
+// kallsymsNames are the symbols Open looks up: /proc/kallsyms (~200k lines)
+// is read once per Open, not once per question.
+var kallsymsNames = []string{"tcp_v4_rcv", "tcp_v6_rcv", "tcp_syn_flood_action", "__per_cpu_offset"}
 
-// dataSymbol is the address of a kernel data symbol (0 when absent or
-// unreadable without CAP_SYSLOG).
-func dataSymbol(path, name string) uint64 {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 3 && fields[2] == name && strings.ContainsAny(fields[1], "DdBbRr") {
-			a, _ := strconv.ParseUint(fields[0], 16, 64)
-			return a
+// symbols are the text ranges of kallsymsNames that kallsyms shows.
+func (t *Tracer) symbols() map[string]symRange {
+	if t.syms == nil {
+		path := t.cfg.KallsymsPath
+		if path == "" {
+			path = "/proc/kallsyms"
+		}
+		t.syms, _ = textRanges(path, kallsymsNames...)
+		if t.syms == nil {
+			t.syms = map[string]symRange{}
 		}
 	}
-	return 0
+	return t.syms
 }
+
+// haveSymbol: the function (one of kallsymsNames) exists in kallsyms under
+// its own name. BTF alone is not proof: old pahole versions emit BTF for
+// functions that the compiler inlined everywhere (tcp_syn_flood_action on
+// Debian 5.10 and 6.1), and a program attached to them never runs.
+func (t *Tracer) haveSymbol(name string) bool {
+	return t.symbols()[name].lo != 0
+}
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // kernelVersion is the running kernel's upstream version: Debian's uname -r
 // says 5.10.0-32, its /proc/version names the stable release (5.10.223).

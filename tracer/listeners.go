@@ -37,7 +37,7 @@ func NewSnapshotter(btfPath string) (*Snapshotter, error) {
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
-	kspec, err := loadKernelBTF(btfPath)
+	kspec, cache, err := loadKernelBTF(btfPath)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func NewSnapshotter(btfPath string) (*Snapshotter, error) {
 			delete(spec.Maps, n)
 		}
 	}
-	opts := ebpf.CollectionOptions{}
+	opts := ebpf.CollectionOptions{Cache: cache}
 	opts.Programs.KernelTypes = kspec
 	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
 	if err != nil {

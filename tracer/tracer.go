@@ -120,6 +120,8 @@ type Tracer struct {
 	cfg        Config
 	info       Info
 	kspec      *btf.Spec
+	btfCache   *btf.Cache
+	syms       map[string]symRange // kallsyms, read once (symbols)
 	specs      map[string]*ebpf.CollectionSpec
 	maps       map[string]*ebpf.Map
 	colls      []*ebpf.Collection
@@ -135,19 +137,25 @@ type Tracer struct {
 // ErrNoBTF is returned when the kernel exposes no BTF.
 var ErrNoBTF = errors.New("no kernel BTF")
 
-func loadKernelBTF(path string) (*btf.Spec, error) {
+// loadKernelBTF loads the BTF programs are relocated against (CO-RE) and a
+// cache of the running kernel's BTF, which the loader searches for attach
+// targets (tp_btf, fentry, iter). Every collection loaded without a shared
+// cache parses vmlinux again: tens of ms and MBs each, and the tracer loads
+// one collection per program. Without path the two are the same spec.
+func loadKernelBTF(path string) (*btf.Spec, *btf.Cache, error) {
+	cache := btf.NewCache()
 	if path == "" {
-		s, err := btf.LoadKernelSpec()
+		s, err := cache.Kernel()
 		if err != nil {
-			return nil, fmt.Errorf("%w (/sys/kernel/btf/vmlinux: %v); synq needs a kernel built with CONFIG_DEBUG_INFO_BTF=y", ErrNoBTF, err)
+			return nil, nil, fmt.Errorf("%w (/sys/kernel/btf/vmlinux: %v); synq needs a kernel built with CONFIG_DEBUG_INFO_BTF=y", ErrNoBTF, err)
 		}
-		return s, nil
+		return s, cache, nil
 	}
 	s, err := btf.LoadSpec(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w at %s: %v", ErrNoBTF, path, err)
+		return nil, nil, fmt.Errorf("%w at %s: %v", ErrNoBTF, path, err)
 	}
-	return s, nil
+	return s, cache, nil
 }
 
 func loadSpecs() (map[string]*ebpf.CollectionSpec, error) {
@@ -182,7 +190,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
 	_ = rlimit.RemoveMemlock()
 
-	kspec, err := loadKernelBTF(cfg.BTFPath)
+	kspec, cache, err := loadKernelBTF(cfg.BTFPath)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +198,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 	if err != nil {
 		return nil, err
 	}
-	t = &Tracer{cfg: cfg, kspec: kspec, specs: specs, maps: map[string]*ebpf.Map{}, progs: map[string]*ebpf.Program{}}
+	t = &Tracer{cfg: cfg, kspec: kspec, btfCache: cache, specs: specs, maps: map[string]*ebpf.Map{}, progs: map[string]*ebpf.Program{}}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -254,6 +262,9 @@ func Open(cfg Config) (t *Tracer, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
+	// Only loading needs the kernel's BTF and the object specs: do not keep
+	// them for the life of `synq serve`.
+	t.kspec, t.btfCache, t.specs = nil, nil, nil
 	return t, nil
 }
 
@@ -267,13 +278,9 @@ func (t *Tracer) configure(f kernelFeatures) error {
 		mask |= 1 << k
 	}
 	ranges, _ := t.rcvRanges()
-	kallsyms := t.cfg.KallsymsPath
-	if kallsyms == "" {
-		kallsyms = "/proc/kallsyms"
-	}
 	perCPU := uint64(0)
 	if f.mibListenOverflows != 0 && f.mibReqQFullDrop != 0 {
-		perCPU = dataSymbol(kallsyms, "__per_cpu_offset")
+		perCPU = t.symbols()["__per_cpu_offset"].lo
 	}
 	t.info.ExactDropReasons = perCPU != 0
 	for name, spec := range t.specs {
@@ -329,16 +336,9 @@ func (t *Tracer) configure(f kernelFeatures) error {
 }
 
 func (t *Tracer) rcvRanges() (map[string]symRange, bool) {
-	path := t.cfg.KallsymsPath
-	if path == "" {
-		path = "/proc/kallsyms"
-	}
-	r, err := textRanges(path, "tcp_v4_rcv", "tcp_v6_rcv")
-	if err != nil {
-		_, ok := r["tcp_v4_rcv"]
-		return r, ok
-	}
-	return r, true
+	r := t.symbols()
+	_, ok := r["tcp_v4_rcv"]
+	return r, ok
 }
 
 // loadProgram loads one program in a collection of its own that shares the
@@ -360,7 +360,7 @@ func (t *Tracer) loadProgram(obj, name string) (*ebpf.Program, error) {
 			repl[n] = m
 		}
 	}
-	opts := ebpf.CollectionOptions{MapReplacements: repl}
+	opts := ebpf.CollectionOptions{MapReplacements: repl, Cache: t.btfCache}
 	opts.Programs.KernelTypes = t.kspec
 	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
 	if err != nil {

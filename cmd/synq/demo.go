@@ -8,7 +8,6 @@ import (
 
 	"github.com/synq-trace/synq/internal/demo"
 	"github.com/synq-trace/synq/internal/reconcile"
-	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
 )
 
@@ -20,7 +19,7 @@ func demoCommand() *cli.Command {
 		Flags: []cli.Flag{
 			flagOutput, flagBTF,
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long to run"},
-			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
+			flagTier,
 			&cli.StringFlag{Name: "events", Usage: "comma list of event kinds to print"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook"},
 		},
@@ -33,11 +32,11 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	tier, err := tracer.ParseTier(c.String("tier"))
-	if err != nil {
-		return usageErr(err)
-	}
 	kinds, err := parseKinds(c.String("events"))
+	if err != nil {
+		return err
+	}
+	cfg, _, err := tracerConfig(c, kinds)
 	if err != nil {
 		return err
 	}
@@ -53,7 +52,8 @@ func runDemo(c *cli.Context) error {
 	fmt.Fprintf(c.App.ErrWriter, "synq: demo in netns %s (inode %d): slow listener 127.0.0.1:%d (backlog 8), healthy 127.0.0.1:%d\n",
 		ns.Name(), ns.Inode(), d.Ports().Slow, d.Ports().Healthy)
 
-	tr, err := openTracer(c, tracer.Config{Tier: tier, Netns: uint32(ns.Inode()), Kinds: kinds, BTFPath: c.String("btf")})
+	cfg.Netns = uint32(ns.Inode())
+	tr, err := openTracer(c, cfg)
 	if err != nil {
 		return err
 	}

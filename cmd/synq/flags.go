@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/render"
@@ -17,6 +18,7 @@ var (
 	flagPort   = &cli.IntFlag{Name: "port", Usage: "only listeners on this local port"}
 	flagBTF    = &cli.StringFlag{Name: "btf", Usage: "kernel BTF file (default /sys/kernel/btf/vmlinux)"}
 	flagSample = &cli.IntFlag{Name: "sample", Value: 1, Usage: "stream 1 in N syn, enqueue and accept events (drops always); counters and histograms stay exact"}
+	flagTier   = &cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"}
 )
 
 // sampleEvery validates --sample.
@@ -26,6 +28,46 @@ func sampleEvery(c *cli.Context) (uint32, error) {
 		return 0, usagef("invalid --sample %d: want 1 (every event) to 1048576", n)
 	}
 	return uint32(n), nil
+}
+
+// Every tracing command batches ring-buffer wakeups: the kernel wakes the
+// reader per 64 KiB of records, and the reader polls every 100 ms for the
+// rest. One wakeup per record costs the traced host far more
+// (shared/docs/perf.md: 29% of connection-churn throughput; the accept hook
+// ran ~4.1 µs instead of ~1.3 µs in docs/benchmarks.md's runs).
+const (
+	wakeupBytes  = 64 << 10
+	pollInterval = 100 * time.Millisecond
+)
+
+// tracerConfig builds the tracer.Config of a tracing command from its flags
+// (--tier, and --port, --netns and --btf where the command has them) with
+// the batched wakeup policy. only is the --netns namespace, nil without it.
+func tracerConfig(c *cli.Context, kinds []tracer.Kind) (cfg tracer.Config, only *netns.NS, err error) {
+	tier, err := tracer.ParseTier(c.String("tier"))
+	if err != nil {
+		return tracer.Config{}, nil, usageErr(err)
+	}
+	port, err := portFilter(c)
+	if err != nil {
+		return tracer.Config{}, nil, err
+	}
+	ns, nsSet, err := netnsFilter(c)
+	if err != nil {
+		return tracer.Config{}, nil, err
+	}
+	cfg = tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: c.String("btf"),
+		WakeupBytes: wakeupBytes, PollInterval: pollInterval}
+	if c.IsSet("sample") {
+		if cfg.SampleEvery, err = sampleEvery(c); err != nil {
+			return tracer.Config{}, nil, err
+		}
+	}
+	if nsSet {
+		cfg.Netns = uint32(ns.Inode)
+		only = &ns
+	}
+	return cfg, only, nil
 }
 
 func outputFormat(c *cli.Context) (render.Format, error) {

@@ -24,7 +24,7 @@ func latencyCommand() *cli.Command {
 			flagOutput, flagNetns, flagPort, flagBTF, flagSample,
 			&cli.StringFlag{Name: "by", Value: string(aggregate.ByListener), Usage: "listener (each socket, SO_REUSEPORT members apart) or port"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
-			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
+			flagTier,
 		},
 		Action: runLatency,
 	}
@@ -38,15 +38,7 @@ func runLatency(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	port, err := portFilter(c)
-	if err != nil {
-		return err
-	}
 	by, err := aggregate.ParseGroupBy(c.String("by"))
-	if err != nil {
-		return usageErr(err)
-	}
-	tier, err := tracer.ParseTier(c.String("tier"))
 	if err != nil {
 		return usageErr(err)
 	}
@@ -54,20 +46,9 @@ func runLatency(c *cli.Context) error {
 	if d < 0 {
 		return usagef("invalid --duration %v: must be positive", d)
 	}
-	ns, nsSet, err := netnsFilter(c)
+	cfg, only, err := tracerConfig(c, []tracer.Kind{tracer.KindAccept, tracer.KindEnqueue})
 	if err != nil {
 		return err
-	}
-	sample, err := sampleEvery(c)
-	if err != nil {
-		return err
-	}
-	cfg := tracer.Config{Tier: tier, Port: port, BTFPath: c.String("btf"), SampleEvery: sample,
-		Kinds: []tracer.Kind{tracer.KindAccept, tracer.KindEnqueue}}
-	var only *netns.NS
-	if nsSet {
-		cfg.Netns = uint32(ns.Inode)
-		only = &ns
 	}
 	tr, err := openTracer(c, cfg)
 	if err != nil {
@@ -143,7 +124,7 @@ func runLatency(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "synq: no listener snapshot (no owners; listeners without streamed events left out): %v\n", err)
 	}
 	agg.UseKernel(hists, ls)
-	groups := agg.Groups(latOwners(ls), latNetnsNames(agg))
+	groups := agg.Groups(latOwners(ls), latNetnsNames())
 	out := bufio.NewWriter(c.App.Writer)
 	if format == render.JSON {
 		enc := json.NewEncoder(out)
@@ -188,12 +169,13 @@ func latOwners(ls []tracer.Listener) map[tracer.ListenerID][]aggregate.Owner {
 	return out
 }
 
-func latNetnsNames(agg *aggregate.Latency) map[uint32]string {
-	names := map[uint32]string{}
-	for _, g := range agg.Groups(nil, nil) {
-		if _, ok := names[g.Netns]; !ok {
-			names[g.Netns] = netns.Name(uint64(g.Netns))
-		}
+// latNetnsNames names namespaces from one read of /run/netns (keyed as
+// tracer events key them).
+func latNetnsNames() map[uint32]string {
+	all := netns.Names()
+	names := make(map[uint32]string, len(all))
+	for ino, n := range all {
+		names[uint32(ino)] = n
 	}
 	return names
 }

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"sort"
 	"text/tabwriter"
 
@@ -38,6 +38,8 @@ type listenerRow struct {
 	Inode          uint64   `json:"inode"`
 	PIDs           []int    `json:"pids,omitempty"`
 	Comms          []string `json:"comms,omitempty"`
+
+	ep tracer.Endpoint // for text: Addr as netip.Addr
 }
 
 // snapshotAll lists listeners in the given namespaces (all when nil).
@@ -97,14 +99,15 @@ func runListeners(c *cli.Context) error {
 		want[l.Inode] = true
 	}
 	owners := owner.Index("/proc", want)
+	names := netns.Names()
 	var rows []listenerRow
 	for _, l := range ls {
 		if port != 0 && l.Port != port {
 			continue
 		}
-		r := listenerRow{Netns: l.Netns, NetnsName: netns.Name(uint64(l.Netns)), Addr: l.Addr.String(), Port: l.Port,
+		r := listenerRow{Netns: l.Netns, NetnsName: names[uint64(l.Netns)], Addr: l.Addr.String(), Port: l.Port,
 			AcceptQueueLen: l.AcceptQueueLen, AcceptQueueMax: l.AcceptQueueMax,
-			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, Drops: l.SkDrops, UID: l.UID, Inode: l.Inode}
+			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, Drops: l.SkDrops, UID: l.UID, Inode: l.Inode, ep: l.Endpoint}
 		for _, p := range owners[l.Inode] {
 			r.PIDs = append(r.PIDs, p.PID)
 			r.Comms = append(r.Comms, p.Comm)
@@ -121,16 +124,19 @@ func runListeners(c *cli.Context) error {
 		}
 		return a.Addr < b.Addr
 	})
+	// One write(2) per row (JSON) or per cell (tabwriter) cost more than
+	// the snapshot itself with 10k listeners: buffer.
+	out := bufio.NewWriterSize(c.App.Writer, 64<<10)
 	if format == render.JSON {
-		enc := json.NewEncoder(c.App.Writer)
+		enc := json.NewEncoder(out)
 		for _, r := range rows {
 			if err := enc.Encode(r); err != nil {
 				return err
 			}
 		}
-		return nil
+		return out.Flush()
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETNS\tLISTENER\tACCEPT-Q\tSYN-Q\tDROPS\tOWNER")
 	for _, r := range rows {
 		nsName := fmt.Sprint(r.Netns)
@@ -144,14 +150,11 @@ func runListeners(c *cli.Context) error {
 				own += fmt.Sprintf(" +%d", len(r.PIDs)-1)
 			}
 		}
-		ep := tracer.Endpoint{Addr: mustAddr(r.Addr), Port: r.Port}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, ep, r.AcceptQueueLen, r.AcceptQueueMax,
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, r.ep, r.AcceptQueueLen, r.AcceptQueueMax,
 			r.SynQueueLen, r.SynQueueMax, r.Drops, own)
 	}
-	return tw.Flush()
-}
-
-func mustAddr(s string) netip.Addr {
-	a, _ := netip.ParseAddr(s)
-	return a
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return out.Flush()
 }

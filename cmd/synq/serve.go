@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/exporter"
-	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
 )
@@ -29,7 +28,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address for /metrics and /healthz; a non-loopback address exposes them to the network"},
 			&cli.IntFlag{Name: "max-listeners", Value: 100, Usage: "listeners with series of their own (busiest first); the rest are summed into port=\"other\""},
 			&cli.DurationFlag{Name: "expire", Value: 5 * time.Minute, Usage: "keep exporting a listener this long after it closed or went idle"},
-			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
+			flagTier,
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook and why better tiers were skipped"},
 		},
 		Action: runServe,
@@ -51,11 +50,9 @@ func runServe(c *cli.Context) error {
 	if d := c.Duration("expire"); d <= 0 {
 		return usagef("invalid --expire %v: must be positive", d)
 	}
-	tier, err := tracer.ParseTier(c.String("tier"))
-	if err != nil {
-		return usageErr(err)
-	}
-	ns, nsSet, err := netnsFilter(c)
+	// Events only feed the latency histogram, which a scrape reads every
+	// 15 s or so: batched wakeups lose nothing here.
+	cfg, only, err := tracerConfig(c, exporter.Kinds())
 	if err != nil {
 		return err
 	}
@@ -71,12 +68,6 @@ func runServe(c *cli.Context) error {
 		fmt.Fprintf(stderr, "synq: warning: --listen %s is not a loopback address: /metrics and /healthz are reachable from the network, without TLS or authentication\n", addr)
 	}
 
-	cfg := tracer.Config{Tier: tier, Kinds: exporter.Kinds(), BTFPath: c.String("btf")}
-	var only *netns.NS
-	if nsSet {
-		cfg.Netns = uint32(ns.Inode)
-		only = &ns
-	}
 	tr, err := openTracer(c, cfg)
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ func traceCommand() *cli.Command {
 		Flags: []cli.Flag{
 			flagOutput, flagNetns, flagPort, flagBTF, flagSample,
 			&cli.StringFlag{Name: "events", Usage: "comma list of event kinds (syn, syn-drop, cookie, synack-retrans, enqueue, ack-overflow, accept)"},
-			&cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"},
+			flagTier,
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
 			&cli.DurationFlag{Name: "reconcile", Usage: "also reconcile with the kernel's counters every `D` (e.g. 5s); always done on exit"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook and why better tiers were skipped"},
@@ -42,17 +42,13 @@ func runTrace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	port, err := portFilter(c)
-	if err != nil {
-		return err
-	}
 	kinds, err := parseKinds(c.String("events"))
 	if err != nil {
 		return err
 	}
-	tier, err := tracer.ParseTier(c.String("tier"))
+	cfg, only, err := tracerConfig(c, kinds)
 	if err != nil {
-		return usageErr(err)
+		return err
 	}
 	if c.Duration("duration") < 0 {
 		return usagef("invalid --duration %v: must be positive", c.Duration("duration"))
@@ -60,29 +56,17 @@ func runTrace(c *cli.Context) error {
 	if every := c.Duration("reconcile"); every < 0 || c.IsSet("reconcile") && every < 100*time.Millisecond {
 		return usagef("invalid --reconcile %v: want an interval of at least 100ms", every)
 	}
-	ns, nsSet, err := netnsFilter(c)
-	if err != nil {
-		return err
-	}
-	sample, err := sampleEvery(c)
-	if err != nil {
-		return err
-	}
-	cfg := tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: c.String("btf"), SampleEvery: sample}
-	if nsSet {
-		cfg.Netns = uint32(ns.Inode)
-	}
 	tr, err := openTracer(c, cfg)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
 	var traced *reconcile.Namespace
-	if nsSet {
-		n := reconcile.FromNS(ns)
+	if only != nil {
+		n := reconcile.FromNS(*only)
 		traced = &n
 	}
-	rec := startReconcile(c, tr, traced, port, c.Duration("reconcile"))
+	rec := startReconcile(c, tr, traced, cfg.Port, c.Duration("reconcile"))
 	defer rec.Close()
 	if _, err := streamEvents(c, tr, format, rec); err != nil {
 		return err
@@ -90,8 +74,8 @@ func runTrace(c *cli.Context) error {
 	return rec.final(c, format, nil)
 }
 
-// openTracer opens the tracer with the CLI's wakeup policy and says which
-// tier it picked.
+// openTracer opens the tracer (cfg from tracerConfig) and says which tier it
+// picked.
 func openTracer(c *cli.Context, cfg tracer.Config) (*tracer.Tracer, error) {
 	tr, err := openTracerQuiet(cfg)
 	if err != nil {
@@ -104,9 +88,6 @@ func openTracer(c *cli.Context, cfg tracer.Config) (*tracer.Tracer, error) {
 // openTracerQuiet opens without the "attached" line, for callers that set
 // up more (baselines) before saying so.
 func openTracerQuiet(cfg tracer.Config) (*tracer.Tracer, error) {
-	// Wake the reader only per 64 KiB of records or every 100 ms: ring-buffer
-	// wakeups dominate the cost of tracing (shared/docs/perf.md).
-	cfg.WakeupBytes, cfg.PollInterval = 64<<10, 100*time.Millisecond
 	tr, err := tracer.Open(cfg)
 	if err != nil {
 		return nil, kernelErr(err)

@@ -186,6 +186,7 @@ func (t *Top) Refresh(s Sample) Frame {
 	t.unattr = un
 
 	inSnap := make(map[tracer.ListenerID]bool, len(s.Listeners))
+	f.Rows = make([]Row, 0, len(s.Listeners))
 	for _, l := range s.Listeners {
 		inSnap[l.ID] = true
 		st := t.states[l.ID]

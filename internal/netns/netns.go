@@ -211,14 +211,26 @@ func named() ([]NS, error) {
 
 // Name is the /run/netns name of the namespace with this inode, "" if it
 // has none. If several names refer to it, the first in sort order wins.
+//
+// Each call opens every entry of /run/netns: to name many rows, call Names
+// once and look the rows up in its map.
 func Name(inode uint64) string {
+	return Names()[inode]
+}
+
+// Names maps the inode of every live namespace under /run/netns to its name,
+// the first in sort order when several names refer to one. A missing or
+// unreadable /run/netns gives an empty map: names are a courtesy to the
+// operator, never a reason to fail.
+func Names() map[uint64]string {
 	ns, _ := named()
+	out := make(map[uint64]string, len(ns))
 	for _, n := range ns {
-		if n.Inode == inode {
-			return n.Name
+		if _, dup := out[n.Inode]; !dup {
+			out[n.Inode] = n.Name
 		}
 	}
-	return ""
+	return out
 }
 
 // pids lists the numeric entries of /proc in ascending order.

@@ -133,6 +133,12 @@ func TestNamedNetnsPrivileged(t *testing.T) {
 	if got := netns.Name(ns.Inode); got != ns.Name {
 		t.Errorf("Name(%d) = %q, want %q", ns.Inode, got, ns.Name)
 	}
+	if got := netns.Names()[ns.Inode]; got != ns.Name {
+		t.Errorf("Names()[%d] = %q, want %q", ns.Inode, got, ns.Name)
+	}
+	if got, ok := netns.Names()[cur.Inode]; ok && cur.Name == "" {
+		t.Errorf("Names() names this process's unnamed netns %d %q", cur.Inode, got)
+	}
 	if got := ns.String(); got != fmt.Sprintf("%s (net:[%d])", ns.Name, ns.Inode) {
 		t.Errorf("String() = %q", got)
 	}

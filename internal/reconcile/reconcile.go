@@ -563,6 +563,7 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 	for ino := range aggs {
 		inodes[ino] = true
 	}
+	var names map[uint64]string // read once, only if some netns needs it
 	for _, ino := range sortedKeys(inodes) {
 		a := aggs[ino]
 		if a == nil {
@@ -583,7 +584,10 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 				delta = netstat.Delta(st.base, now[ino])
 			}
 		} else {
-			nr.Name = netns.Name(ino)
+			if names == nil {
+				names = netns.Names()
+			}
+			nr.Name = names[ino]
 			nr.Err = "not readable: no process and no /run/netns name refers to it"
 			missed = true
 		}

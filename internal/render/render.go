@@ -58,7 +58,7 @@ func NewEventJSON(ev *tracer.Event) EventJSON {
 		Addr:   ev.Addr.String(),
 		Port:   ev.Port,
 		PID:    ev.PID,
-		Comm:   ev.Comm,
+		Comm:   ev.Comm.String(),
 	}
 	if ev.Peer.IsValid() {
 		j.Peer = ev.Peer.String()
@@ -145,7 +145,7 @@ func (ew *EventWriter) Write(ev *tracer.Event) error {
 		b = append(b, " pid="...)
 		b = strconv.AppendUint(b, uint64(ev.PID), 10)
 		b = append(b, " comm="...)
-		b = append(b, ev.Comm...)
+		b, _ = ev.Comm.AppendText(b)
 	}
 	b = append(b, '\n')
 	ew.buf = b

@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synq-trace/synq/internal/exporter"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -256,8 +257,8 @@ func churnAll(c config, r *report) error {
 // wakeup watermark, 100 ms poll.
 var traceConfig = tracer.Config{WakeupBytes: 64 << 10, PollInterval: 100 * time.Millisecond}
 
-// serveKinds are the kinds `synq serve` streams (exporter.Kinds).
-var serveKinds = []tracer.Kind{tracer.KindAccept, tracer.KindAckOverflow}
+// serveKinds are the kinds `synq serve` streams.
+var serveKinds = exporter.Kinds()
 
 // runTracer traces the run with the public tracer API opened with cfg;
 // events are read and dropped.

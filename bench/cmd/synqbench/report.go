@@ -112,6 +112,10 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "\nlisteners snapshot, %d listeners in %d netns: in-process %v (found %d), synq listeners %v, max RSS %.1f MiB %s\n",
 			s.listeners, s.netns, median(s.inproc).Round(time.Millisecond), s.found,
 			median(s.cli).Round(time.Millisecond), float64(s.cliRSSKiB)/1024, s.cliErr)
+		for _, o := range s.others {
+			fmt.Fprintf(w, "%s: wall %v, CPU %v, max RSS %.1f MiB %s\n", o.what, median(o.wall).Round(time.Millisecond),
+				median(o.cpu).Round(time.Millisecond), float64(o.rssKiB)/1024, o.err)
+		}
 	}
 	for _, n := range r.notes {
 		fmt.Fprintln(w, "note:", n)
@@ -194,19 +198,27 @@ func (r *report) markdown(w io.Writer) {
 	}
 
 	if s := r.snap; s != nil {
-		fmt.Fprintf(w, "\n## listeners snapshot at scale (goal: ≤ 200 ms, RSS ≤ 60 MB)\n\n")
+		fmt.Fprintf(w, "\n## Scale: listeners snapshot, top, serve (goal: snapshot ≤ 200 ms, RSS ≤ 60 MB)\n\n")
 		fmt.Fprintf(w, "%d listeners spread over %d named netns (plus whatever the host has); median of 3.\n\n", s.listeners, s.netns)
-		fmt.Fprintf(w, "| what | wall time | max RSS |\n|---|---|---|\n")
-		fmt.Fprintf(w, "| `tracer.Snapshotter.Listeners` in each netns (in-process, %d found) | %v | - |\n", s.found, median(s.inproc).Round(time.Millisecond))
+		fmt.Fprintf(w, "| what | wall time | CPU (user+sys) | max RSS |\n|---|---|---|---|\n")
+		fmt.Fprintf(w, "| `tracer.Snapshotter.Listeners` in each netns (in-process, %d found) | %v | - | - |\n", s.found, median(s.inproc).Round(time.Millisecond))
 		if s.cliErr != "" {
-			fmt.Fprintf(w, "| `synq listeners --output json` | failed: `%s` | - |\n", s.cliErr)
+			fmt.Fprintf(w, "| `synq listeners --output json` | failed: `%s` | - | - |\n", s.cliErr)
 		} else {
-			fmt.Fprintf(w, "| `synq listeners --output json > /dev/null` (process start to exit) | %v | %.1f MiB |\n", median(s.cli).Round(time.Millisecond), float64(s.cliRSSKiB)/1024)
+			fmt.Fprintf(w, "| `synq listeners --output json > /dev/null` (process start to exit) | %v | - | %.1f MiB |\n", median(s.cli).Round(time.Millisecond), float64(s.cliRSSKiB)/1024)
+		}
+		for _, o := range s.others {
+			if o.err != "" {
+				fmt.Fprintf(w, "| %s | failed: `%s` | - | - |\n", o.what, o.err)
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %v | %v | %.1f MiB |\n", o.what, median(o.wall).Round(time.Millisecond),
+				median(o.cpu).Round(time.Millisecond), float64(o.rssKiB)/1024)
 		}
 	}
 
 	if len(r.gobench) > 0 {
-		fmt.Fprintf(w, "\n## Go benchmarks\n\nReader: `tracer.Decode` + per-listener aggregation (`aggregate.Top`, `aggregate.Latency`) on synthetic ring-buffer records, one goroutine (events/s is per core; goal ≥ 3M events/s/core, 0 allocs/op). `synq states`: `internal/sockstate` BenchmarkCount.\n\n```\n")
+		fmt.Fprintf(w, "\n## Go benchmarks\n\nReader: `tracer.Decode` + per-listener aggregation (`aggregate.Top`, `aggregate.Latency`, and `exporter.Observe` for `synq serve`) on synthetic ring-buffer records, one goroutine (events/s is per core; goal ≥ 3M events/s/core, 0 allocs/op). `synq states`: `internal/sockstate` BenchmarkCount.\n\n```\n")
 		for _, g := range r.gobench {
 			for _, l := range strings.Split(g, "\n") {
 				if strings.HasPrefix(l, "Benchmark") || strings.HasPrefix(l, "cpu:") || strings.HasPrefix(l, "pkg:") {
@@ -245,8 +257,8 @@ var modeDesc = map[string]string{
 	"untraced":             "nothing",
 	"tracer":               "tracer.Open in-process, every kind streamed, WakeupBytes 64 KiB, poll 100 ms, events read and dropped",
 	"tracer-counts":        "tracer.Open in-process, nothing streamed (Kinds empty): per-listener counters in the kernel only",
-	"tracer-serve":         "tracer.Open in-process as `synq serve` opens it: accept and ack-overflow streamed, wakeup on every record",
-	"tracer-serve-batched": "tracer.Open in-process with the kinds `synq serve` streams (accept, ack-overflow) but WakeupBytes 64 KiB, poll 100 ms (proposed for `synq serve`)",
+	"tracer-serve":         "tracer.Open in-process with the kinds `synq serve` streams (accept, ack-overflow) but a wakeup on every record (WakeupBytes 0), for comparison",
+	"tracer-serve-batched": "tracer.Open in-process as `synq serve` opens it: accept and ack-overflow streamed, WakeupBytes 64 KiB, poll 100 ms",
 	"synq-trace":           "`synq trace --output json > /dev/null`",
 	"synq-serve":           "`synq serve` (not scraped)",
 	"bpftrace":             "bpftrace: per-port count of children (inet_sock_set_state LISTEN→SYN_RECV) and tcp_retransmit_synack",

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -21,6 +22,16 @@ type snapResult struct {
 	cli              []time.Duration // `synq listeners --output json`, per try
 	cliRSSKiB        int64           // max RSS over the tries
 	cliErr           string
+	others           []cmdResult // synq top --once, synq serve
+}
+
+// cmdResult is one synq command run at scale, a few times.
+type cmdResult struct {
+	what   string
+	wall   []time.Duration
+	cpu    []time.Duration // user + system
+	rssKiB int64           // max over the tries
+	err    string
 }
 
 // snapshotScale spreads c.listeners listeners over c.netns named
@@ -94,7 +105,79 @@ func snapshotScale(c config, r *report) error {
 			res.cliRSSKiB = max(res.cliRSSKiB, ru.Maxrss)
 		}
 	}
+
+	top := cmdResult{what: "`synq top --once --interval 1s --output json > /dev/null` (process start to exit, 1 s of it waiting)"}
+	serve := cmdResult{what: "`synq serve`, 3 scrapes of /metrics, then SIGINT (process start to exit)"}
+	for range 3 {
+		top.run(exec.Command(c.synq, "top", "--once", "--interval", "1s", "--output", "json"), nil)
+		serve.run(exec.Command(c.synq, "serve", "--listen", scaleServeAddr), scrape3)
+	}
+	res.others = []cmdResult{top, serve}
 	return nil
+}
+
+const scaleServeAddr = "127.0.0.1:19188"
+
+// scrape3 waits for `synq serve` to answer, scrapes /metrics three times and
+// asks it to stop.
+func scrape3(p *os.Process) error {
+	defer p.Signal(os.Interrupt)
+	url := "http://" + scaleServeAddr + "/metrics"
+	deadline := time.Now().Add(30 * time.Second)
+	for n := 0; n < 3; {
+		resp, err := http.Get(url)
+		if err != nil {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("not serving after 30s: %w", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("scrape: status %d, %v", resp.StatusCode, err)
+		}
+		n++
+	}
+	return nil
+}
+
+// run runs cmd once (with during, if set, while it runs) and records its
+// wall time, CPU and max RSS; the first failure stops further tries.
+func (r *cmdResult) run(cmd *exec.Cmd, during func(*os.Process) error) {
+	if r.err != "" {
+		return
+	}
+	cmd.Stdout = io.Discard
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		r.err = err.Error()
+		return
+	}
+	var derr error
+	if during != nil {
+		derr = during(cmd.Process)
+	}
+	err := cmd.Wait()
+	wall := time.Since(t0)
+	if derr != nil {
+		_ = cmd.Process.Kill()
+		r.err = fmt.Sprintf("%v: %s", derr, lastLine(errb.String()))
+		return
+	}
+	// serve exits 0 on SIGINT; anything else is a failure.
+	if err != nil {
+		r.err = fmt.Sprintf("%v: %s", err, lastLine(errb.String()))
+		return
+	}
+	r.wall = append(r.wall, wall)
+	r.cpu = append(r.cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.rssKiB = max(r.rssKiB, ru.Maxrss)
+	}
 }
 
 func median[T int64 | float64 | time.Duration](xs []T) T {
