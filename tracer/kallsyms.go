@@ -45,7 +45,7 @@ func textRanges(path string, names ...string) (map[string]symRange, error) {
 		}
 		addrs = append(addrs, a)
 		typ, name := line[sp+1], line[sp+3:]
-		if strings.IndexByte("TtDdBbRr", typ) >= 0 && bytes.IndexAny(name, " \t") < 0 && want[string(name)] {
+		if strings.IndexByte("TtDdBbRr", typ) >= 0 && !bytes.ContainsAny(name, " \t") && want[string(name)] {
 			found[string(name)] = a
 		}
 	}

@@ -61,10 +61,10 @@ func TestTopTmuxPrivileged(t *testing.T) {
 		}
 	}
 	row := l.Addr().String()
-	s := waitFor("the table", func(s string) bool { return strings.Contains(s, "synq top:") && strings.Contains(s, row) })
+	waitFor("the table", func(s string) bool { return strings.Contains(s, "synq top:") && strings.Contains(s, row) })
 	// Several refreshes later: still one header and one row, in place.
 	time.Sleep(time.Second)
-	s = screen()
+	s := screen()
 	if n := strings.Count(s, "synq top:"); n != 1 {
 		t.Errorf("%d headers on the screen after 5+ refreshes, want 1 (redrawn in place):\n%s", n, s)
 	}
