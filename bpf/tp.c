@@ -210,8 +210,9 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
  * and in-kernel accepts; the fentry tier uses inet_csk_accept instead. */
 static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u64 fd)
 {
-	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
-	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
 	struct file *f = NULL;
 	struct socket *so;
 

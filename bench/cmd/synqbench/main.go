@@ -49,7 +49,7 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 5, "rounds; each runs every mode once, untraced first")
 	flag.DurationVar(&c.dur, "dur", 5*time.Second, "length of one churn run")
 	flag.IntVar(&c.conc, "c", 8, "concurrent clients")
-	flag.StringVar(&modes, "modes", "untraced,tracer,tracer-counts,tracer-serve-batched,synq-trace,synq-serve,bpftrace", "modes to run, comma-separated")
+	flag.StringVar(&modes, "modes", "untraced,empty,tracer,tracer-counts,tracer-serve-batched,synq-trace,synq-serve,bpftrace", "modes to run, comma-separated")
 	flag.StringVar(&c.synq, "synq", "bin/synq", "synq binary for the synq-trace, synq-serve and listeners runs")
 	flag.IntVar(&c.listeners, "listeners", 10000, "listeners for the snapshot run (0 skips it)")
 	flag.IntVar(&c.netns, "netns", 10, "network namespaces the listeners are spread over")
@@ -224,6 +224,8 @@ func churnAll(c config, r *report) error {
 			x := run1{round: round, mode: m, base: u.connS}
 			var err error
 			switch m {
+			case "empty":
+				err = runEmpty(c, env, &x)
 			case "tracer":
 				err = runTracer(c, env, &x, r, traceConfig)
 			case "tracer-counts":

@@ -189,7 +189,7 @@ func (r *report) markdown(w io.Writer) {
 	}
 
 	fmt.Fprintf(w, "\n## Kernel time per program run (goal: ≤ 150 ns per event per hook)\n\n")
-	fmt.Fprintf(w, "run_time_ns / run_cnt over every traced run (`(*ebpf.Program).Stats()` for the in-process tracer, `bpftool prog show` for the other processes). Runs/conn is how often the hook fires per churned connection.\n\n")
+	fmt.Fprintf(w, "run_time_ns / run_cnt over every traced run (`(*ebpf.Program).Stats()` for the in-process tracer, `bpftool prog show` for the other processes). Runs/conn is how often the hook fires per churned connection. The `empty` rows are the floor: an empty program on the same hook, so synq's own cost per run is its ns/run minus the floor of that hook.\n\n")
 	fmt.Fprintf(w, "| mode | program | runs/conn | ns/run |\n|---|---|---|---|\n")
 	for _, row := range r.rows() {
 		for _, p := range progLines(row) {
@@ -255,6 +255,7 @@ func orDash(s string) string {
 
 var modeDesc = map[string]string{
 	"untraced":             "nothing",
+	"empty":                "empty BPF programs (r0 = 0) on the tracepoint tier's hooks: the floor any program pays there, bpf_stats included",
 	"tracer":               "tracer.Open in-process, every kind streamed, WakeupBytes 64 KiB, poll 100 ms, events read and dropped",
 	"tracer-counts":        "tracer.Open in-process, nothing streamed (Kinds empty): per-listener counters in the kernel only",
 	"tracer-serve":         "tracer.Open in-process with the kinds `synq serve` streams (accept, ack-overflow) but a wakeup on every record (WakeupBytes 0), for comparison",
