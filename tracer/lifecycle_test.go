@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,4 +168,33 @@ func TestKernelWatermarkWakeup(t *testing.T) {
 	}
 	s.cancel()
 	<-s.done
+}
+
+// The tracepoint tier hooks accept(2) only when accepts are streamed: its
+// syscall tracepoints slow every syscall on the host while attached.
+func TestKernelAcceptHookOnlyWhenStreamed(t *testing.T) {
+	requireRoot(t)
+	for _, c := range []struct {
+		kinds []tracer.Kind
+		want  bool
+	}{{nil, true}, {[]tracer.Kind{tracer.KindAccept}, true}, {[]tracer.Kind{tracer.KindEnqueue, tracer.KindAckOverflow}, false}, {[]tracer.Kind{}, false}} {
+		tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Kinds: c.kinds})
+		if err != nil {
+			t.Skipf("tier not available: %v", err)
+		}
+		info := tr.Info()
+		tr.Close()
+		got := false
+		for _, h := range info.Hooks {
+			if strings.Contains(h.Target, "accept") && h.Err == nil {
+				got = true
+			}
+		}
+		if info.Tier == tracer.TierTracepoint && got != c.want {
+			t.Errorf("kinds %v: accept hooked %v, want %v (hooks %+v)", c.kinds, got, c.want, info.Hooks)
+		}
+		if info.Tier != tracer.TierTracepoint && !got {
+			t.Errorf("tier %s, kinds %v: accept not hooked (its hook costs nothing outside accept)", info.Tier, c.kinds)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package tracer
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/cilium/ebpf/btf"
 )
@@ -71,6 +73,9 @@ type kernelFeatures struct {
 	// Indexes of LINUX_MIB_LISTENOVERFLOWS and LINUX_MIB_TCPREQQFULLDROP in
 	// struct linux_mib on this kernel (an anonymous enum in BTF; 0 = absent).
 	mibListenOverflows, mibReqQFullDrop uint32
+	// wantAccept: the configuration streams accept events (the tracepoint
+	// tier hooks accept(2) only then).
+	wantAccept bool
 }
 
 func funcParams(spec *btf.Spec, name string) (int, bool) {
@@ -150,8 +155,16 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 			add("tp", "tp_enter_accept4", false)
 			add("tp", "tp_enter_accept", false)
 		}
-		add("tp", "tp_exit_accept4", false)
-		add("tp", "tp_exit_accept", false)
+		// accept(2) is seen through the syscall tracepoints, which put
+		// every syscall of every task on the host on the slow path while
+		// attached (~6% more CPU under connection churn with even an empty
+		// program, docs/benchmarks.md): only when accepts are streamed.
+		if f.wantAccept {
+			add("tp", "tp_exit_accept4", false)
+			add("tp", "tp_exit_accept", false)
+		} else {
+			hs = slices.DeleteFunc(hs, func(h hook) bool { return strings.HasPrefix(h.prog, "tp_enter_accept") })
+		}
 	case TierFentry:
 		add("fentry", "fe_conn_request", true)
 		add("fentry", "fx_conn_request", true)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,7 +28,10 @@ type Config struct {
 	Netns uint32 // inode of the only netns to trace; 0 = all
 	Port  uint16 // only listeners on this local port; 0 = all
 	// Kinds streamed through the ring buffer; nil = all. Per-listener
-	// counters (Counts) are kept for every kind regardless.
+	// counters (Counts) are kept for every kind regardless, with one
+	// exception: on the tracepoint tier accept(2) is hooked only when
+	// KindAccept is streamed (its syscall tracepoints slow down every
+	// syscall on the host), so accepts are not counted otherwise.
 	Kinds []Kind
 	// SampleEvery streams one in SampleEvery of the high-rate kinds (syn,
 	// enqueue, accept); 0 or 1 streams all. Drops, cookies, retransmits and
@@ -211,6 +215,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 		t.info.Notes = append(t.info.Notes, note)
 	}
 	f := probeKernel(kspec)
+	f.wantAccept = cfg.Kinds == nil || slices.Contains(cfg.Kinds, KindAccept)
 	f.synFloodAction = f.synFloodAction && t.haveSymbol("tcp_syn_flood_action")
 	t.info.features = f
 	if err := t.configure(f); err != nil {

@@ -63,7 +63,7 @@ func runEmpty(c config, env *churnEnv, x *run1) error {
 		return out
 	}
 	before := stats()
-	x.connS, x.overflows = env.churn(c.conc, c.dur)
+	x.connS, x.overflows, x.cpu = env.churnCPU(c.conc, c.dur)
 	after := stats()
 	x.progs = map[string]progNs{}
 	for name, a := range after {

@@ -84,7 +84,7 @@ func runExternal(c config, env *churnEnv, x *run1, argv []string, ready string) 
 		stop()
 		return err
 	}
-	x.connS, x.overflows = env.churn(c.conc, c.dur)
+	x.connS, x.overflows, x.cpu = env.churnCPU(c.conc, c.dur)
 	after, _ := bpftoolStats()
 	mine := progIDsOf(cmd.Process.Pid)
 	if err := stop(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -169,12 +170,49 @@ func (e *churnEnv) close() {
 // churn runs the clients for d and returns connections per second and the
 // ListenOverflows delta (non-zero means a stalled client: noise).
 func (e *churnEnv) churn(conc int, d time.Duration) (float64, uint64) {
+	connS, overflows, _ := e.churnCPU(conc, d)
+	return connS, overflows
+}
+
+// churnCPU also returns the machine's busy CPU time per connection in µs
+// (/proc/stat user+nice+system+irq+softirq, all processes and softirqs,
+// the tracer's reader included; idle, iowait and steal excluded). Unlike
+// conn/s it does not move when a client stalls (a SYN retransmitted after
+// 1 s) or a neighbour takes the host's CPU: the machine is idle or stolen
+// then, not busy.
+func (e *churnEnv) churnCPU(conc int, d time.Duration) (float64, uint64, float64) {
 	before, _ := e.ns.Counters()
+	b0 := busyTicks()
 	t0 := time.Now()
 	n := e.ns.Churn(context.Background(), e.ln.String(), conc, d)
 	el := time.Since(t0)
+	b1 := busyTicks()
 	after, _ := e.ns.Counters()
-	return float64(n) / el.Seconds(), after.Sub(before)["ListenOverflows"]
+	cpu := 0.0
+	if n > 0 {
+		cpu = float64(b1-b0) * 1e6 / clockTicks / float64(n)
+	}
+	return float64(n) / el.Seconds(), after.Sub(before)["ListenOverflows"], cpu
+}
+
+// clockTicks is USER_HZ, the unit of /proc/stat (100 on Linux).
+const clockTicks = 100
+
+func busyTicks() uint64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var t uint64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		if i < len(f) {
+			v, _ := strconv.ParseUint(f[i], 10, 64)
+			t += v
+		}
+	}
+	return t
 }
 
 type run1 struct {
@@ -182,6 +220,8 @@ type run1 struct {
 	mode      string
 	base      float64 // conn/s of the untraced run just before this one
 	connS     float64
+	cpu       float64 // busy CPU µs per connection
+	baseCPU   float64 // of the untraced run just before this one
 	overflows uint64
 	events    uint64            // events the tracer read (tracer mode)
 	lost      uint64            // tracer Stats: lost + recursion misses
@@ -218,10 +258,10 @@ func churnAll(c config, r *report) error {
 			// it: the machine's throughput drifts by tens of percent over
 			// a minute (VM neighbours), far more than tracing costs.
 			u := run1{round: round, mode: "untraced"}
-			u.connS, u.overflows = env.churn(c.conc, c.dur)
+			u.connS, u.overflows, u.cpu = env.churnCPU(c.conc, c.dur)
 			fmt.Fprintf(os.Stderr, "round %d %-20s %8.0f conn/s overflows=%d\n", round, "untraced", u.connS, u.overflows)
 			r.runs = append(r.runs, u)
-			x := run1{round: round, mode: m, base: u.connS}
+			x := run1{round: round, mode: m, base: u.connS, baseCPU: u.cpu}
 			var err error
 			switch m {
 			case "empty":
@@ -281,7 +321,7 @@ func runTracer(c config, env *churnEnv, x *run1, r *report, cfg tracer.Config) e
 		})
 	}()
 	before := progStats(tr)
-	x.connS, x.overflows = env.churn(c.conc, c.dur)
+	x.connS, x.overflows, x.cpu = env.churnCPU(c.conc, c.dur)
 	after := progStats(tr)
 	cancel()
 	if err := <-done; err != nil {
