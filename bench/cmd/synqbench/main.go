@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,7 +51,7 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 5, "rounds; each runs every mode once, untraced first")
 	flag.DurationVar(&c.dur, "dur", 5*time.Second, "length of one churn run")
 	flag.IntVar(&c.conc, "c", 8, "concurrent clients")
-	flag.StringVar(&modes, "modes", "untraced,empty,tracer,tracer-counts,tracer-serve-batched,synq-trace,synq-serve,bpftrace", "modes to run, comma-separated")
+	flag.StringVar(&modes, "modes", "untraced,empty,tracer,tracer-no-accept,tracer-counts,tracer-serve-batched,synq-trace,synq-serve,bpftrace", "modes to run, comma-separated")
 	flag.StringVar(&c.synq, "synq", "bin/synq", "synq binary for the synq-trace, synq-serve and listeners runs")
 	flag.IntVar(&c.listeners, "listeners", 10000, "listeners for the snapshot run (0 skips it)")
 	flag.IntVar(&c.netns, "netns", 10, "network namespaces the listeners are spread over")
@@ -268,6 +269,10 @@ func churnAll(c config, r *report) error {
 				err = runEmpty(c, env, &x)
 			case "tracer":
 				err = runTracer(c, env, &x, r, traceConfig)
+			case "tracer-no-accept":
+				cfg := traceConfig
+				cfg.Kinds = slices.DeleteFunc(slices.Clone(tracer.AllKinds), func(k tracer.Kind) bool { return k == tracer.KindAccept })
+				err = runTracer(c, env, &x, r, cfg)
 			case "tracer-counts":
 				err = runTracer(c, env, &x, r, tracer.Config{Kinds: []tracer.Kind{}})
 			case "tracer-serve":

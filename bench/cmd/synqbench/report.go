@@ -288,6 +288,7 @@ var modeDesc = map[string]string{
 	"untraced":             "nothing",
 	"empty":                "empty BPF programs (r0 = 0) on the tracepoint tier's hooks: the floor any program pays there, bpf_stats included",
 	"tracer":               "tracer.Open in-process, every kind streamed, WakeupBytes 64 KiB, poll 100 ms, events read and dropped",
+	"tracer-no-accept":     "as tracer, every kind but accept streamed: the tracepoint tier then leaves the syscall tracepoints alone",
 	"tracer-counts":        "tracer.Open in-process, nothing streamed (Kinds empty): per-listener counters in the kernel only",
 	"tracer-serve":         "tracer.Open in-process with the kinds `synq serve` streams (accept, ack-overflow) but a wakeup on every record (WakeupBytes 0), for comparison",
 	"tracer-serve-batched": "tracer.Open in-process as `synq serve` opens it: accept and ack-overflow streamed, WakeupBytes 64 KiB, poll 100 ms",
