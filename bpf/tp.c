@@ -18,6 +18,9 @@ const volatile bool have_data_ready = false;
  * the exit then looks the accepted child up alone, and the entry programs are
  * not attached. */
 const volatile bool accept_by_fd = true;
+/* accept(2) is hooked (the loader sets it): otherwise nobody reads
+ * child_enqueued, and filling it would only churn its LRU. */
+const volatile bool track_accept = true;
 
 struct pending_child {
 	__u64 child;
@@ -85,7 +88,8 @@ int BPF_PROG(tp_set_state, const struct sock *sk, const int oldstate, const int 
 	now = bpf_ktime_get_ns();
 	if (!have_data_ready) {
 		v.time_ns = now;
-		bpf_map_update_elem(&child_enqueued, &key, &v, BPF_ANY);
+		if (track_accept)
+			bpf_map_update_elem(&child_enqueued, &key, &v, BPF_ANY);
 		enqueue_without_listener(sk, now);
 		return 0;
 	}
@@ -119,7 +123,8 @@ int BPF_PROG(tp_data_ready, const struct sock *sk)
 		return 0;
 	v.time_ns = p->time_ns;
 	v.listener = (__u64)sk;
-	bpf_map_update_elem(&child_enqueued, &child, &v, BPF_ANY);
+	if (track_accept)
+		bpf_map_update_elem(&child_enqueued, &child, &v, BPF_ANY);
 	hist_depth(sk);
 	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE);
 	if (!e)

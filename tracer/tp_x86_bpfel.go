@@ -127,6 +127,7 @@ const (
 	tpVarRcv6Hi             = "rcv6_hi"
 	tpVarRcv6Lo             = "rcv6_lo"
 	tpVarSampleEvery        = "sample_every"
+	tpVarTrackAccept        = "track_accept"
 	tpVarUnusedSynqCounter  = "unused_synq_counter"
 	tpVarUnusedSynqCounts   = "unused_synq_counts"
 	tpVarUnusedSynqEvent    = "unused_synq_event"
@@ -217,6 +218,7 @@ type tpVariableSpecs struct {
 	Rcv6Hi             *ebpf.VariableSpec `ebpf:"rcv6_hi"`
 	Rcv6Lo             *ebpf.VariableSpec `ebpf:"rcv6_lo"`
 	SampleEvery        *ebpf.VariableSpec `ebpf:"sample_every"`
+	TrackAccept        *ebpf.VariableSpec `ebpf:"track_accept"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
@@ -284,6 +286,7 @@ type tpVariables struct {
 	Rcv6Hi             *ebpf.Variable `ebpf:"rcv6_hi"`
 	Rcv6Lo             *ebpf.Variable `ebpf:"rcv6_lo"`
 	SampleEvery        *ebpf.Variable `ebpf:"sample_every"`
+	TrackAccept        *ebpf.Variable `ebpf:"track_accept"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`

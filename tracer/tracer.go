@@ -302,7 +302,7 @@ func (t *Tracer) configure(f kernelFeatures) error {
 			"kinds_mask": mask, "wakeup_bytes": t.cfg.WakeupBytes, "sample_every": t.cfg.SampleEvery,
 			"rcv4_lo": ranges["tcp_v4_rcv"].lo, "rcv4_hi": ranges["tcp_v4_rcv"].hi,
 			"rcv6_lo": ranges["tcp_v6_rcv"].lo, "rcv6_hi": ranges["tcp_v6_rcv"].hi,
-			"have_data_ready": f.dataReady, "accept_by_fd": !f.dataReady, "have_flood_action": f.synFloodAction,
+			"have_data_ready": f.dataReady, "accept_by_fd": !f.dataReady, "track_accept": f.wantAccept, "have_flood_action": f.synFloodAction,
 			"synq_full_ge":   !reqQueueFullFixed(kernelVersion()),
 			"per_cpu_offset": perCPU, "mib_listen_overflows": f.mibListenOverflows,
 			"mib_reqq_full_drop": f.mibReqQFullDrop,
