@@ -89,7 +89,7 @@ func runTop(c *cli.Context) error {
 		n := reconcile.FromNS(*only)
 		traced = &n
 	}
-	rec := startReconcile(c, tr, traced, cfg.Port, 0)
+	rec := startReconcileWith(c, tr, snap, traced, cfg.Port, 0)
 	defer rec.Close()
 	reportTier(c.App.ErrWriter, tr.Info(), c.Bool("verbose"))
 

@@ -220,9 +220,10 @@ func reportTier(w io.Writer, info tracer.Info, verbose bool) {
 // reconciling runs a reconcile.Reconciler beside the event stream. A nil
 // *reconciling (reconciliation unavailable) does nothing.
 type reconciling struct {
-	rec   *reconcile.Reconciler
-	snap  *tracer.Snapshotter
-	every time.Duration // periodic reports; 0: on exit only
+	rec     *reconcile.Reconciler
+	snap    *tracer.Snapshotter
+	ownSnap bool          // snap is closed with this
+	every   time.Duration // periodic reports; 0: on exit only
 }
 
 // trackEvery is how often listeners are listed between reports, so that
@@ -234,13 +235,26 @@ const trackEvery = time.Second
 // it also reports periodically. When it cannot, it says so and returns nil:
 // tracing goes on without it.
 func startReconcile(c *cli.Context, tr *tracer.Tracer, traced *reconcile.Namespace, port uint16, every time.Duration) *reconciling {
-	fail := func(err error) *reconciling {
+	snap, err := tracer.NewSnapshotter(c.String("btf"))
+	if err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "synq: no reconciliation with the kernel's counters: %v\n", err)
 		return nil
 	}
-	snap, err := tracer.NewSnapshotter(c.String("btf"))
-	if err != nil {
-		return fail(err)
+	r := startReconcileWith(c, tr, snap, traced, port, every)
+	if r == nil {
+		snap.Close()
+		return nil
+	}
+	r.ownSnap = true
+	return r
+}
+
+// startReconcileWith lists listeners with the caller's snapshotter (safe
+// for concurrent use), which it does not close.
+func startReconcileWith(c *cli.Context, tr *tracer.Tracer, snap *tracer.Snapshotter, traced *reconcile.Namespace, port uint16, every time.Duration) *reconciling {
+	fail := func(err error) *reconciling {
+		fmt.Fprintf(c.App.ErrWriter, "synq: no reconciliation with the kernel's counters: %v\n", err)
+		return nil
 	}
 	cfg := reconcile.Config{Traced: traced, Port: port}
 	if traced == nil {
@@ -251,14 +265,13 @@ func startReconcile(c *cli.Context, tr *tracer.Tracer, traced *reconcile.Namespa
 	}
 	rec, err := reconcile.New(tr, snap, cfg)
 	if err != nil {
-		snap.Close()
 		return fail(err)
 	}
 	return &reconciling{rec: rec, snap: snap, every: every}
 }
 
 func (r *reconciling) Close() {
-	if r != nil {
+	if r != nil && r.ownSnap {
 		r.snap.Close()
 	}
 }
