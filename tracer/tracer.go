@@ -203,9 +203,12 @@ func Open(cfg Config) (t *Tracer, err error) {
 		return nil, err
 	}
 	t = &Tracer{cfg: cfg, kspec: kspec, btfCache: cache, specs: specs, maps: map[string]*ebpf.Map{}, progs: map[string]*ebpf.Program{}}
+	// On any error, release what was built: the deferred call holds its
+	// own pointer, as `return nil, err` sets t to nil.
+	built := t
 	defer func() {
 		if err != nil {
-			t.Close()
+			built.Close()
 		}
 	}()
 	t.info.Kernel = kernelRelease()

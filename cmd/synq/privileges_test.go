@@ -213,3 +213,28 @@ func TestMinimalCapabilitiesPrivileged(t *testing.T) {
 		}
 	})
 }
+
+// A tier the kernel refuses, forced with --tier: one line naming the tier
+// and the kernel's reason, exit 1 (tracer.Open used to panic releasing
+// what it had built).
+func TestForcedTierRefused(t *testing.T) {
+	requireRootTop(t)
+	refused := 0
+	for _, tier := range []string{"fentry", "kprobe"} {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "SYNQ_TEST_MAIN_ARGS=trace --tier "+tier+" --duration 200ms")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			continue // this kernel allows it
+		}
+		refused++
+		s := strings.TrimSpace(string(out))
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 || strings.Contains(s, "\n") || !strings.Contains(s, "tier "+tier) {
+			t.Errorf("--tier %s refused: exit %v, output %q; want one line naming the tier, exit 1", tier, err, s)
+		}
+	}
+	if refused == 0 {
+		t.Skip("this kernel allows every tier")
+	}
+}
