@@ -21,3 +21,9 @@ vmtest: vm-kernels
 
 vm-procfs: vm-kernels
 	$(VM_SCRIPTS)/capture-procfs.sh $(KERNELS)
+
+# Relative per-tier costs on each kernel, in TCG VMs (emulated time: compare
+# tiers within one kernel only). Writes docs/benchmarks-vm.md.
+.PHONY: vmbench
+vmbench: vm-kernels
+	$(VM_SCRIPTS)/bench.sh docs/benchmarks-vm.md $(KERNELS)
