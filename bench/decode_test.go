@@ -79,62 +79,36 @@ func BenchmarkReader(b *testing.B) {
 		{"enqueue+accept", []tracer.Kind{tracer.KindEnqueue, tracer.KindAccept}},
 	} {
 		recs := workload(c.kinds...)
-		b.Run("decode/"+c.name, func(b *testing.B) {
-			var ev tracer.Event
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if err := tracer.Decode(recs[i&1023], time.Hour, &ev); err != nil {
+		// What each command does with a decoded event; decode alone first.
+		for _, consumer := range []struct {
+			name    string
+			observe func(b *testing.B) func(*tracer.Event)
+		}{
+			{"decode", func(*testing.B) func(*tracer.Event) { return func(*tracer.Event) {} }},
+			{"decode+top", func(*testing.B) func(*tracer.Event) { return aggregate.NewTop(info, time.Now(), nil).Observe }},
+			{"decode+serve", func(b *testing.B) func(*tracer.Event) {
+				exp, err := exporter.New(benchSource{info}, exporter.Options{})
+				if err != nil {
 					b.Fatal(err)
 				}
-				i++
-			}
-			reportRate(b)
-		})
-		b.Run("decode+top/"+c.name, func(b *testing.B) {
-			top := aggregate.NewTop(info, time.Now(), nil)
-			var ev tracer.Event
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if err := tracer.Decode(recs[i&1023], time.Hour, &ev); err != nil {
-					b.Fatal(err)
+				return exp.Observe
+			}},
+			{"decode+latency", func(*testing.B) func(*tracer.Event) { return aggregate.NewLatency(aggregate.ByListener).Observe }},
+		} {
+			b.Run(consumer.name+"/"+c.name, func(b *testing.B) {
+				observe := consumer.observe(b)
+				var ev tracer.Event
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if err := tracer.Decode(recs[i&1023], time.Hour, &ev); err != nil {
+						b.Fatal(err)
+					}
+					observe(&ev)
+					i++
 				}
-				top.Observe(&ev)
-				i++
-			}
-			reportRate(b)
-		})
-		b.Run("decode+serve/"+c.name, func(b *testing.B) {
-			exp, err := exporter.New(benchSource{info}, exporter.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var ev tracer.Event
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if err := tracer.Decode(recs[i&1023], time.Hour, &ev); err != nil {
-					b.Fatal(err)
-				}
-				exp.Observe(&ev)
-				i++
-			}
-			reportRate(b)
-		})
-		b.Run("decode+latency/"+c.name, func(b *testing.B) {
-			lat := aggregate.NewLatency(aggregate.ByListener)
-			var ev tracer.Event
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if err := tracer.Decode(recs[i&1023], time.Hour, &ev); err != nil {
-					b.Fatal(err)
-				}
-				lat.Observe(&ev)
-				i++
-			}
-			reportRate(b)
-		})
+				reportRate(b)
+			})
+		}
 	}
 }
