@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -77,11 +78,16 @@ func runTop(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Loading parses the kernel's BTF (tens of MiB, garbage once loaded):
+	// hand it back before the next load and before the run, so that the
+	// peaks do not add up in RSS.
+	debug.FreeOSMemory()
 	tr, err := openTracerQuiet(cfg)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
+	debug.FreeOSMemory()
 	top := aggregate.NewTop(tr.Info(), time.Now(), initial)
 	// Reconciliation with the kernel's counters, for the header.
 	var traced *reconcile.Namespace
