@@ -60,24 +60,28 @@ func TestKernelHistogramsSampled(t *testing.T) {
 	if c.Enqueue != n {
 		t.Errorf("kernel counted %d enqueues, want %d", c.Enqueue, n)
 	}
-	// Depths: exactly 1, 2, ..., n, one enqueue each.
-	want := hist.NewPrecision(tracer.HistPrecision)
-	for d := uint64(1); d <= n; d++ {
-		want.Record(d)
-	}
-	wantBuckets := make([]uint64, tracer.DepthBuckets)
-	for d := uint64(1); d <= n; d++ {
-		wantBuckets[hist.Index(tracer.HistPrecision, d)]++
-	}
-	if h.Depth != [tracer.DepthBuckets]uint64(wantBuckets) {
-		t.Errorf("depth buckets %v, want %v", h.Depth, wantBuckets)
-	}
-	got := hist.FromBuckets(tracer.HistPrecision, h.Depth[:])
-	for _, q := range []float64{0.5, 0.9, 0.99} {
-		g, w := float64(got.Quantile(q)), float64(want.Quantile(q))
-		if d := (g - w) / w; d > got.RelativeError() || d < -got.RelativeError() {
-			t.Errorf("depth p%v: %v from the kernel's buckets, %v exact", q*100, g, w)
+	// Depths: the j-th child to enter the queue sees at least j children
+	// (itself and those before it: nobody accepts yet) and at most n.
+	// Alone it sees exactly j; two CPUs enqueueing together may both read
+	// the later length. So: n readings, none above n, the last one in n's
+	// bucket, and at most k readings of k or less, for every bucket's top k.
+	var total, cum uint64
+	last := -1
+	for b, cnt := range h.Depth {
+		total += cnt
+		cum += cnt
+		if cnt > 0 {
+			last = b
 		}
+		top := hist.BucketLow(tracer.HistPrecision, b+1) - 1
+		if cum > min(top, n) {
+			t.Errorf("%d enqueues saw a depth of %d or less; at most %d can (depth buckets %v)", cum, top, min(top, n), h.Depth)
+			break
+		}
+	}
+	if total != n || last != hist.Index(tracer.HistPrecision, n) {
+		t.Errorf("depth buckets %v: %d readings, the deepest in bucket %d; want %d, the deepest in bucket %d (depth %d)",
+			h.Depth, total, last, n, hist.Index(tracer.HistPrecision, n), n)
 	}
 
 	checkAcceptHistogram(t, s, h, c, n, hold, slowest)
