@@ -248,6 +248,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 		_, hasKfree := t.progs["tp_kfree_skb"]
 		_, hasRcv := t.rcvRanges()
 		t.info.ExactListenDrops = hasKfree && hasRcv
+		t.info.ExactDropReasons = false // no SYN- or ACK-side hooks to classify drops
 		t.info.EnqueueListener = f.dataReady
 		if !f.dataReady {
 			t.info.Notes = append(t.info.Notes, "no sk_data_ready tracepoint (6.6+): enqueue events carry no queue depths")
