@@ -115,9 +115,7 @@ func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, list
 		g.Latency.Merge(toPrecision(d.Latency[:]))
 		for i, c := range d.Latency {
 			if c > 0 {
-				lo := hist.BucketLow(tracer.HistPrecision, i)
-				hi := hist.BucketLow(tracer.HistPrecision, i+1)
-				g.LatencyLog.RecordN((lo+(hi-lo)/2)/uint64(time.Microsecond), c)
+				g.LatencyLog.RecordN(kernelBucketMid(i)/uint64(time.Microsecond), c)
 			}
 		}
 		g.UnknownLatency += d.NoLatency
@@ -135,12 +133,16 @@ func toPrecision(buckets []uint64) *hist.Hist {
 	out := hist.New()
 	for i, c := range buckets {
 		if c > 0 {
-			lo := hist.BucketLow(tracer.HistPrecision, i)
-			hi := hist.BucketLow(tracer.HistPrecision, i+1)
-			out.RecordN(lo+(hi-lo)/2, c)
+			out.RecordN(kernelBucketMid(i), c)
 		}
 	}
 	return out
+}
+
+// kernelBucketMid is the midpoint of bucket i of the kernel's histograms.
+func kernelBucketMid(i int) uint64 {
+	lo := hist.BucketLow(tracer.HistPrecision, i)
+	return lo + (hist.BucketLow(tracer.HistPrecision, i+1)-lo)/2
 }
 
 // group returns (creating) the group of listener id at ep. Callers hold mu.

@@ -221,10 +221,6 @@ func FromBuckets(p int, counts []uint64) *Hist {
 	return h
 }
 
-// Buckets is the number of buckets that values up to v need at precision p;
-// Index is the bucket of v.
-func Buckets(p int, v uint64) int { return NewPrecision(p).index(v) + 1 }
-
 // BucketLow is the lowest value of bucket i at precision p.
 func BucketLow(p, i int) uint64 { lo, _ := NewPrecision(p).bounds(i); return lo }
 
