@@ -18,7 +18,7 @@ int iter_listeners(struct bpf_iter__tcp *ctx)
 	sk = (const struct sock *)skc;
 	icsk = (const void *)sk;
 	l.listener = (__u64)sk;
-	l.netns = sk_netns(sk);
+	l.netns = sk_netns(sk, false);
 	l.family = BPF_CORE_READ(skc, skc_family);
 	l.lport = BPF_CORE_READ(skc, skc_num);
 	if (l.family == AF_INET6)

@@ -104,7 +104,7 @@ static __always_inline void syn_enter(const struct sock *sk)
 	if (!s)
 		return;
 	s->sk = 0;
-	if (!sk_wanted(sk))
+	if (!sk_wanted(sk, false))
 		return;
 	s->sk = (__u64)sk;
 	s->acc_len = BPF_CORE_READ(sk, sk_ack_backlog);
@@ -142,7 +142,7 @@ static __always_inline void syn_flood(bool cookie)
 static __always_inline struct synq_event *syn_state_event(const struct sock *sk, struct syn_state *s,
 							  __u8 kind, __u32 counter)
 {
-	struct synq_event *e = listener_event(sk, kind, counter);
+	struct synq_event *e = listener_event(sk, kind, counter, false);
 
 	if (!e)
 		return NULL;
@@ -210,7 +210,7 @@ static __always_inline void ack_enter(const struct sock *sk)
 	if (!a)
 		return;
 	a->sk = 0;
-	if (!sk_wanted(sk))
+	if (!sk_wanted(sk, false))
 		return;
 	a->sk = (__u64)sk;
 	a->full = BPF_CORE_READ(sk, sk_ack_backlog) > BPF_CORE_READ(sk, sk_max_ack_backlog);
@@ -240,7 +240,7 @@ static __always_inline void ack_exit(const struct sock *sk, const void *child)
 		count(sk, SYNQ_CNT_ACK_OTHER);
 		return;
 	}
-	e = listener_event(sk, SYNQ_KIND_ACK_OVERFLOW, SYNQ_KIND_ACK_OVERFLOW);
+	e = listener_event(sk, SYNQ_KIND_ACK_OVERFLOW, SYNQ_KIND_ACK_OVERFLOW, false);
 	if (e)
 		submit(e);
 }
@@ -301,18 +301,18 @@ static __always_inline void emit_enqueue(const struct sock *sk, const struct soc
 	__u64 key = (__u64)child, now;
 	struct enqueued v;
 
-	if (!child || !sk_wanted(sk))
+	if (!child || !sk_wanted(sk, false))
 		return;
 	now = bpf_ktime_get_ns();
 	v.time_ns = now;
 	v.listener = (__u64)sk;
 	bpf_map_update_elem(&child_enqueued, &key, &v, BPF_ANY);
-	hist_depth(sk);
-	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE);
+	hist_depth(sk, false);
+	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE, false);
 	if (!e)
 		return;
 	e->time_ns = now;
-	fill_peer(e, &child->__sk_common);
+	fill_peer(e, &child->__sk_common, false);
 	submit(e);
 }
 
@@ -322,13 +322,13 @@ static __always_inline void emit_accept(const struct sock *sk, const struct sock
 	struct synq_event *e;
 	__u64 key, now;
 
-	if (!child || !sk_wanted(sk))
+	if (!child || !sk_wanted(sk, false))
 		return;
 	key = (__u64)child;
 	now = bpf_ktime_get_ns();
 	t = bpf_map_lookup_elem(&child_enqueued, &key);
 	hist_latency(sk, t ? now - t->time_ns : 0, t != NULL);
-	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT);
+	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT, false);
 	if (e) {
 		if (t)
 			e->latency_ns = now - t->time_ns;
@@ -336,7 +336,7 @@ static __always_inline void emit_accept(const struct sock *sk, const struct sock
 			e->flags |= SYNQ_F_NO_LATENCY;
 		e->pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		fill_peer(e, &child->__sk_common);
+		fill_peer(e, &child->__sk_common, false);
 		submit(e);
 	}
 	if (t)

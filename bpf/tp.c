@@ -61,11 +61,11 @@ static __always_inline void enqueue_without_listener(const struct sock *child, _
 	e->time_ns = now;
 	/* The child shares the listener's netns, family and port; its local
 	 * address is the one the SYN was sent to. */
-	fill_listener(e, child);
+	fill_listener(e, child, true);
 	e->listener = 0;
 	e->acc_len = e->acc_max = e->syn_len = e->sk_drops = 0;
 	e->flags = SYNQ_F_NO_QUEUE;
-	fill_peer(e, &child->__sk_common);
+	fill_peer(e, &child->__sk_common, true);
 	submit(e);
 }
 
@@ -80,7 +80,7 @@ int BPF_PROG(tp_set_state, const struct sock *sk, const int oldstate, const int 
 	/* ~10 state changes per connection; only a child leaving SYN_RECV matters. */
 	if (oldstate != SYNQ_TCP_SYN_RECV || newstate != SYNQ_TCP_ESTABLISHED)
 		return 0;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || !sk_wanted(sk))
+	if (sk->sk_protocol != IPPROTO_TCP || !sk_wanted(sk, true))
 		return 0;
 	/* A client socket goes SYN_SENT -> ESTABLISHED; SYN_RECV -> ESTABLISHED
 	 * is a passive child (or a simultaneous open, which has no listener: its
@@ -98,8 +98,8 @@ int BPF_PROG(tp_set_state, const struct sock *sk, const int oldstate, const int 
 		return 0;
 	p->child = key;
 	p->time_ns = now;
-	p->netns = sk_netns(sk);
-	p->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	p->netns = sk_netns(sk, true);
+	p->lport = sk->__sk_common.skc_num;
 	return 0;
 }
 
@@ -115,22 +115,22 @@ int BPF_PROG(tp_data_ready, const struct sock *sk)
 	p = bpf_map_lookup_elem(&pending, &zero);
 	if (!p || !p->child)
 		return 0;
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != SYNQ_TCP_LISTEN)
+	if (sk->__sk_common.skc_state != SYNQ_TCP_LISTEN)
 		return 0;
 	child = p->child;
 	p->child = 0;
-	if (BPF_CORE_READ(sk, __sk_common.skc_num) != p->lport || sk_netns(sk) != p->netns)
+	if (sk->__sk_common.skc_num != p->lport || sk_netns(sk, true) != p->netns)
 		return 0;
 	v.time_ns = p->time_ns;
 	v.listener = (__u64)sk;
 	if (track_accept)
 		bpf_map_update_elem(&child_enqueued, &child, &v, BPF_ANY);
-	hist_depth(sk);
-	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE);
+	hist_depth(sk, true);
+	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE, true);
 	if (!e)
 		return 0;
 	e->time_ns = p->time_ns;
-	fill_peer(e, &((const struct sock *)child)->__sk_common);
+	fill_peer(e, &((const struct sock *)child)->__sk_common, false);
 	submit(e);
 	return 0;
 }
@@ -140,12 +140,12 @@ int BPF_PROG(tp_synack_retrans, const struct sock *sk, const struct request_sock
 {
 	struct synq_event *e;
 
-	if (!sk || !sk_wanted(sk))
+	if (!sk || !sk_wanted(sk, true))
 		return 0;
-	e = listener_event(sk, SYNQ_KIND_SYNACK_RETRANS, SYNQ_KIND_SYNACK_RETRANS);
+	e = listener_event(sk, SYNQ_KIND_SYNACK_RETRANS, SYNQ_KIND_SYNACK_RETRANS, true);
 	if (!e)
 		return 0;
-	fill_peer(e, &req->__req_common);
+	fill_peer(e, &req->__req_common, true);
 	submit(e);
 	return 0;
 }
@@ -166,7 +166,7 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 
 	if (!rx_sk)
 		return 0;
-	if (!sk_is_tcp_listener(rx_sk) || !sk_wanted(rx_sk))
+	if (!sk_is_tcp_listener(rx_sk, true) || !sk_wanted(rx_sk, true))
 		return 0;
 	if (in_rcv((__u64)location)) {
 		count(rx_sk, SYNQ_CNT_RCV_DROPS);
@@ -180,18 +180,18 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		 * returns NULL and tcp_v{4,6}_do_rcv drops the ACK with
 		 * NO_SOCKET (6.9+, 65be4393f363). Other NO_SOCKET drops of a
 		 * listener (a bad cookie) happen with room in the queue. */
-		overflow = BPF_CORE_READ(rx_sk, sk_ack_backlog) > BPF_CORE_READ(rx_sk, sk_max_ack_backlog);
+		overflow = rx_sk->sk_ack_backlog > rx_sk->sk_max_ack_backlog;
 	}
 	if (!overflow)
 		return 0;
-	e = listener_event(rx_sk, SYNQ_KIND_ACK_OVERFLOW, SYNQ_KIND_ACK_OVERFLOW);
+	e = listener_event(rx_sk, SYNQ_KIND_ACK_OVERFLOW, SYNQ_KIND_ACK_OVERFLOW, true);
 	if (!e)
 		return 0;
 	/* skb is the final ACK: its source is the peer. */
 	{
-		unsigned char *head = BPF_CORE_READ(skb, head);
-		__u16 th_off = BPF_CORE_READ(skb, transport_header);
-		__u16 nh_off = BPF_CORE_READ(skb, network_header);
+		unsigned char *head = skb->head;
+		__u16 th_off = skb->transport_header;
+		__u16 nh_off = skb->network_header;
 		struct tcphdr th;
 
 		if (bpf_probe_read_kernel(&th, sizeof(th), head + th_off) == 0)
@@ -270,18 +270,18 @@ static __always_inline int accept_exit(long ret)
 	}
 	if (!sk && accept_by_fd) {
 		sk = fd_to_sock(task, lfd);
-		if (!sk || !sk_is_tcp_listener(sk))
+		if (!sk || !sk_is_tcp_listener(sk, false))
 			return 0;
 	}
 	/* else: a child queued before synq attached, or not TCP at all */
-	if (!sk || !sk_wanted(sk))
+	if (!sk || !sk_wanted(sk, false))
 		return 0;
 	family = BPF_CORE_READ(child, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 	now = bpf_ktime_get_ns();
 	hist_latency(sk, now - enq, enq != 0);
-	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT);
+	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT, false);
 	if (!e)
 		return 0;
 	e->time_ns = now;
@@ -291,7 +291,7 @@ static __always_inline int accept_exit(long ret)
 		e->flags |= SYNQ_F_NO_LATENCY;
 	e->pid = id >> 32;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	fill_peer(e, &child->__sk_common);
+	fill_peer(e, &child->__sk_common, false);
 	submit(e);
 	return 0;
 }
