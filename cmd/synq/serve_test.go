@@ -229,7 +229,54 @@ scrape_configs:
 // ok is false when the result is empty.
 func promQuery(t *testing.T, base, q string) (v float64, ok bool) {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+	return promQueryAt(t, base, q, time.Time{})
+}
+
+// promMillis formats a time as the query API takes it: seconds, ms precision.
+func promMillis(at time.Time) string {
+	return strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)
+}
+
+// promSampleSpan returns the timestamps of the first and the last sample
+// Prometheus stored of the series q selects (the same scrapes for all).
+func promSampleSpan(t *testing.T, base, q string) (first, last time.Time) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q+"[10m]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Values [][2]any `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "success" || len(r.Data.Result) == 0 || len(r.Data.Result[0].Values) == 0 {
+		t.Fatalf("query %s[10m]: %s %s, %d series", q, r.Status, r.Error, len(r.Data.Result))
+	}
+	ts := func(v any) time.Time {
+		f, _ := v.(float64)
+		return time.UnixMilli(int64(f*1000 + 0.5))
+	}
+	vs := r.Data.Result[0].Values
+	return ts(vs[0][0]), ts(vs[len(vs)-1][0])
+}
+
+// promQueryAt is promQuery evaluated at a given time (zero: now).
+func promQueryAt(t *testing.T, base, q string, at time.Time) (v float64, ok bool) {
+	t.Helper()
+	u := base + "/api/v1/query?query=" + url.QueryEscape(q)
+	if !at.IsZero() {
+		u += "&time=" + promMillis(at)
+	}
+	resp, err := http.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,8 +422,15 @@ func TestServePrometheusPrivileged(t *testing.T) {
 	if got != float64(want) {
 		t.Errorf("Prometheus has %s = %v, the netns counted ListenDrops %d", q, got, want)
 	}
-	if inc, ok := promQuery(t, base, fmt.Sprintf(`sum(increase(synq_listen_drops_total{%s}[1m]))`, sel)); ok {
-		t.Logf("increase(synq_listen_drops_total[1m]) = %.1f (extrapolated by Prometheus)", inc)
+	// increase() over exactly the stored samples, from the first (0, before
+	// any drop) to the last: Prometheus extrapolates neither end, and the
+	// increase is the kernel's.
+	first, last := promSampleSpan(t, base, fmt.Sprintf(`synq_listen_drops_total{%s}`, sel))
+	incQ := fmt.Sprintf(`sum(increase(synq_listen_drops_total{%s}[%dms]))`, sel, last.Sub(first).Milliseconds()+1)
+	inc, ok := promQueryAt(t, base, incQ, last)
+	t.Logf("%s at the last sample = %v", incQ, inc)
+	if !ok || inc != float64(want) {
+		t.Errorf("Prometheus has %s = %v (found %v), the netns counted ListenDrops %d", incQ, inc, ok, want)
 	}
 	if v, ok := promQuery(t, base, `synq_reconcile_coverage_ratio{counter="ListenDrops"}`); !ok || v != 1 {
 		t.Errorf("ListenDrops coverage %v (found %v), want 1: every drop of the netns is its listener's", v, ok)
@@ -398,11 +452,20 @@ func TestServePrometheusPrivileged(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = bytes.NewReader(body)
-		if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
+	// promtool comes with the prometheus binary (the same Debian package).
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		promtool = filepath.Join(filepath.Dir(promBin), "promtool")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	for _, m := range []string{"synq_listen_drops_total{", "synq_accept_queue_length{", "synq_accept_latency_seconds_bucket{",
+		"synq_kernel_netstat{", "synq_reconcile_coverage_ratio{", "synq_build_info{", "synq_events_lost_total "} {
+		if !bytes.Contains(body, []byte(m)) {
+			t.Errorf("the scrape promtool checked has no %s", m)
 		}
 	}
 	resp, err = http.Get("http://" + target + "/healthz")
