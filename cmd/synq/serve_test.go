@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -326,6 +327,50 @@ func waitQuery(t *testing.T, base, q string, timeout time.Duration, ok func(floa
 	}
 }
 
+// startServe runs `synq serve --listen 127.0.0.1:0 args...` (on
+// SYNQ_TEST_TIER's tier, if set) until the test ends, and returns the
+// address it serves on.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	args = append([]string{"--listen", "127.0.0.1:0"}, args...)
+	if tier := os.Getenv("SYNQ_TEST_TIER"); tier != "" {
+		args = append(args, "--tier", tier)
+	}
+	go func() { done <- serveCLI(ctx, &stderr, args...) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("synq serve exited %d: %s", code, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("synq serve did not stop within 10s of cancel")
+		}
+	})
+	serving := regexp.MustCompile(`serving metrics on http://([^/]+)/metrics`)
+	var target string
+	for deadline := time.Now().Add(15 * time.Second); target == ""; time.Sleep(50 * time.Millisecond) {
+		if m := serving.FindStringSubmatch(stderr.String()); m != nil {
+			target = m[1]
+		}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("synq serve exited %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("synq serve did not start in 15s: %s", stderr.String())
+		}
+	}
+	t.Logf("%s", strings.TrimSpace(stderr.String()))
+	return target
+}
+
 // The whole path, with a real Prometheus: drops in a private namespace, as
 // the kernel counts them there, arrive in Prometheus exactly.
 func TestServePrometheusPrivileged(t *testing.T) {
@@ -346,41 +391,7 @@ func TestServePrometheusPrivileged(t *testing.T) {
 	}
 	defer l.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	args := []string{"--listen", "127.0.0.1:0", "--netns", nsName}
-	if tier := os.Getenv("SYNQ_TEST_TIER"); tier != "" {
-		args = append(args, "--tier", tier)
-	}
-	go func() { done <- serveCLI(ctx, &stderr, args...) }()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("synq serve exited %d: %s", code, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("synq serve did not stop within 10s of cancel")
-		}
-	}()
-	serving := regexp.MustCompile(`serving metrics on http://([^/]+)/metrics`)
-	var target string
-	for deadline := time.Now().Add(15 * time.Second); target == ""; time.Sleep(50 * time.Millisecond) {
-		if m := serving.FindStringSubmatch(stderr.String()); m != nil {
-			target = m[1]
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("synq serve exited %d: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("synq serve did not start in 15s: %s", stderr.String())
-		}
-	}
-	t.Logf("%s", strings.TrimSpace(stderr.String()))
+	target := startServe(t, "--netns", nsName)
 	base := startPrometheus(t, promBin, target)
 
 	sel := fmt.Sprintf(`netns="%d",addr="127.0.0.1",port="%d"`, ns.Inode(), l.Port())
@@ -475,5 +486,176 @@ func TestServePrometheusPrivileged(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("/healthz: %d", resp.StatusCode)
+	}
+}
+
+// sample is one line of the text exposition format.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+var (
+	reSample = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
+	reLabel  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+)
+
+// scrapeSamples GETs /metrics and returns the samples of synq's own metrics.
+func scrapeSamples(t *testing.T, target string) []sample {
+	t.Helper()
+	resp, err := http.Get("http://" + target + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	var out []sample
+	for _, line := range strings.Split(string(body), "\n") {
+		m := reSample.FindStringSubmatch(line)
+		if m == nil || !strings.HasPrefix(m[1], "synq_") {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		s := sample{name: m[1], labels: map[string]string{}, value: v}
+		for _, lm := range reLabel.FindAllStringSubmatch(m[2], -1) {
+			s.labels[lm[1]] = lm[2]
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// ports lists the port labels a metric has series for.
+func ports(ss []sample, name string) []string {
+	var out []string
+	for _, s := range ss {
+		if s.name == name && !slices.Contains(out, s.labels["port"]) {
+			out = append(out, s.labels["port"])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sampleSum(ss []sample, name string) (sum float64) {
+	for _, s := range ss {
+		if s.name == name {
+			sum += s.value
+		}
+	}
+	return sum
+}
+
+func sampleOf(ss []sample, name, port string) (float64, bool) {
+	for _, s := range ss {
+		if s.name == name && s.labels["port"] == port {
+			return s.value, true
+		}
+	}
+	return 0, false
+}
+
+// --max-listeners and --expire on a real kernel: of two listeners, the one
+// with drops gets the only slot and the idle one is folded into
+// port="other" (its queue gauges summed there); the sum over every series
+// is the kernel's ListenDrops. When the busy listener closes, it stays
+// exported (frozen, without gauges) until --expire, then its series go.
+func TestServeFoldAndExpirePrivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF programs and creates network namespaces")
+	}
+	const nsName = "synq-serve-fold"
+	_ = netlab.DeleteNamed(nsName) // from a killed run
+	ns, err := netlab.New(nsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	busy, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	idle, err := ns.Listen("tcp4", "127.0.0.1:0", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	const expire = 3 * time.Second
+	target := startServe(t, "--netns", nsName, "--max-listeners", "1", "--expire", expire.String())
+	busyPort, idlePort := strconv.Itoa(int(busy.Port())), strconv.Itoa(int(idle.Port()))
+
+	// Drops on the busy listener before the first scrape ranks the two.
+	c0, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ns.DialMany(context.Background(), busy.Addr().String(), 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	res.Close()
+	time.Sleep(200 * time.Millisecond)
+	c1, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c1.Sub(c0)["TcpExt.ListenDrops"]
+	if want == 0 {
+		t.Fatal("the kernel counted no ListenDrops: the test did not overflow the listener")
+	}
+
+	m := scrapeSamples(t, target)
+	if got := ports(m, "synq_listen_drops_total"); !slices.Equal(got, []string{busyPort, "other"}) {
+		t.Fatalf("synq_listen_drops_total series of ports %v, want [%s other] (:%s folded)", got, busyPort, idlePort)
+	}
+	if got := sampleSum(m, "synq_listen_drops_total"); got != float64(want) {
+		t.Errorf("sum of synq_listen_drops_total %v, the netns counted ListenDrops %d", got, want)
+	}
+	if v, ok := sampleOf(m, "synq_accept_queue_max", "other"); !ok || v != 7 {
+		t.Errorf("other's synq_accept_queue_max %v (found %v), want the folded listener's backlog 7", v, ok)
+	}
+	if v, ok := sampleOf(m, "synq_accept_queue_max", busyPort); !ok || v != 1 {
+		t.Errorf(":%s synq_accept_queue_max %v (found %v), want 1", busyPort, v, ok)
+	}
+	for _, s := range m {
+		if s.labels["port"] == "other" && (s.labels["netns"] != "other" || s.labels["addr"] != "other") {
+			t.Errorf("folded series with listener labels %v", s.labels)
+		}
+	}
+
+	// The busy listener closes: frozen, without gauges, until --expire.
+	busy.Close()
+	closed := time.Now()
+	m = scrapeSamples(t, target)
+	if time.Since(closed) < expire {
+		if got := sampleSum(m, "synq_listen_drops_total"); got != float64(want) {
+			t.Errorf("after close: sum of synq_listen_drops_total %v, want %d", got, want)
+		}
+		if !slices.Contains(ports(m, "synq_listen_drops_total"), busyPort) {
+			t.Errorf("closed listener :%s not exported before --expire: %v", busyPort, ports(m, "synq_listen_drops_total"))
+		}
+		if _, ok := sampleOf(m, "synq_accept_queue_length", busyPort); ok {
+			t.Errorf("closed listener :%s still has queue gauges", busyPort)
+		}
+	}
+	time.Sleep(expire + time.Second - time.Since(closed))
+	m = scrapeSamples(t, target)
+	for _, s := range m {
+		if s.labels["port"] == busyPort {
+			t.Errorf("closed listener :%s still exported %v after --expire %v: %s %v", busyPort, time.Since(closed), expire, s.name, s.labels)
+		}
+	}
+	// Its slot is free: the open listener gets it.
+	if v, ok := sampleOf(m, "synq_accept_queue_max", idlePort); !ok || v != 7 {
+		t.Errorf(":%s synq_accept_queue_max %v (found %v) once the slot is free, want 7", idlePort, v, ok)
 	}
 }
