@@ -456,6 +456,8 @@ func TestServePrometheusPrivileged(t *testing.T) {
 		t.Errorf("up = %v", v)
 	}
 
+	checkDashboardQueries(t, base)
+
 	// The real scrape passes Prometheus' linter, and /healthz is happy.
 	resp, err := http.Get("http://" + target + "/metrics")
 	if err != nil {
@@ -658,4 +660,86 @@ func TestServeFoldAndExpirePrivileged(t *testing.T) {
 	if v, ok := sampleOf(m, "synq_accept_queue_max", idlePort); !ok || v != 7 {
 		t.Errorf(":%s synq_accept_queue_max %v (found %v) once the slot is free, want 7", idlePort, v, ok)
 	}
+}
+
+// checkDashboardQueries runs every query of the Grafana dashboard, its
+// variables filled in as Grafana would, on the real Prometheus: each must
+// parse, and each whose metrics synq exported here must return data.
+func checkDashboardQueries(t *testing.T, base string) {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/grafana/synq.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	// Absent, not 0, on the tracepoint tier: panels of them may be empty.
+	present := map[string]bool{}
+	for _, m := range []string{"synq_syn_total", "synq_syn_cookies_total"} {
+		present[m] = len(promMust(t, base, m)) > 0
+	}
+	vars := strings.NewReplacer(`"$instance"`, `".*"`, `"$netns"`, `".*"`, "$__rate_interval", "1m", "$__interval", "15s")
+	n := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			q := vars.Replace(tg.Expr)
+			res, errMsg := promQueryAll(t, base, q)
+			n++
+			if errMsg != "" {
+				t.Errorf("dashboard panel %q: Prometheus rejects %s: %s", p.Title, q, errMsg)
+				continue
+			}
+			optional := false
+			for m, ok := range present {
+				optional = optional || (!ok && strings.Contains(q, m))
+			}
+			if len(res) == 0 && !optional {
+				t.Errorf("dashboard panel %q: %s returns nothing", p.Title, q)
+			}
+		}
+	}
+	t.Logf("%d dashboard queries evaluated by Prometheus", n)
+}
+
+// promQueryAll runs an instant query: its result (one entry per series),
+// or Prometheus' error.
+func promQueryAll(t *testing.T, base, q string) ([]json.RawMessage, string) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "success" {
+		return nil, r.Status + ": " + r.Error
+	}
+	return r.Data.Result, ""
+}
+
+func promMust(t *testing.T, base, q string) []json.RawMessage {
+	t.Helper()
+	res, errMsg := promQueryAll(t, base, q)
+	if errMsg != "" {
+		t.Fatalf("query %s: %s", q, errMsg)
+	}
+	return res
 }
