@@ -27,7 +27,7 @@ func serveCommand() *cli.Command {
 			flagNetns, flagBTF,
 			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address for /metrics and /healthz; a non-loopback address exposes them to the network"},
 			&cli.IntFlag{Name: "max-listeners", Value: 100, Usage: "listeners with series of their own (busiest first); the rest are summed into port=\"other\""},
-			&cli.DurationFlag{Name: "expire", Value: 5 * time.Minute, Usage: "keep exporting a listener this long after it closed or went idle"},
+			&cli.DurationFlag{Name: "expire", Value: 5 * time.Minute, Usage: "keep exporting a listener this long after it closed (frozen, without queue gauges), then drop its series"},
 			flagTier,
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook and why better tiers were skipped"},
 		},

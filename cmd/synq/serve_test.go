@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,7 +230,54 @@ scrape_configs:
 // ok is false when the result is empty.
 func promQuery(t *testing.T, base, q string) (v float64, ok bool) {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+	return promQueryAt(t, base, q, time.Time{})
+}
+
+// promMillis formats a time as the query API takes it: seconds, ms precision.
+func promMillis(at time.Time) string {
+	return strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)
+}
+
+// promSampleSpan returns the timestamps of the first and the last sample
+// Prometheus stored of the series q selects (the same scrapes for all).
+func promSampleSpan(t *testing.T, base, q string) (first, last time.Time) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q+"[10m]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Values [][2]any `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "success" || len(r.Data.Result) == 0 || len(r.Data.Result[0].Values) == 0 {
+		t.Fatalf("query %s[10m]: %s %s, %d series", q, r.Status, r.Error, len(r.Data.Result))
+	}
+	ts := func(v any) time.Time {
+		f, _ := v.(float64)
+		return time.UnixMilli(int64(f*1000 + 0.5))
+	}
+	vs := r.Data.Result[0].Values
+	return ts(vs[0][0]), ts(vs[len(vs)-1][0])
+}
+
+// promQueryAt is promQuery evaluated at a given time (zero: now).
+func promQueryAt(t *testing.T, base, q string, at time.Time) (v float64, ok bool) {
+	t.Helper()
+	u := base + "/api/v1/query?query=" + url.QueryEscape(q)
+	if !at.IsZero() {
+		u += "&time=" + promMillis(at)
+	}
+	resp, err := http.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,6 +327,50 @@ func waitQuery(t *testing.T, base, q string, timeout time.Duration, ok func(floa
 	}
 }
 
+// startServe runs `synq serve --listen 127.0.0.1:0 args...` (on
+// SYNQ_TEST_TIER's tier, if set) until the test ends, and returns the
+// address it serves on.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	args = append([]string{"--listen", "127.0.0.1:0"}, args...)
+	if tier := os.Getenv("SYNQ_TEST_TIER"); tier != "" {
+		args = append(args, "--tier", tier)
+	}
+	go func() { done <- serveCLI(ctx, &stderr, args...) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("synq serve exited %d: %s", code, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("synq serve did not stop within 10s of cancel")
+		}
+	})
+	serving := regexp.MustCompile(`serving metrics on http://([^/]+)/metrics`)
+	var target string
+	for deadline := time.Now().Add(15 * time.Second); target == ""; time.Sleep(50 * time.Millisecond) {
+		if m := serving.FindStringSubmatch(stderr.String()); m != nil {
+			target = m[1]
+		}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("synq serve exited %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("synq serve did not start in 15s: %s", stderr.String())
+		}
+	}
+	t.Logf("%s", strings.TrimSpace(stderr.String()))
+	return target
+}
+
 // The whole path, with a real Prometheus: drops in a private namespace, as
 // the kernel counts them there, arrive in Prometheus exactly.
 func TestServePrometheusPrivileged(t *testing.T) {
@@ -299,41 +391,7 @@ func TestServePrometheusPrivileged(t *testing.T) {
 	}
 	defer l.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	args := []string{"--listen", "127.0.0.1:0", "--netns", nsName}
-	if tier := os.Getenv("SYNQ_TEST_TIER"); tier != "" {
-		args = append(args, "--tier", tier)
-	}
-	go func() { done <- serveCLI(ctx, &stderr, args...) }()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("synq serve exited %d: %s", code, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("synq serve did not stop within 10s of cancel")
-		}
-	}()
-	serving := regexp.MustCompile(`serving metrics on http://([^/]+)/metrics`)
-	var target string
-	for deadline := time.Now().Add(15 * time.Second); target == ""; time.Sleep(50 * time.Millisecond) {
-		if m := serving.FindStringSubmatch(stderr.String()); m != nil {
-			target = m[1]
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("synq serve exited %d: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("synq serve did not start in 15s: %s", stderr.String())
-		}
-	}
-	t.Logf("%s", strings.TrimSpace(stderr.String()))
+	target := startServe(t, "--netns", nsName)
 	base := startPrometheus(t, promBin, target)
 
 	sel := fmt.Sprintf(`netns="%d",addr="127.0.0.1",port="%d"`, ns.Inode(), l.Port())
@@ -375,8 +433,15 @@ func TestServePrometheusPrivileged(t *testing.T) {
 	if got != float64(want) {
 		t.Errorf("Prometheus has %s = %v, the netns counted ListenDrops %d", q, got, want)
 	}
-	if inc, ok := promQuery(t, base, fmt.Sprintf(`sum(increase(synq_listen_drops_total{%s}[1m]))`, sel)); ok {
-		t.Logf("increase(synq_listen_drops_total[1m]) = %.1f (extrapolated by Prometheus)", inc)
+	// increase() over exactly the stored samples, from the first (0, before
+	// any drop) to the last: Prometheus extrapolates neither end, and the
+	// increase is the kernel's.
+	first, last := promSampleSpan(t, base, fmt.Sprintf(`synq_listen_drops_total{%s}`, sel))
+	incQ := fmt.Sprintf(`sum(increase(synq_listen_drops_total{%s}[%dms]))`, sel, last.Sub(first).Milliseconds()+1)
+	inc, ok := promQueryAt(t, base, incQ, last)
+	t.Logf("%s at the last sample = %v", incQ, inc)
+	if !ok || inc != float64(want) {
+		t.Errorf("Prometheus has %s = %v (found %v), the netns counted ListenDrops %d", incQ, inc, ok, want)
 	}
 	if v, ok := promQuery(t, base, `synq_reconcile_coverage_ratio{counter="ListenDrops"}`); !ok || v != 1 {
 		t.Errorf("ListenDrops coverage %v (found %v), want 1: every drop of the netns is its listener's", v, ok)
@@ -391,6 +456,8 @@ func TestServePrometheusPrivileged(t *testing.T) {
 		t.Errorf("up = %v", v)
 	}
 
+	checkDashboardQueries(t, base)
+
 	// The real scrape passes Prometheus' linter, and /healthz is happy.
 	resp, err := http.Get("http://" + target + "/metrics")
 	if err != nil {
@@ -398,11 +465,20 @@ func TestServePrometheusPrivileged(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = bytes.NewReader(body)
-		if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
+	// promtool comes with the prometheus binary (the same Debian package).
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		promtool = filepath.Join(filepath.Dir(promBin), "promtool")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	for _, m := range []string{"synq_listen_drops_total{", "synq_accept_queue_length{", "synq_accept_latency_seconds_bucket{",
+		"synq_kernel_netstat{", "synq_reconcile_coverage_ratio{", "synq_build_info{", "synq_events_lost_total "} {
+		if !bytes.Contains(body, []byte(m)) {
+			t.Errorf("the scrape promtool checked has no %s", m)
 		}
 	}
 	resp, err = http.Get("http://" + target + "/healthz")
@@ -413,4 +489,257 @@ func TestServePrometheusPrivileged(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("/healthz: %d", resp.StatusCode)
 	}
+}
+
+// sample is one line of the text exposition format.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+var (
+	reSample = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
+	reLabel  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+)
+
+// scrapeSamples GETs /metrics and returns the samples of synq's own metrics.
+func scrapeSamples(t *testing.T, target string) []sample {
+	t.Helper()
+	resp, err := http.Get("http://" + target + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	var out []sample
+	for _, line := range strings.Split(string(body), "\n") {
+		m := reSample.FindStringSubmatch(line)
+		if m == nil || !strings.HasPrefix(m[1], "synq_") {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		s := sample{name: m[1], labels: map[string]string{}, value: v}
+		for _, lm := range reLabel.FindAllStringSubmatch(m[2], -1) {
+			s.labels[lm[1]] = lm[2]
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// ports lists the port labels a metric has series for.
+func ports(ss []sample, name string) []string {
+	var out []string
+	for _, s := range ss {
+		if s.name == name && !slices.Contains(out, s.labels["port"]) {
+			out = append(out, s.labels["port"])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sampleSum(ss []sample, name string) (sum float64) {
+	for _, s := range ss {
+		if s.name == name {
+			sum += s.value
+		}
+	}
+	return sum
+}
+
+func sampleOf(ss []sample, name, port string) (float64, bool) {
+	for _, s := range ss {
+		if s.name == name && s.labels["port"] == port {
+			return s.value, true
+		}
+	}
+	return 0, false
+}
+
+// --max-listeners and --expire on a real kernel: of two listeners, the one
+// with drops gets the only slot and the idle one is folded into
+// port="other" (its queue gauges summed there); the sum over every series
+// is the kernel's ListenDrops. When the busy listener closes, it stays
+// exported (frozen, without gauges) until --expire, then its series go.
+func TestServeFoldAndExpirePrivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF programs and creates network namespaces")
+	}
+	const nsName = "synq-serve-fold"
+	_ = netlab.DeleteNamed(nsName) // from a killed run
+	ns, err := netlab.New(nsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	busy, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	idle, err := ns.Listen("tcp4", "127.0.0.1:0", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	const expire = 3 * time.Second
+	target := startServe(t, "--netns", nsName, "--max-listeners", "1", "--expire", expire.String())
+	busyPort, idlePort := strconv.Itoa(int(busy.Port())), strconv.Itoa(int(idle.Port()))
+
+	// Drops on the busy listener before the first scrape ranks the two.
+	c0, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ns.DialMany(context.Background(), busy.Addr().String(), 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	res.Close()
+	time.Sleep(200 * time.Millisecond)
+	c1, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c1.Sub(c0)["TcpExt.ListenDrops"]
+	if want == 0 {
+		t.Fatal("the kernel counted no ListenDrops: the test did not overflow the listener")
+	}
+
+	m := scrapeSamples(t, target)
+	if got := ports(m, "synq_listen_drops_total"); !slices.Equal(got, []string{busyPort, "other"}) {
+		t.Fatalf("synq_listen_drops_total series of ports %v, want [%s other] (:%s folded)", got, busyPort, idlePort)
+	}
+	if got := sampleSum(m, "synq_listen_drops_total"); got != float64(want) {
+		t.Errorf("sum of synq_listen_drops_total %v, the netns counted ListenDrops %d", got, want)
+	}
+	if v, ok := sampleOf(m, "synq_accept_queue_max", "other"); !ok || v != 7 {
+		t.Errorf("other's synq_accept_queue_max %v (found %v), want the folded listener's backlog 7", v, ok)
+	}
+	if v, ok := sampleOf(m, "synq_accept_queue_max", busyPort); !ok || v != 1 {
+		t.Errorf(":%s synq_accept_queue_max %v (found %v), want 1", busyPort, v, ok)
+	}
+	for _, s := range m {
+		if s.labels["port"] == "other" && (s.labels["netns"] != "other" || s.labels["addr"] != "other") {
+			t.Errorf("folded series with listener labels %v", s.labels)
+		}
+	}
+
+	// The busy listener closes: frozen, without gauges, until --expire.
+	busy.Close()
+	closed := time.Now()
+	m = scrapeSamples(t, target)
+	if time.Since(closed) < expire {
+		if got := sampleSum(m, "synq_listen_drops_total"); got != float64(want) {
+			t.Errorf("after close: sum of synq_listen_drops_total %v, want %d", got, want)
+		}
+		if !slices.Contains(ports(m, "synq_listen_drops_total"), busyPort) {
+			t.Errorf("closed listener :%s not exported before --expire: %v", busyPort, ports(m, "synq_listen_drops_total"))
+		}
+		if _, ok := sampleOf(m, "synq_accept_queue_length", busyPort); ok {
+			t.Errorf("closed listener :%s still has queue gauges", busyPort)
+		}
+	}
+	time.Sleep(expire + time.Second - time.Since(closed))
+	m = scrapeSamples(t, target)
+	for _, s := range m {
+		if s.labels["port"] == busyPort {
+			t.Errorf("closed listener :%s still exported %v after --expire %v: %s %v", busyPort, time.Since(closed), expire, s.name, s.labels)
+		}
+	}
+	// Its slot is free: the open listener gets it.
+	if v, ok := sampleOf(m, "synq_accept_queue_max", idlePort); !ok || v != 7 {
+		t.Errorf(":%s synq_accept_queue_max %v (found %v) once the slot is free, want 7", idlePort, v, ok)
+	}
+}
+
+// checkDashboardQueries runs every query of the Grafana dashboard, its
+// variables filled in as Grafana would, on the real Prometheus: each must
+// parse, and each whose metrics synq exported here must return data.
+func checkDashboardQueries(t *testing.T, base string) {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/grafana/synq.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	// Absent, not 0, on the tracepoint tier: panels of them may be empty.
+	present := map[string]bool{}
+	for _, m := range []string{"synq_syn_total", "synq_syn_cookies_total"} {
+		present[m] = len(promMust(t, base, m)) > 0
+	}
+	vars := strings.NewReplacer(`"$instance"`, `".*"`, `"$netns"`, `".*"`, "$__rate_interval", "1m", "$__interval", "15s")
+	n := 0
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			q := vars.Replace(tg.Expr)
+			res, errMsg := promQueryAll(t, base, q)
+			n++
+			if errMsg != "" {
+				t.Errorf("dashboard panel %q: Prometheus rejects %s: %s", p.Title, q, errMsg)
+				continue
+			}
+			optional := false
+			for m, ok := range present {
+				optional = optional || (!ok && strings.Contains(q, m))
+			}
+			if len(res) == 0 && !optional {
+				t.Errorf("dashboard panel %q: %s returns nothing", p.Title, q)
+			}
+		}
+	}
+	t.Logf("%d dashboard queries evaluated by Prometheus", n)
+}
+
+// promQueryAll runs an instant query: its result (one entry per series),
+// or Prometheus' error.
+func promQueryAll(t *testing.T, base, q string) ([]json.RawMessage, string) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != "success" {
+		return nil, r.Status + ": " + r.Error
+	}
+	return r.Data.Result, ""
+}
+
+func promMust(t *testing.T, base, q string) []json.RawMessage {
+	t.Helper()
+	res, errMsg := promQueryAll(t, base, q)
+	if errMsg != "" {
+		t.Fatalf("query %s: %s", q, errMsg)
+	}
+	return res
 }

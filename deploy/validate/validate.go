@@ -127,11 +127,12 @@ type Policy struct {
 	ServeFlags []string
 }
 
-// DefaultPolicy: namespace synq; BPF and PERFMON always, SYSLOG (kallsyms)
-// and SYS_ADMIN (setns) allowed; nothing else. NET_ADMIN is not needed.
+// DefaultPolicy: namespace synq; BPF and PERFMON always, SYSLOG (kallsyms),
+// SYS_ADMIN (setns) and SYS_RESOURCE (RLIMIT_MEMLOCK before Linux 5.11)
+// allowed; nothing else. NET_ADMIN is not needed.
 var DefaultPolicy = Policy{
 	Namespace:    "synq",
-	AllowedCaps:  []corev1.Capability{"BPF", "PERFMON", "SYSLOG", "SYS_ADMIN"},
+	AllowedCaps:  []corev1.Capability{"BPF", "PERFMON", "SYSLOG", "SYS_ADMIN", "SYS_RESOURCE"},
 	RequiredCaps: []corev1.Capability{"BPF", "PERFMON"},
 }
 

@@ -118,7 +118,7 @@ func TestPolicy(t *testing.T) {
 	}
 	for _, c := range []struct{ name, old, new, want string }{
 		{"privileged", "privileged: false", "privileged: true", "privileged"},
-		{"extra capability", "                - SYS_ADMIN\n", "                - SYS_ADMIN\n                - NET_RAW\n", "capability NET_RAW"},
+		{"extra capability", "                - SYS_RESOURCE\n", "                - SYS_RESOURCE\n                - NET_RAW\n", "capability NET_RAW"},
 		{"missing capability", "                - PERFMON\n", "", "capability PERFMON missing"},
 		{"writable host path", "              mountPath: /sys/kernel/btf\n              readOnly: true", "              mountPath: /sys/kernel/btf\n              readOnly: false", "mounted writable"},
 		{"no propagation", "              mountPropagation: HostToContainer\n", "", "HostToContainer"},
