@@ -60,6 +60,34 @@ func (r *DialResult) Close() error {
 	return errors.Join(errs...)
 }
 
+// SynRetrans is how many SYNs the clients have retransmitted so far, from
+// each socket's TCP_INFO total_retrans: they send no data, so each of their
+// retransmits is a SYN. The namespace's TcpExt.TCPSynRetrans counts these and
+// the listener's SYN-ACK retransmits together (tcp_retransmit_skb and
+// tcp_rtx_synack). A connection still pending may retransmit again later.
+func (r *DialResult) SynRetrans() (uint64, error) {
+	var n uint64
+	for _, c := range r.Conns {
+		if c.file == nil {
+			continue
+		}
+		rc, err := c.file.SyscallConn()
+		if err != nil {
+			return 0, err
+		}
+		var info *unix.TCPInfo
+		var serr error
+		if err := rc.Control(func(fd uintptr) { info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+			return 0, err
+		}
+		if serr != nil {
+			return 0, fmt.Errorf("TCP_INFO of %s: %w", c.Local, serr)
+		}
+		n += uint64(info.Total_retrans)
+	}
+	return n, nil
+}
+
 // DialMany starts n non-blocking connects to addr (a literal "ip:port") from
 // inside the namespace, all at once, and waits up to timeout (or ctx) for
 // them to finish.
