@@ -1,13 +1,23 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/synq-trace/synq/internal/netns/netnstest"
+	"github.com/synq-trace/synq/internal/sockstate"
 )
 
 func TestStatesBadInput(t *testing.T) {
@@ -105,5 +115,136 @@ func TestStatesPrivileged(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("--all-netns does not show %s:\n%s", ns, out)
+	}
+}
+
+// The hints, from real sockets: 100 connections the application does not
+// close (CLOSE_WAIT), 100 handshakes whose final ACK a TCP_DEFER_ACCEPT
+// listener drops (NEW_SYN_RECV) and 1000 connections a server closed first
+// (TIME_WAIT on its port, as without HTTP keep-alive), each on its own port.
+func TestStatesHintsPrivileged(t *testing.T) {
+	ns := netnstest.New(t)
+	var keep []io.Closer
+	defer func() {
+		for _, c := range keep {
+			c.Close()
+		}
+	}()
+	th := sockstate.DefaultThresholds
+	var cwPort, srPort, twPort int
+	err := ns.Do(func() error {
+		// With the default tcp_tw_reuse=2, connect on loopback would reuse
+		// TIME_WAIT ports. /proc/sys/net is the opening thread's netns.
+		if err := os.WriteFile("/proc/sys/net/ipv4/tcp_tw_reuse", []byte("0"), 0o644); err != nil {
+			return err
+		}
+		tl, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		keep = append(keep, tl)
+		twPort = tl.Addr().(*net.TCPAddr).Port
+		for range th.TimeWait {
+			c, err := net.Dial("tcp4", tl.Addr().String())
+			if err != nil {
+				return err
+			}
+			s, err := tl.Accept()
+			if err != nil {
+				c.Close()
+				return err
+			}
+			s.Close() // the server closes first: its side goes to TIME_WAIT
+			c.Close()
+		}
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		keep = append(keep, ln)
+		cwPort = ln.Addr().(*net.TCPAddr).Port
+		for range th.CloseWait {
+			c, err := net.Dial("tcp4", ln.Addr().String())
+			if err != nil {
+				return err
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				c.Close()
+				return err
+			}
+			keep = append(keep, s)
+			c.Close() // the peer closes, the server side does not
+		}
+		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 60)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}}
+		dl, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		keep = append(keep, dl)
+		srPort = dl.Addr().(*net.TCPAddr).Port
+		for range th.SynRecv {
+			c, err := net.Dial("tcp4", dl.Addr().String())
+			if err != nil {
+				return err
+			}
+			keep = append(keep, c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// FIN processing on loopback is asynchronous.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := sockstate.Count(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.State(sockstate.CloseWait) == th.CloseWait && c.State(sockstate.NewSynRecv) == th.SynRecv &&
+			c.Ports[sockstate.PortState{Port: uint16(twPort), State: sockstate.TimeWait}] == th.TimeWait || time.Now().After(deadline) {
+			break
+		}
+	}
+
+	code, out, stderr := runCommand(statesCommand(), "--netns", ns.Name)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("NEW_SYN_RECV %d", th.SynRecv),
+		fmt.Sprintf("CLOSE_WAIT %d", th.CloseWait),
+		fmt.Sprintf("FIN_WAIT2 %d", th.CloseWait),
+	} {
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			found = found || strings.Join(strings.Fields(l), " ") == want
+		}
+		if !found {
+			t.Errorf("no row %q:\n%s", want, out)
+		}
+	}
+	for _, want := range []string{
+		fmt.Sprintf("hint: %d SYN_RECV+NEW_SYN_RECV (from %d): SYN flood or lost ACKs", th.SynRecv, th.SynRecv),
+		fmt.Sprintf("; most on local port %d (%d)\n", srPort, th.SynRecv),
+		fmt.Sprintf("hint: %d CLOSE_WAIT (from %d): the application does not close its sockets", th.CloseWait, th.CloseWait),
+		fmt.Sprintf("; most on local port %d (%d)\n", cwPort, th.CloseWait),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// A simultaneous close can leave the client side in TIME_WAIT too.
+	tw := regexp.MustCompile(`hint: (\d+) TIME_WAIT \(from (\d+)\): connections opened and closed, e.g. no HTTP keep-alive.*; most on local port (\d+) \((\d+)\)\n`).FindStringSubmatch(out)
+	if tw == nil || tw[2] != strconv.Itoa(th.TimeWait) || tw[3] != strconv.Itoa(twPort) || tw[4] != strconv.Itoa(th.TimeWait) {
+		t.Errorf("TIME_WAIT hint %q, want %d on local port %d:\n%s", tw, th.TimeWait, twPort, out)
 	}
 }

@@ -5,14 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/netns/netnstest"
+	"github.com/synq-trace/synq/internal/netstat"
+	"github.com/synq-trace/synq/internal/render"
 )
 
 // runCommand runs one command in an app of its own, wired like newApp
@@ -205,5 +210,148 @@ func TestStatsNetnsPrivileged(t *testing.T) {
 	code, _, stderr = runCommand(statsCommand(), "--netns", strconv.FormatUint(ns.Inode, 10), "Tcp.ActiveOpens")
 	if code != 0 {
 		t.Errorf("--netns by inode: exit %d: %s", code, stderr)
+	}
+}
+
+// Rates come from the deltas of two reads over the time between them;
+// gauges and counters the kernel lacks get none.
+func TestStatsReportRates(t *testing.T) {
+	prev := netstat.Snapshot{"TcpExt.ListenDrops": 100, "Tcp.CurrEstab": 7, "Tcp.InSegs": 5000}
+	cur := netstat.Snapshot{"TcpExt.ListenDrops": 130, "Tcp.CurrEstab": 9, "Tcp.InSegs": 5000}
+	names := []string{"TcpExt.ListenDrops", "Tcp.CurrEstab", "Tcp.InSegs", "TcpExt.TCPPrequeued"}
+	r := newStatsReport(netns.NS{Inode: 1}, time.Unix(100, 0), 2*time.Second, names, cur, prev)
+	drops, estab, segs, gone := r.Counters[0], r.Counters[1], r.Counters[2], r.Counters[3]
+	if drops.Delta == nil || *drops.Delta != 30 || drops.RatePerSec == nil || *drops.RatePerSec != 15 || *drops.Value != 130 {
+		t.Errorf("ListenDrops %+v: want value 130, delta 30, rate 15/s", drops)
+	}
+	if !estab.Gauge || estab.Delta != nil || estab.RatePerSec != nil || *estab.Value != 9 {
+		t.Errorf("CurrEstab (gauge) %+v: want value 9 and no rate", estab)
+	}
+	if segs.Delta == nil || *segs.Delta != 0 || *segs.RatePerSec != 0 {
+		t.Errorf("InSegs %+v: want delta 0, rate 0", segs)
+	}
+	if gone.Present || gone.Value != nil || gone.Delta != nil {
+		t.Errorf("TCPPrequeued %+v: want absent", gone)
+	}
+	var b bytes.Buffer
+	if err := writeStats(&b, render.Text, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "rates over 2s") {
+		t.Errorf("header does not give the interval:\n%s", out)
+	}
+	// COUNTER VALUE DELTA RATE/S, as fields.
+	for _, want := range []string{
+		"COUNTER VALUE DELTA RATE/S",
+		"TcpExt.ListenDrops 130 30 15.0",
+		"Tcp.CurrEstab 9 gauge -",
+		"Tcp.InSegs 5000 0 0.0",
+		"TcpExt.TCPPrequeued not on this kernel - -",
+	} {
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			found = found || strings.HasPrefix(strings.Join(strings.Fields(l), " "), want+" ")
+		}
+		if !found {
+			t.Errorf("no line starting %q:\n%s", want, out)
+		}
+	}
+}
+
+// The captures of older kernels (testdata/procfs/<series>, from the test
+// VMs): a counter added later is "not on this kernel" there, not 0.
+func TestStatsReportCaptures(t *testing.T) {
+	for series, migrate := range map[string]bool{"5.10": false, "6.1": true, "6.12": true, "7.2": true} {
+		t.Run(series, func(t *testing.T) {
+			s, err := netstat.Read(filepath.Join("../../testdata/procfs", series))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// TCPMigrateReqFailure came with SO_REUSEPORT request migration in 5.14.
+			names := append(slices.Clone(netstat.DefaultSet), "TcpExt.TCPMigrateReqFailure", "TcpExt.TCPPrequeued")
+			r := newStatsReport(netns.NS{Inode: 1}, time.Unix(100, 0), 0, names, s, nil)
+			var b bytes.Buffer
+			if err := writeStats(&b, render.Text, r); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range r.Counters {
+				want := c.Name != "TcpExt.TCPPrequeued" && (c.Name != "TcpExt.TCPMigrateReqFailure" || migrate)
+				if c.Present != want || (c.Value != nil) != want {
+					t.Errorf("%s: present %v, want %v", c.Name, c.Present, want)
+				}
+				line := ""
+				for _, l := range strings.Split(b.String(), "\n") {
+					if strings.HasPrefix(l, c.Name+" ") {
+						line = l
+					}
+				}
+				if strings.Contains(line, "not on this kernel") == want {
+					t.Errorf("%s: line %q", c.Name, line)
+				}
+			}
+		})
+	}
+}
+
+// --interval against real traffic: the delta of the interval in which a
+// private netns made 3 connections is 3.
+func TestStatsIntervalPrivileged(t *testing.T) {
+	ns := netnstest.New(t)
+	type result struct {
+		code        int
+		out, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, stderr := runCommand(statsCommand(), "--netns", ns.Name, "--output", "json",
+			"--interval", "1s", "--count", "1", "Tcp.PassiveOpens", "Tcp.ActiveOpens", "Tcp.CurrEstab")
+		done <- result{code, out, stderr}
+	}()
+	time.Sleep(300 * time.Millisecond) // after the first read, well before the tick
+	const conns = 3
+	err := ns.Do(func() error {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		for range conns {
+			c, err := net.Dial("tcp4", ln.Addr().String())
+			if err != nil {
+				return err
+			}
+			s, err := ln.Accept()
+			if err != nil {
+				c.Close()
+				return err
+			}
+			s.Close()
+			c.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	var r statsReport
+	if err := json.Unmarshal([]byte(res.out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.IntervalNs < int64(time.Second) || r.IntervalNs > int64(2*time.Second) {
+		t.Fatalf("interval %v, want about 1s", time.Duration(r.IntervalNs))
+	}
+	for _, c := range r.Counters[:2] {
+		rate := float64(conns) / time.Duration(r.IntervalNs).Seconds()
+		if c.Delta == nil || *c.Delta != conns || c.RatePerSec == nil || *c.RatePerSec != rate {
+			t.Errorf("%s: delta %v rate %v, want %d and %.3f/s", c.Name, c.Delta, c.RatePerSec, conns, rate)
+		}
+	}
+	if est := r.Counters[2]; !est.Gauge || est.Delta != nil {
+		t.Errorf("Tcp.CurrEstab %+v: a gauge has no delta", est)
 	}
 }
