@@ -61,6 +61,9 @@ func (s benchSource) Info() tracer.Info { return s.info }
 func (benchSource) Counts() (map[tracer.ListenerID]tracer.Counts, error) {
 	return map[tracer.ListenerID]tracer.Counts{}, nil
 }
+func (benchSource) Histograms() (map[tracer.ListenerID]*tracer.Histogram, error) {
+	return map[tracer.ListenerID]*tracer.Histogram{}, nil
+}
 func (benchSource) Stats() (tracer.Stats, error)              { return tracer.Stats{}, nil }
 func (benchSource) Listeners() ([]tracer.Listener, error)     { return []tracer.Listener{}, nil }
 func (benchSource) KernelCounters() (netstat.Snapshot, error) { return netstat.Snapshot{}, nil }

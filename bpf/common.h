@@ -285,6 +285,7 @@ static __always_inline void hist_latency(const struct sock *sk, __u64 ns, bool k
 	asm volatile("" : "+r"(b));
 	if (b < SYNQ_LAT_BUCKETS)
 		__sync_fetch_and_add(&h->latency[b], 1);
+	__sync_fetch_and_add(&h->latency_sum_ns, ns);
 }
 
 /* An enqueue: the accept queue's length with the new child in it. */

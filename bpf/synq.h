@@ -78,6 +78,7 @@ struct synq_hist {
 	__u64 latency[SYNQ_LAT_BUCKETS];
 	__u64 depth[SYNQ_DEPTH_BUCKETS];
 	__u64 no_latency; /* accepts of children whose enqueue was not seen */
+	__u64 latency_sum_ns; /* of the accepts counted in latency[] */
 };
 
 /* One listening socket, as iter/tcp sees it. */

@@ -1,6 +1,9 @@
 package tracer
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // In-kernel distributions per listener: log-linear buckets (HistPrecision
 // sub-bucket bits, the layout of internal/hist), exact whatever the event
@@ -24,6 +27,8 @@ type Histogram struct {
 	// NoLatency counts accepts of children whose enqueue synq did not see
 	// (queued before it attached).
 	NoLatency uint64
+	// LatencySum is the sum of the latencies counted in Latency, exact.
+	LatencySum time.Duration
 }
 
 // Histograms reads every listener's in-kernel histograms, keyed like Counts.
@@ -33,7 +38,8 @@ func (t *Tracer) Histograms() (map[ListenerID]*Histogram, error) {
 	var v tpSynqHist
 	it := t.maps["listener_hist"].Iterate()
 	for it.Next(&key, &v) {
-		out[ListenerID(key)] = &Histogram{Latency: v.Latency, Depth: v.Depth, NoLatency: v.NoLatency}
+		out[ListenerID(key)] = &Histogram{Latency: v.Latency, Depth: v.Depth, NoLatency: v.NoLatency,
+			LatencySum: time.Duration(v.LatencySumNs)}
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read listener histograms: %w", err)
@@ -58,7 +64,7 @@ func (h *Histogram) Sub(prev *Histogram) *Histogram {
 	if prev == nil {
 		return &d
 	}
-	if h.NoLatency < prev.NoLatency {
+	if h.NoLatency < prev.NoLatency || h.LatencySum < prev.LatencySum {
 		return &d
 	}
 	for i := range h.Latency {
@@ -72,6 +78,7 @@ func (h *Histogram) Sub(prev *Histogram) *Histogram {
 		}
 	}
 	d.NoLatency -= prev.NoLatency
+	d.LatencySum -= prev.LatencySum
 	for i := range d.Latency {
 		d.Latency[i] -= prev.Latency[i]
 	}

@@ -25,10 +25,11 @@ type iterSynqCounts struct {
 }
 
 type iterSynqHist struct {
-	_         structs.HostLayout
-	Latency   [156]uint64
-	Depth     [60]uint64
-	NoLatency uint64
+	_            structs.HostLayout
+	Latency      [156]uint64
+	Depth        [60]uint64
+	NoLatency    uint64
+	LatencySumNs uint64
 }
 
 type iterSynqListener struct {

@@ -59,10 +59,11 @@ type kprobeSynqCounts struct {
 }
 
 type kprobeSynqHist struct {
-	_         structs.HostLayout
-	Latency   [156]uint64
-	Depth     [60]uint64
-	NoLatency uint64
+	_            structs.HostLayout
+	Latency      [156]uint64
+	Depth        [60]uint64
+	NoLatency    uint64
+	LatencySumNs uint64
 }
 
 // Names of all BPF objects in the ELF.

@@ -68,10 +68,11 @@ type tpSynqEvent struct {
 }
 
 type tpSynqHist struct {
-	_         structs.HostLayout
-	Latency   [156]uint64
-	Depth     [60]uint64
-	NoLatency uint64
+	_            structs.HostLayout
+	Latency      [156]uint64
+	Depth        [60]uint64
+	NoLatency    uint64
+	LatencySumNs uint64
 }
 
 type tpSynqKind uint32

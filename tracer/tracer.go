@@ -30,9 +30,14 @@ type Config struct {
 	// Kinds streamed through the ring buffer; nil = all. Per-listener
 	// counters (Counts) are kept for every kind regardless, with one
 	// exception: on the tracepoint tier accept(2) is hooked only when
-	// KindAccept is streamed (its syscall tracepoints slow down every
-	// syscall on the host), so accepts are not counted otherwise.
+	// KindAccept is streamed or AcceptLatency asked for (its syscall
+	// tracepoints slow down every syscall on the host), so accepts are not
+	// counted otherwise.
 	Kinds []Kind
+	// AcceptLatency hooks accepts even when KindAccept is not streamed, so
+	// that Counts and Histograms count them and their latency: for readers
+	// of the kernel's aggregates that need no event per connection.
+	AcceptLatency bool
 	// SampleEvery streams one in SampleEvery of the high-rate kinds (syn,
 	// enqueue, accept); 0 or 1 streams all. Drops, cookies, retransmits and
 	// overflows are always streamed; Counts and Histograms see every event.
@@ -218,7 +223,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 		t.info.Notes = append(t.info.Notes, note)
 	}
 	f := probeKernel(kspec)
-	f.wantAccept = cfg.Kinds == nil || slices.Contains(cfg.Kinds, KindAccept)
+	f.wantAccept = cfg.Kinds == nil || slices.Contains(cfg.Kinds, KindAccept) || cfg.AcceptLatency
 	f.synFloodAction = f.synFloodAction && t.haveSymbol("tcp_syn_flood_action")
 	t.info.features = f
 	if err := t.configure(f); err != nil {

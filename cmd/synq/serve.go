@@ -50,12 +50,14 @@ func runServe(c *cli.Context) error {
 	if d := c.Duration("expire"); d <= 0 {
 		return usagef("invalid --expire %v: must be positive", d)
 	}
-	// Events only feed the latency histogram, which a scrape reads every
-	// 15 s or so: batched wakeups lose nothing here.
+	// Counters and the accept latency histogram are kept in the kernel and
+	// read at scrape time; only overflows are streamed (they name
+	// listeners), with batched wakeups.
 	cfg, only, err := tracerConfig(c, exporter.Kinds())
 	if err != nil {
 		return err
 	}
+	cfg.AcceptLatency = true
 
 	// Bind before loading anything: an address in use is one line, at once.
 	ln, err := net.Listen("tcp", addr)
@@ -100,7 +102,7 @@ func runServe(c *cli.Context) error {
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
-	// Events only feed the latency histogram; counters are read from the
+	// Events only name listeners; counters and histograms are read from the
 	// kernel at scrape time.
 	var readErr error
 	var readMu sync.Mutex

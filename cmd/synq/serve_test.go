@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -742,4 +743,81 @@ func promMust(t *testing.T, base, q string) []json.RawMessage {
 		t.Fatalf("query %s: %s", q, errMsg)
 	}
 	return res
+}
+
+// Accept latency on a real kernel, from the in-kernel histogram (serve streams
+// no accept events): n connections wait in the accept queue for at least
+// hold before the application accepts them. The histogram counts exactly n,
+// no bucket below hold holds any, and the sum lies between n·hold and the
+// time the whole exchange took.
+func TestServeAcceptLatencyPrivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF programs and creates network namespaces")
+	}
+	const nsName = "synq-serve-latency"
+	_ = netlab.DeleteNamed(nsName) // from a killed run
+	ns, err := netlab.New(nsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	ln, err := ns.Listen("tcp4", "127.0.0.1:0", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	target := startServe(t, "--netns", nsName)
+	port := strconv.Itoa(int(ln.Port()))
+
+	const n, hold = 6, 300 * time.Millisecond
+	start := time.Now()
+	res, err := ns.DialMany(context.Background(), ln.Addr().String(), n, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if err := ln.WaitQueue(n, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(hold)
+	for range n {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	took := time.Since(start)
+
+	m := scrapeSamples(t, target)
+	if v, _ := sampleOf(m, "synq_accepted_total", port); v != n {
+		t.Errorf("synq_accepted_total{port=%s} %v, want %d", port, v, n)
+	}
+	if v, _ := sampleOf(m, "synq_accept_latency_seconds_count", port); v != n {
+		t.Errorf("synq_accept_latency_seconds_count{port=%s} %v, want %d", port, v, n)
+	}
+	sum, _ := sampleOf(m, "synq_accept_latency_seconds_sum", port)
+	if sum < n*hold.Seconds() || sum > n*took.Seconds() {
+		t.Errorf("synq_accept_latency_seconds_sum{port=%s} %v, want within [%v, %v]", port, sum, n*hold.Seconds(), n*took.Seconds())
+	}
+	buckets := 0
+	for _, s := range m {
+		if s.name != "synq_accept_latency_seconds_bucket" || s.labels["port"] != port {
+			continue
+		}
+		buckets++
+		le, err := strconv.ParseFloat(s.labels["le"], 64)
+		if err != nil {
+			le = math.Inf(1)
+		}
+		if le < hold.Seconds() && s.value != 0 {
+			t.Errorf("bucket le=%s holds %v accepts, all waited at least %v", s.labels["le"], s.value, hold)
+		}
+		if le >= took.Seconds() && s.value != n {
+			t.Errorf("bucket le=%s holds %v accepts, want all %d (the test took %v)", s.labels["le"], s.value, n, took)
+		}
+	}
+	if buckets == 0 {
+		t.Errorf("no synq_accept_latency_seconds_bucket for port %s", port)
+	}
 }

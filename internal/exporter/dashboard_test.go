@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"encoding/json"
-	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -34,10 +33,7 @@ func populated(t *testing.T) *Exporter {
 	f.update(2, func(c *tracer.Counts) { c.Enqueue = 1 })
 	f.stats = tracer.Stats{Lost: 3}
 	f.kernel["TcpExt.ListenDrops"] = 5
-	for _, d := range []time.Duration{50 * time.Microsecond, 2 * time.Millisecond, 300 * time.Millisecond, 20 * time.Second} {
-		e.Observe(&tracer.Event{Kind: tracer.KindAccept, LatencyKnown: true, Latency: d,
-			Endpoint: tracer.Endpoint{Netns: testNetns, Addr: netip.MustParseAddr("127.0.0.1"), Port: 8001}})
-	}
+	f.accepted(1, 50*time.Microsecond, 2*time.Millisecond, 300*time.Millisecond, 20*time.Second)
 	return e
 }
 

@@ -1,10 +1,11 @@
 // Package exporter turns synq's per-listener kernel counters, listener
 // snapshots and accept events into Prometheus metrics.
 //
-// Counters come from the tracer's per-CPU kernel maps, read at scrape time, so
-// they stay exact however many events the ring buffer loses; events feed only
-// the accept latency histogram. Gauges (queue lengths) come from an iter/tcp
-// snapshot taken at scrape time.
+// Counters and the accept latency histogram come from the tracer's kernel
+// maps, read at scrape time, so they stay exact however many events the ring
+// buffer loses, and no event per connection crosses it. Events only name
+// listeners that no snapshot showed. Gauges (queue lengths) come from an
+// iter/tcp snapshot taken at scrape time.
 //
 // Cardinality is bounded: at most MaxListeners listeners get series of their
 // own, chosen by recent activity, and the rest are summed into one series
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	khist "github.com/synq-trace/synq/internal/hist"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -161,19 +163,22 @@ func (k key) labels() []string {
 
 // sock is one listening socket (a kernel address in the counter map).
 type sock struct {
-	inode uint64
-	ep    key
-	hasEP bool
-	first tracer.Listener // sk_drops baseline (tracepoint tier)
-	last  tracer.Listener // the latest snapshot that saw it
-	snap  bool            // first/last are set
-	prev  tracer.Counts   // the map's value at the previous refresh
-	acc   tracer.Counts   // counted since synq first saw this socket
-	hwm   values          // derived values already handed to a series
-	seen  bool            // in this refresh's snapshot
-	inMap bool            // in this refresh's counter map
-	pre   bool            // counted before the baseline, which did not show it
-	fresh bool            // known to be created after synq started
+	inode  uint64
+	ep     key
+	hasEP  bool
+	first  tracer.Listener   // sk_drops baseline (tracepoint tier)
+	last   tracer.Listener   // the latest snapshot that saw it
+	snap   bool              // first/last are set
+	prev   tracer.Counts     // the map's value at the previous refresh
+	prevH  *tracer.Histogram // the histogram map's value at the previous refresh
+	acc    tracer.Counts     // counted since synq first saw this socket
+	hwm    values            // derived values already handed to a series
+	seen   bool              // in this refresh's snapshot
+	inMap  bool              // in this refresh's counter map
+	inHist bool              // in this refresh's histogram map
+	lat    *tracer.Histogram // this refresh's histogram delta, nil if none
+	pre    bool              // counted before the baseline, which did not show it
+	fresh  bool              // known to be created after synq started
 }
 
 // hist is a latency histogram: counts per bucket (the last is +Inf).
@@ -226,6 +231,8 @@ type Exporter struct {
 	reasons  []string
 	families map[*prometheus.Desc]value // per-listener counter families this tier has
 	latency  bool
+	// toProm maps a kernel latency bucket to its Prometheus bucket.
+	toProm [tracer.LatencyBuckets]int
 
 	mu          sync.Mutex
 	socks       map[tracer.ListenerID]*sock
@@ -258,6 +265,7 @@ func New(src Source, opts Options) (*Exporter, error) {
 		learned: map[tracer.ListenerID]key{},
 	}
 	e.shape()
+	e.toProm = promBuckets(opts.LatencyBuckets)
 	// Snapshot first, counters second: the same order as every refresh
 	// (see refresh for why).
 	ls, err := src.Listeners()
@@ -317,12 +325,42 @@ func (e *Exporter) shape() {
 	}
 }
 
-// Kinds are the event kinds Observe uses, so the tracer need not stream
-// others: accepts for the latency histogram; both also name their listener,
-// which attributes the counters of a listener no snapshot showed (it lived
-// between two scrapes, or in a namespace synq cannot enter). SYN-side events
-// would name more, but a SYN flood would make one event per SYN.
-func Kinds() []tracer.Kind { return []tracer.Kind{tracer.KindAccept, tracer.KindAckOverflow} }
+// Kinds are the event kinds the exporter wants streamed: overflows, whose
+// events name their listener, which attributes the counters of a listener no
+// snapshot showed (it lived between two scrapes, or in a namespace synq cannot
+// enter). Accepts are hooked (tracer.Config.AcceptLatency) but not streamed:
+// their latency histogram is kept in the kernel, so a connection storm sends
+// no event per connection. SYN-side events would name more listeners, but a
+// SYN flood would make one event per SYN.
+func Kinds() []tracer.Kind { return []tracer.Kind{tracer.KindAckOverflow} }
+
+// promBuckets maps each kernel latency bucket to the first Prometheus bucket
+// (index into bounds, len(bounds) = +Inf) that holds the whole kernel bucket,
+// so a latency is never exported as faster than it was; it may land one
+// Prometheus bucket too high when its kernel bucket (at most 25% wide)
+// straddles a bound.
+func promBuckets(bounds []float64) (m [tracer.LatencyBuckets]int) {
+	for i := range m {
+		if i == len(m)-1 {
+			m[i] = len(bounds) // the last kernel bucket is open-ended
+			continue
+		}
+		hi := khist.BucketLow(tracer.HistPrecision, i+1) - 1 // ns, inclusive
+		m[i] = sort.SearchFloat64s(bounds, float64(hi)/1e9)
+	}
+	return m
+}
+
+// addLatency adds a kernel histogram delta to a Prometheus one.
+func (e *Exporter) addLatency(h *hist, d *tracer.Histogram) {
+	for i, n := range d.Latency {
+		if n > 0 {
+			h.buckets[e.toProm[i]] += n
+			h.count += n
+		}
+	}
+	h.sum += d.LatencySum.Seconds()
+}
 
 // maxLearned bounds the listener names events teach between two scrapes.
 const maxLearned = 1 << 16
@@ -344,9 +382,8 @@ func (e *Exporter) seriesFor(k key, now time.Time) *series {
 	return se
 }
 
-// Observe takes one event from tracer.Read: accept latencies feed the
-// histogram, and every event names its listener. Safe to call concurrently
-// with scrapes.
+// Observe takes one event from tracer.Read: it names its listener. Safe to
+// call concurrently with scrapes.
 func (e *Exporter) Observe(ev *tracer.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -357,15 +394,6 @@ func (e *Exporter) Observe(ev *tracer.Event) {
 			}
 		}
 	}
-	if ev.Kind != tracer.KindAccept || !ev.LatencyKnown {
-		return
-	}
-	se := e.seriesFor(keyOf(ev.Endpoint), e.opts.Now())
-	sec := ev.Latency.Seconds()
-	h := &se.pendingHist
-	h.buckets[sort.SearchFloat64s(e.opts.LatencyBuckets, sec)]++
-	h.count++
-	h.sum += sec
 }
 
 // Healthy is the last scrape's failure to read the tracer, nil if it read.
@@ -441,6 +469,13 @@ func (e *Exporter) refresh(now time.Time) error {
 		e.err = fmt.Errorf("read listener counters: %w", err)
 		return e.err
 	}
+	var hists map[tracer.ListenerID]*tracer.Histogram
+	if e.latency {
+		if hists, err = e.src.Histograms(); err != nil {
+			e.err = fmt.Errorf("read listener histograms: %w", err)
+			return e.err
+		}
+	}
 	st, err := e.src.Stats()
 	if err != nil {
 		e.err = fmt.Errorf("read loss counters: %w", err)
@@ -455,7 +490,7 @@ func (e *Exporter) refresh(now time.Time) error {
 	}
 
 	for _, s := range e.socks {
-		s.seen, s.inMap = false, false
+		s.seen, s.inMap, s.inHist, s.lat = false, false, false, nil
 	}
 	for _, l := range ls {
 		s, ok := e.socks[l.ID]
@@ -490,6 +525,15 @@ func (e *Exporter) refresh(now time.Time) error {
 		s.acc = addCounts(s.acc, sub(c, s.prev))
 		s.prev, s.inMap = c, true
 	}
+	for id, h := range hists {
+		s, ok := e.socks[id]
+		if !ok {
+			s = &sock{}
+			e.socks[id] = s
+		}
+		s.lat = h.Sub(s.prevH)
+		s.prevH, s.inHist = h, true
+	}
 	for id, k := range e.learned {
 		if s, ok := e.socks[id]; ok && !s.hasEP {
 			s.ep, s.hasEP = k, true
@@ -502,7 +546,10 @@ func (e *Exporter) refresh(now time.Time) error {
 			// Evicted or never counted: a later entry counts from zero.
 			s.prev = tracer.Counts{}
 		}
-		if !s.seen && !s.inMap && !snapFailed {
+		if !s.inHist {
+			s.prevH = nil
+		}
+		if !s.seen && !s.inMap && !s.inHist && !snapFailed {
 			delete(e.socks, id)
 			continue
 		}
@@ -516,14 +563,21 @@ func (e *Exporter) refresh(now time.Time) error {
 		if s.hasEP {
 			// A closed listener's map entry may linger: only activity
 			// or presence keeps its series alive.
-			if s.seen || d.total() > 0 {
-				e.seriesFor(s.ep, now).pending.add(&d)
+			if s.seen || d.total() > 0 || s.lat != nil {
+				se := e.seriesFor(s.ep, now)
+				se.pending.add(&d)
+				if s.lat != nil {
+					e.addLatency(&se.pendingHist, s.lat)
+				}
 			}
 			if s.ep.netns == e.opts.ReconciledNetns {
 				e.attributed.add(&d)
 			}
-		} else if d.total() > 0 {
+		} else if d.total() > 0 || s.lat != nil {
 			e.other.add(&d)
+			if s.lat != nil {
+				e.addLatency(&e.otherHist, s.lat)
+			}
 			e.otherUsed = true
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	khist "github.com/synq-trace/synq/internal/hist"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -21,6 +22,7 @@ type fakeSource struct {
 	info   tracer.Info
 	ls     map[tracer.ListenerID]tracer.Listener
 	counts map[tracer.ListenerID]tracer.Counts
+	hists  map[tracer.ListenerID]*tracer.Histogram
 	stats  tracer.Stats
 	kernel netstat.Snapshot
 }
@@ -46,6 +48,7 @@ func tracepointInfo() tracer.Info {
 
 func newFake(info tracer.Info) *fakeSource {
 	return &fakeSource{info: info, ls: map[tracer.ListenerID]tracer.Listener{}, counts: map[tracer.ListenerID]tracer.Counts{},
+		hists: map[tracer.ListenerID]*tracer.Histogram{},
 		kernel: netstat.Snapshot{"TcpExt.ListenDrops": 0, "TcpExt.ListenOverflows": 0, "TcpExt.TCPReqQFullDrop": 0,
 			"TcpExt.SyncookiesSent": 0, "Tcp.PassiveOpens": 0}}
 }
@@ -62,7 +65,34 @@ func (f *fakeSource) Counts() (map[tracer.ListenerID]tracer.Counts, error) {
 	return out, nil
 }
 
+func (f *fakeSource) Histograms() (map[tracer.ListenerID]*tracer.Histogram, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[tracer.ListenerID]*tracer.Histogram{}
+	for k, v := range f.hists {
+		h := *v
+		out[k] = &h
+	}
+	return out, nil
+}
+
 func (f *fakeSource) Stats() (tracer.Stats, error) { return f.stats, nil }
+
+// accepted records accepts of listener id with these latencies in its kernel
+// histogram, as the BPF programs do.
+func (f *fakeSource) accepted(id tracer.ListenerID, lat ...time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.hists[id]
+	if h == nil {
+		h = &tracer.Histogram{}
+		f.hists[id] = h
+	}
+	for _, d := range lat {
+		h.Latency[min(khist.Index(tracer.HistPrecision, uint64(d)), tracer.LatencyBuckets-1)]++
+		h.LatencySum += d
+	}
+}
 
 func (f *fakeSource) Listeners() ([]tracer.Listener, error) {
 	f.mu.Lock()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -255,22 +257,81 @@ func TestUnknownListenerFolded(t *testing.T) {
 	}
 }
 
-// Accept latencies land in the listener's histogram, or other's when folded.
+// Accept latencies come from the kernel's histograms: each listener's land
+// in its series, or other's when folded; only what the kernel added since the
+// last scrape is added; the sum is exact; a latency is never counted in a
+// bucket below it, and at most one kernel bucket (25%) above.
 func TestLatencyHistogram(t *testing.T) {
 	f := newFake(fentryInfo())
 	f.listen(1, 8001)
 	f.listen(2, 8002)
 	e, _ := newTestExporter(t, f, Options{MaxListeners: 1})
 	f.update(1, func(c *tracer.Counts) { c.Accept = 3 })
-	for _, port := range []uint16{8001, 8001, 8001, 8002} {
-		e.Observe(&tracer.Event{Kind: tracer.KindAccept, LatencyKnown: true, Latency: 300 * time.Millisecond,
-			Endpoint: f.ls[tracer.ListenerID(port-8000)].Endpoint})
-	}
-	e.Observe(&tracer.Event{Kind: tracer.KindEnqueue, Endpoint: f.ls[1].Endpoint})
+	// 99 µs is in the kernel bucket [98304, 114688) ns, which straddles the
+	// 100 µs bound: counted above it. 90 µs is in [81920, 98304): below.
+	f.accepted(1, 300*time.Millisecond, 99*time.Microsecond, 90*time.Microsecond)
+	f.accepted(2, 300*time.Millisecond)
 	m := scrape(t, e)
 	if m["synq_accept_latency_seconds{"+lid(8001)+"}"] != 3 || m["synq_accept_latency_seconds{"+otherID+"}"] != 1 {
 		t.Errorf("histogram counts: %v", m)
 	}
+	h := histOf(t, e, lid(8001))
+	if want := (300*time.Millisecond + 99*time.Microsecond + 90*time.Microsecond).Seconds(); math.Abs(h.GetSampleSum()-want) > 1e-12 {
+		t.Errorf("sum %v, want %v", h.GetSampleSum(), want)
+	}
+	for _, b := range h.GetBucket() {
+		var want uint64
+		// kernel buckets: 90 µs in [81.92, 98.304) µs, 99 µs in
+		// [98.304, 114.688) µs, 300 ms in [268.4, 335.5) ms
+		switch ub := b.GetUpperBound(); {
+		case ub >= 0.5:
+			want = 3
+		case ub >= 0.00025:
+			want = 2
+		case ub >= 0.0001:
+			want = 1 // 90 µs; 99 µs is counted above 100 µs
+		}
+		if b.GetCumulativeCount() != want {
+			t.Errorf("bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+		}
+	}
+
+	// The next scrape adds only what the kernel added; an evicted and
+	// restarted entry (counts that shrank) is taken as all new.
+	f.accepted(1, time.Millisecond)
+	if h := histOf(t, e, lid(8001)); h.GetSampleCount() != 4 {
+		t.Errorf("after one more accept: count %d, want 4", h.GetSampleCount())
+	}
+	f.mu.Lock()
+	f.hists[1] = &tracer.Histogram{}
+	f.mu.Unlock()
+	f.accepted(1, 2*time.Millisecond)
+	if h := histOf(t, e, lid(8001)); h.GetSampleCount() != 5 {
+		t.Errorf("after eviction and one accept: count %d, want 5", h.GetSampleCount())
+	}
+}
+
+// histOf scrapes the accept latency histogram of one listener.
+func histOf(t *testing.T, e *Exporter, labels string) *dto.Histogram {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(e)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "synq_accept_latency_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if sampleID(mf.GetName(), m.GetLabel()) == mf.GetName()+"{"+labels+"}" {
+				return m.GetHistogram()
+			}
+		}
+	}
+	t.Fatalf("no synq_accept_latency_seconds{%s}", labels)
+	return nil
 }
 
 // A listener no snapshot shows (it lived between two scrapes, or in a

@@ -55,8 +55,8 @@ var (
 		"Requests waiting for the final ACK of the handshake (the SYN queue) at scrape time; full when greater than synq_accept_queue_max.",
 		listenerLabels, nil)
 	descLatency = prometheus.NewDesc("synq_accept_latency_seconds",
-		"Time connections waited in the accept queue before the application accepted them, from accept events "+
-			"(events lost are counted in synq_events_lost_total).",
+		"Time connections waited in the accept queue before the application accepted them, from the kernel's "+
+			"per-listener histogram (exact count and sum; a bucket boundary is exact within 25%: never counted faster than it was).",
 		listenerLabels, nil)
 	descLost = prometheus.NewDesc("synq_events_lost_total",
 		"Event records synq could not deliver: ring buffer full, program runs the kernel skipped for recursion, undecodable records. "+

@@ -18,6 +18,9 @@ type Source interface {
 	Info() tracer.Info
 	// Counts are the per-listener kernel counters since the tracer opened.
 	Counts() (map[tracer.ListenerID]tracer.Counts, error)
+	// Histograms are the per-listener in-kernel distributions (accept
+	// latency) since the tracer opened.
+	Histograms() (map[tracer.ListenerID]*tracer.Histogram, error)
 	// Stats counts what the event stream lost.
 	Stats() (tracer.Stats, error)
 	// Listeners is a snapshot of every listening socket of the watched
@@ -60,6 +63,10 @@ func (s *KernelSource) Reconciled() netns.NS { return s.self }
 func (s *KernelSource) Info() tracer.Info { return s.tr.Info() }
 
 func (s *KernelSource) Counts() (map[tracer.ListenerID]tracer.Counts, error) { return s.tr.Counts() }
+
+func (s *KernelSource) Histograms() (map[tracer.ListenerID]*tracer.Histogram, error) {
+	return s.tr.Histograms()
+}
 
 func (s *KernelSource) Stats() (tracer.Stats, error) { return s.tr.Stats() }
 

@@ -275,11 +275,9 @@ func churnAll(c config, r *report) error {
 				err = runTracer(c, env, &x, r, cfg)
 			case "tracer-counts":
 				err = runTracer(c, env, &x, r, tracer.Config{Kinds: []tracer.Kind{}})
-			case "tracer-serve":
-				err = runTracer(c, env, &x, r, tracer.Config{Kinds: serveKinds})
 			case "tracer-serve-batched":
 				cfg := traceConfig
-				cfg.Kinds = serveKinds
+				cfg.Kinds, cfg.AcceptLatency = exporter.Kinds(), true
 				err = runTracer(c, env, &x, r, cfg)
 			case "synq-trace":
 				err = runExternal(c, env, &x, []string{c.synq, "trace", "--output", "json"}, "")
@@ -303,9 +301,6 @@ func churnAll(c config, r *report) error {
 // traceConfig is what `synq trace` opens: every kind streamed, 64 KiB
 // wakeup watermark, 100 ms poll.
 var traceConfig = tracer.Config{WakeupBytes: 64 << 10, PollInterval: 100 * time.Millisecond}
-
-// serveKinds are the kinds `synq serve` streams.
-var serveKinds = exporter.Kinds()
 
 // runTracer traces the run with the public tracer API opened with cfg;
 // events are read and dropped.
