@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
+	"golang.org/x/sys/unix"
 )
 
 func requireRoot(t *testing.T) {
@@ -376,6 +378,67 @@ func TestKernelAcceptLatency(t *testing.T) {
 	}
 }
 
+// A TCP_DEFER_ACCEPT listener drops the bare final ACK and keeps the request,
+// so its SYN-ACK is resent when the request timer fires (1 s); the client's
+// answer to it completes the handshake. Every tier reports each resend with
+// the listener's identity, exactly as often as the netns counts
+// TCPSynRetrans (its clients, answered at once, resend no SYN).
+func TestKernelSynackRetrans(t *testing.T) {
+	const n, backlog = 3, 16
+	s := newSession(t, nil)
+	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", backlog, netlab.SockoptInt(unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	id := s.snapshot(0, l.Port()).ID
+	c0 := s.counters()
+	res, err := s.ns.DialMany(context.Background(), l.Addr().String(), n, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	// The children appear once the resent SYN-ACKs are answered.
+	if err := l.WaitQueue(n, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d := s.counters().Sub(c0)
+	evs := s.stop()
+	counts, err := s.tr.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := counts[id]
+	t.Logf("kernel: TCPSynRetrans %d TCPDeferAcceptDrop %d; synq: %d synack-retrans events, %d counted",
+		d["TcpExt.TCPSynRetrans"], d["TcpExt.TCPDeferAcceptDrop"], countKind(evs, l.Port(), tracer.KindSynackRetrans, 0), c.SynackRetrans)
+	if d["TcpExt.TCPSynRetrans"] == 0 {
+		t.Fatal("the kernel resent no SYN-ACK: the scenario did not happen")
+	}
+	if !hasKind(s.tr.Info(), tracer.KindSynackRetrans) {
+		t.Fatalf("tier %s produces no synack-retrans events", s.tr.Info().Tier)
+	}
+	if c.SynackRetrans != d["TcpExt.TCPSynRetrans"] {
+		t.Errorf("synack-retrans counted %d, the kernel counted TCPSynRetrans %d", c.SynackRetrans, d["TcpExt.TCPSynRetrans"])
+	}
+	var got uint64
+	for _, e := range evs {
+		if e.Kind != tracer.KindSynackRetrans {
+			continue
+		}
+		got++
+		if e.Netns != uint32(s.ns.Inode()) || e.Port != l.Port() || e.Addr != l.Addr().Addr() || !e.Peer.IsValid() {
+			t.Errorf("synack-retrans of %v (peer %v) in netns %d, want %s in netns %d", e.Endpoint, e.Peer, e.Netns, l, s.ns.Inode())
+		}
+		if !e.QueueKnown || e.AcceptQueueMax != backlog || e.SynQueueLen == 0 {
+			t.Errorf("synack-retrans with queues known=%v acc=%d/%d syn=%d: want the listener's, its request in the SYN queue",
+				e.QueueKnown, e.AcceptQueueLen, e.AcceptQueueMax, e.SynQueueLen)
+		}
+	}
+	if got != d["TcpExt.TCPSynRetrans"] {
+		t.Errorf("%d synack-retrans events, the kernel counted TCPSynRetrans %d", got, d["TcpExt.TCPSynRetrans"])
+	}
+}
+
 func kinds(evs []tracer.Event) string {
 	m := map[tracer.Kind]int{}
 	for _, e := range evs {
@@ -414,6 +477,9 @@ func TestKernelTierEvents(t *testing.T) {
 	want := []tracer.Kind{tracer.KindSynackRetrans, tracer.KindEnqueue, tracer.KindAccept}
 	if info.Tier != tracer.TierTracepoint {
 		want = tracer.AllKinds
+	} else if kernelHasDropReason(t, "SKB_DROP_REASON_TCP_LISTEN_OVERFLOW") {
+		// 6.15+: kfree_skb names every ACK-side overflow.
+		want = append(want, tracer.KindAckOverflow)
 	}
 	for _, k := range want {
 		if !hasKind(info, k) {
@@ -425,6 +491,25 @@ func TestKernelTierEvents(t *testing.T) {
 	if info.Tier != tracer.TierTracepoint && kallsymsHas("__per_cpu_offset") && !info.ExactDropReasons {
 		t.Errorf("tier %s: kallsyms has __per_cpu_offset but drop reasons are not exact: %v", info.Tier, info.Notes)
 	}
+}
+
+// kernelHasDropReason reads the running kernel's BTF, not the tracer's view.
+func kernelHasDropReason(t *testing.T, name string) bool {
+	t.Helper()
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons *btf.Enum
+	if err := spec.TypeByName("skb_drop_reason", &reasons); err != nil {
+		return false
+	}
+	for _, v := range reasons.Values {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func kallsymsHas(name string) bool {

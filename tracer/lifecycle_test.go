@@ -3,7 +3,9 @@ package tracer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +15,9 @@ import (
 	"github.com/synq-trace/synq/tracer"
 )
 
-// Close leaves no program behind: every program the tracer loaded is gone
-// from the kernel afterwards (links hold the only other references).
+// Close leaves no program or map behind: every program the tracer loaded,
+// and every map they used, is gone from the kernel afterwards (links hold
+// the only other references).
 func TestKernelCloseReleasesPrograms(t *testing.T) {
 	requireRoot(t)
 	tr, err := tracer.Open(tracer.Config{Tier: testTier(t)})
@@ -22,6 +25,7 @@ func TestKernelCloseReleasesPrograms(t *testing.T) {
 		t.Skipf("tier not available: %v", err)
 	}
 	var ids []ebpf.ProgramID
+	maps := map[ebpf.MapID]bool{}
 	for name, p := range tr.Programs() {
 		info, err := p.Info()
 		if err != nil {
@@ -33,6 +37,13 @@ func TestKernelCloseReleasesPrograms(t *testing.T) {
 		}
 		t.Logf("%s: id %d", name, id)
 		ids = append(ids, id)
+		mids, ok := info.MapIDs()
+		if !ok {
+			t.Skip("kernel does not report the maps of a program")
+		}
+		for _, m := range mids {
+			maps[m] = true
+		}
 	}
 	if len(ids) == 0 {
 		t.Fatal("tracer attached no program")
@@ -51,6 +62,31 @@ func TestKernelCloseReleasesPrograms(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("program %d still loaded after Close (err %v)", id, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// Maps are freed from a workqueue once programs no longer hold them.
+	// cilium/ebpf (v0.22) memory-maps each program's .rodata to set its
+	// constants and unmaps it in a GC cleanup, not in Map.Close: that
+	// mapping keeps the .rodata maps alive until the next GC.
+	runtime.GC()
+	t.Logf("%d maps used by the programs", len(maps))
+	for id := range maps {
+		for {
+			m, err := ebpf.NewMapFromID(id)
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			var what string
+			if err == nil {
+				if mi, ierr := m.Info(); ierr == nil {
+					what = fmt.Sprintf("%s %s", mi.Type, mi.Name)
+				}
+				m.Close()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("map %d (%s) still exists after Close (err %v)", id, what, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,5 +71,18 @@ func TestTracerConfig(t *testing.T) {
 		if code, _, stderr := runCommand(bad, strings.Fields(args)...); code != 2 || !strings.Contains(stderr, want) {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", args, code, stderr, want)
 		}
+	}
+}
+
+// --events naming kinds the tier cannot produce is said once, not silently
+// traced as nothing.
+func TestUnseenKinds(t *testing.T) {
+	info := tracer.Info{Tier: tracer.TierTracepoint, Hooks: []tracer.HookStatus{{Program: "tp_synack_retrans"}, {Program: "tp_set_state"}}}
+	got := unseenKinds([]tracer.Kind{tracer.KindSyn, tracer.KindSynackRetrans, tracer.KindEnqueue, tracer.KindSyn, tracer.KindAccept}, info)
+	if want := []string{"syn", "accept"}; !slices.Equal(got, want) {
+		t.Errorf("unseen %v, want %v", got, want)
+	}
+	if got := unseenKinds(nil, info); got != nil {
+		t.Errorf("no --events: unseen %v, want none", got)
 	}
 }

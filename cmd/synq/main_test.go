@@ -94,9 +94,41 @@ func TestTraceJSONPrivileged(t *testing.T) {
 			res.Close()
 		}
 	}()
+	// A second listener accepts its connections after a known delay:
+	// accept events with latency_ns.
+	const acceptDelay = 200 * time.Millisecond
+	srv, err := ns.Listen("tcp4", "127.0.0.1:0", 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	accepted := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second)
+		res, err := ns.DialMany(context.Background(), srv.Addr().String(), 2, 1500*time.Millisecond)
+		if err != nil {
+			accepted <- err
+			return
+		}
+		defer res.Close()
+		time.Sleep(acceptDelay)
+		for range 2 {
+			c, err := srv.Accept()
+			if err != nil {
+				accepted <- err
+				return
+			}
+			c.Close()
+		}
+		accepted <- nil
+	}()
+	start := time.Now()
 	code, stdout, stderr := runCLI("trace", "--output", "json", "--netns", "synq-cli-test", "--duration", "4s")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if err := <-accepted; err != nil {
+		t.Fatal(err)
 	}
 	if !strings.Contains(stderr, " tier on Linux ") {
 		t.Errorf("stderr does not say which tier was picked: %q", stderr)
@@ -122,33 +154,57 @@ func TestTraceJSONPrivileged(t *testing.T) {
 				t.Errorf("event %q lacks %s", line, f)
 			}
 		}
-		if ev["netns"].(float64) != float64(ns.Inode()) || ev["port"].(float64) != float64(l.Port()) {
-			t.Errorf("event %q is not from the test listener (netns %d port %d)", line, ns.Inode(), l.Port())
+		if p := ev["port"].(float64); ev["netns"].(float64) != float64(ns.Inode()) || p != float64(l.Port()) && p != float64(srv.Port()) {
+			t.Errorf("event %q is not from the test listeners (netns %d ports %d, %d)", line, ns.Inode(), l.Port(), srv.Port())
+		}
+		if ts := time.Unix(0, int64(ev["time_ns"].(float64))); ts.Before(start) || ts.After(time.Now()) {
+			t.Errorf("event %q: time_ns %v is not during the run (from %v)", line, ts, start)
 		}
 		k := ev["kind"].(string)
 		kinds[k]++
+		if k == "accept" {
+			lat, ok := ev["latency_ns"].(float64)
+			if !ok || time.Duration(lat) < acceptDelay || time.Duration(lat) > acceptDelay+time.Second {
+				t.Errorf("accept event %q: latency_ns %v, want about %v", line, ev["latency_ns"], acceptDelay)
+			}
+			if ev["pid"].(float64) != float64(os.Getpid()) || ev["comm"] == "" {
+				t.Errorf("accept event %q: want pid %d and a comm", line, os.Getpid())
+			}
+		} else if _, ok := ev["latency_ns"]; ok {
+			t.Errorf("%s event %q has latency_ns", k, line)
+		}
 		if k == "enqueue" || k == "ack-overflow" {
 			for _, f := range []string{"accept_queue_len", "accept_queue_max", "syn_queue_len"} {
 				if _, ok := ev[f]; !ok {
 					t.Errorf("%s event %q lacks %s", k, line, f)
 				}
 			}
-			if ev["accept_queue_max"].(float64) != 1 {
-				t.Errorf("accept_queue_max %v, the listener's backlog is 1", ev["accept_queue_max"])
+			if backlog := map[float64]float64{float64(l.Port()): 1, float64(srv.Port()): 16}[ev["port"].(float64)]; ev["accept_queue_max"].(float64) != backlog {
+				t.Errorf("accept_queue_max %v, the listener's backlog is %v", ev["accept_queue_max"], backlog)
 			}
 		}
 	}
 	if !reconciled || !strings.HasPrefix(lines[len(lines)-1], `{"reconcile":`) {
 		t.Errorf("no {\"reconcile\": ...} object as the last line of stdout")
 	}
-	if kinds["enqueue"] == 0 || kinds["ack-overflow"] == 0 {
-		t.Errorf("events by kind %v: want enqueue and ack-overflow", kinds)
+	if kinds["enqueue"] == 0 || kinds["ack-overflow"] == 0 || kinds["accept"] != 2 {
+		t.Errorf("events by kind %v: want enqueue, ack-overflow and 2 accept", kinds)
 	}
 	if !strings.Contains(stderr, "lost 0") {
 		t.Errorf("summary line missing or records lost: %q", stderr)
 	}
+	// The summary on exit counts the events printed, by kind.
+	for _, k := range []string{"enqueue", "ack-overflow", "accept"} {
+		if want := fmt.Sprintf("%s=%d", k, kinds[k]); !strings.Contains(stderr, " "+want) && !strings.Contains(stderr, "("+want) {
+			t.Errorf("summary line lacks %q: %q", want, stderr)
+		}
+	}
 }
 
+// listeners: one JSON object per listener with the documented fields; an
+// overflowed listener shows len > max and at least the netns' ListenDrops in
+// drops (each ListenDrops bumps the listener's sk_drops once); --port
+// filters.
 func TestListenersJSONPrivileged(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loads BPF programs and creates network namespaces")
@@ -163,9 +219,75 @@ func TestListenersJSONPrivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	code, stdout, stderr := runCLI("listeners", "--output", "json", "--netns", "synq-cli-ls")
+	full, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	res, err := ns.DialMany(context.Background(), full.Addr().String(), 6, 1500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if err := full.WaitQueue(2, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	listenDrops := func() uint64 {
+		c, err := ns.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c["TcpExt.ListenDrops"]
+	}
+	drops0 := listenDrops()
+	rows := listenersJSON(t, "listeners", "--output", "json", "--netns", "synq-cli-ls")
+	drops1 := listenDrops()
+	if len(rows) != 2 {
+		t.Fatalf("%d listeners in a netns with two: %v", len(rows), rows)
+	}
+	for _, r := range rows {
+		for _, f := range []string{"netns", "netns_name", "addr", "port", "accept_queue_len", "accept_queue_max", "syn_queue_len", "syn_queue_max", "drops", "uid", "inode"} {
+			if _, ok := r[f]; !ok {
+				t.Errorf("row %v lacks %s", r, f)
+			}
+		}
+		if r["netns"].(float64) != float64(ns.Inode()) || r["netns_name"] != "synq-cli-ls" {
+			t.Errorf("row %v is not in netns synq-cli-ls (%d)", r, ns.Inode())
+		}
+		pids, _ := r["pids"].([]any)
+		if len(pids) == 0 || pids[0].(float64) != float64(os.Getpid()) {
+			t.Errorf("owner pids %v, want this test process %d", r["pids"], os.Getpid())
+		}
+	}
+	// Sorted by port within a netns.
+	r, o := rows[0], rows[1]
+	if r["port"].(float64) != float64(l.Port()) {
+		r, o = o, r
+	}
+	if r["port"].(float64) != float64(l.Port()) || r["addr"] != "::1" || r["accept_queue_max"].(float64) != 7 ||
+		r["accept_queue_len"].(float64) != 0 || r["drops"].(float64) != 0 {
+		t.Errorf("row %v does not describe an idle [::1]:%d backlog 7", r, l.Port())
+	}
+	t.Logf("overflowed listener: %v; netns ListenDrops %d..%d", o, drops0, drops1)
+	if o["port"].(float64) != float64(full.Port()) || o["addr"] != "127.0.0.1" || o["accept_queue_max"].(float64) != 1 ||
+		o["accept_queue_len"].(float64) <= o["accept_queue_max"].(float64) {
+		t.Errorf("row %v does not describe 127.0.0.1:%d backlog 1 overflowed (len > max)", o, full.Port())
+	}
+	if d := o["drops"].(float64); drops0 == 0 || d < float64(drops0) || d > float64(drops1)*2 {
+		t.Errorf("drops %v, the netns counted ListenDrops %d..%d: want at least that, at most twice (ACK-side drops count twice in sk_drops)", d, drops0, drops1)
+	}
+
+	only := listenersJSON(t, "listeners", "--output", "json", "--netns", "synq-cli-ls", "--port", fmt.Sprint(full.Port()))
+	if len(only) != 1 || only[0]["port"].(float64) != float64(full.Port()) {
+		t.Errorf("--port %d: rows %v", full.Port(), only)
+	}
+}
+
+func listenersJSON(t *testing.T, args ...string) []map[string]any {
+	t.Helper()
+	code, stdout, stderr := runCLI(args...)
 	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+		t.Fatalf("synq %v: exit %d: %s", args, code, stderr)
 	}
 	var rows []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
@@ -175,18 +297,7 @@ func TestListenersJSONPrivileged(t *testing.T) {
 		}
 		rows = append(rows, r)
 	}
-	if len(rows) != 1 {
-		t.Fatalf("%d listeners in a netns with one: %v", len(rows), rows)
-	}
-	r := rows[0]
-	if r["port"].(float64) != float64(l.Port()) || r["addr"] != "::1" || r["accept_queue_max"].(float64) != 7 ||
-		r["drops"].(float64) != 0 || r["netns"].(float64) != float64(ns.Inode()) {
-		t.Errorf("row %v does not describe [::1]:%d backlog 7 in netns %d", r, l.Port(), ns.Inode())
-	}
-	pids, _ := r["pids"].([]any)
-	if len(pids) == 0 || pids[0].(float64) != float64(os.Getpid()) {
-		t.Errorf("owner pids %v, want this test process %d", r["pids"], os.Getpid())
-	}
+	return rows
 }
 
 // --reconcile prints the table periodically while tracing and once more on

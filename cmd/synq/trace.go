@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -61,6 +62,10 @@ func runTrace(c *cli.Context) error {
 		return err
 	}
 	defer tr.Close()
+	if unseen := unseenKinds(kinds, tr.Info()); len(unseen) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
+			tr.Info().Tier, strings.Join(unseen, ", "))
+	}
 	var traced *reconcile.Namespace
 	if only != nil {
 		n := reconcile.FromNS(*only)
@@ -72,6 +77,18 @@ func runTrace(c *cli.Context) error {
 		return err
 	}
 	return rec.final(c, format, nil)
+}
+
+// unseenKinds are the asked kinds (--events) the attached hooks cannot
+// produce, e.g. syn on the tracepoint tier.
+func unseenKinds(asked []tracer.Kind, info tracer.Info) []string {
+	var out []string
+	for _, k := range asked {
+		if !slices.Contains(info.Kinds(), k) && !slices.Contains(out, k.String()) {
+			out = append(out, k.String())
+		}
+	}
+	return out
 }
 
 // openTracer opens the tracer (cfg from tracerConfig) and says which tier it

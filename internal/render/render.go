@@ -88,13 +88,34 @@ func NewEventWriter(w io.Writer, f Format) *EventWriter {
 	return &EventWriter{w: w, format: f, enc: json.NewEncoder(w)}
 }
 
+// Columns of the text format: where each starts. QUEUES is wide enough for
+// "acc=4096/4096 syn=4096/4096" (somaxconn's default), so DETAIL lines up
+// for every listener that keeps it; a wider value pushes the rest of its own
+// line right by what it overflows.
+const (
+	colEvent    = 16
+	colNetns    = 31
+	colListener = 42
+	colPeer     = 65
+	colQueues   = 88
+	colDetail   = 116
+)
+
 // Header prints the column titles of the text format.
 func (ew *EventWriter) Header() error {
 	if ew.format != Text {
 		return nil
 	}
-	_, err := fmt.Fprintf(ew.w, "%-15s %-14s %-10s %-22s %-22s %-13s %s\n",
-		"TIME", "EVENT", "NETNS", "LISTENER", "PEER", "QUEUES", "DETAIL")
+	b := append([]byte(nil), "TIME"...)
+	for _, c := range []struct {
+		col   int
+		title string
+	}{{colEvent, "EVENT"}, {colNetns, "NETNS"}, {colListener, "LISTENER"}, {colPeer, "PEER"}, {colQueues, "QUEUES"}, {colDetail, "DETAIL"}} {
+		b = pad(b, c.col)
+		b = append(b, c.title...)
+	}
+	b = append(b, '\n')
+	_, err := ew.w.Write(b)
 	return err
 }
 
@@ -105,19 +126,19 @@ func (ew *EventWriter) Write(ev *tracer.Event) error {
 	}
 	b := ew.buf[:0]
 	b = ev.Time.AppendFormat(b, "15:04:05.000000")
-	b = pad(b, 16)
+	b = pad(b, colEvent)
 	b = append(b, ev.Kind.String()...)
-	b = pad(b, 31)
+	b = pad(b, colNetns)
 	b = strconv.AppendUint(b, uint64(ev.Netns), 10)
-	b = pad(b, 42)
+	b = pad(b, colListener)
 	b = append(b, ev.Endpoint.String()...)
-	b = pad(b, 65)
+	b = pad(b, colPeer)
 	if ev.Peer.IsValid() {
 		b = append(b, ev.Peer.String()...)
 	} else {
 		b = append(b, '-')
 	}
-	b = pad(b, 88)
+	b = pad(b, colQueues)
 	if ev.QueueKnown {
 		b = append(b, "acc="...)
 		b = strconv.AppendUint(b, uint64(ev.AcceptQueueLen), 10)
@@ -130,12 +151,13 @@ func (ew *EventWriter) Write(ev *tracer.Event) error {
 	} else {
 		b = append(b, '-')
 	}
-	b = pad(b, len(b)+1)
 	switch {
 	case ev.Reason != tracer.ReasonNone:
+		b = pad(b, colDetail)
 		b = append(b, "reason="...)
 		b = append(b, ev.Reason.String()...)
 	case ev.Kind == tracer.KindAccept:
+		b = pad(b, colDetail)
 		b = append(b, "latency="...)
 		if ev.LatencyKnown {
 			b = append(b, Duration(ev.Latency)...)

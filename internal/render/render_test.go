@@ -1,0 +1,134 @@
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synq-trace/synq/tracer"
+)
+
+func testEvents() []tracer.Event {
+	at := time.Date(2026, 11, 24, 3, 37, 19, 780445000, time.Local)
+	v4 := tracer.Endpoint{Netns: 4026532246, Addr: netip.MustParseAddr("127.0.0.1"), Port: 8081}
+	v6 := tracer.Endpoint{Netns: 4026531833, Addr: netip.MustParseAddr("::1"), Port: 443}
+	peer := netip.MustParseAddrPort("127.0.0.1:50460")
+	return []tracer.Event{
+		{Time: at, Kind: tracer.KindEnqueue, Endpoint: v4, Peer: peer, QueueKnown: true, AcceptQueueLen: 1, AcceptQueueMax: 128},
+		{Time: at, Kind: tracer.KindAccept, Endpoint: v4, Peer: peer, QueueKnown: true, AcceptQueueMax: 128,
+			Latency: 110400 * time.Nanosecond, LatencyKnown: true, PID: 12185, Comm: tracer.MakeComm("server")},
+		{Time: at, Kind: tracer.KindSynDrop, Reason: tracer.ReasonAcceptQueueFull, Endpoint: v6, QueueKnown: true,
+			AcceptQueueLen: 4097, AcceptQueueMax: 4096, SynQueueLen: 12},
+		{Time: at, Kind: tracer.KindEnqueue, Endpoint: v4, Peer: peer}, // no queue depths (tracepoint tier before 6.6)
+		{Time: at, Kind: tracer.KindAccept, Endpoint: v4, Peer: peer, PID: 1, Comm: tracer.MakeComm("init")},
+	}
+}
+
+// The text format is one aligned line per event: every column starts where
+// its title does, and no line ends in blanks.
+func TestTextAligned(t *testing.T) {
+	var b bytes.Buffer
+	ew := NewEventWriter(&b, Text)
+	if err := ew.Header(); err != nil {
+		t.Fatal(err)
+	}
+	evs := testEvents()
+	for i := range evs {
+		if err := ew.Write(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 1+len(evs) {
+		t.Fatalf("%d lines for %d events and a header:\n%s", len(lines), len(evs), b.String())
+	}
+	t.Logf("\n%s", b.String())
+	header := lines[0]
+	cols := map[string]int{}
+	for _, title := range []string{"EVENT", "NETNS", "LISTENER", "PEER", "QUEUES", "DETAIL"} {
+		cols[title] = strings.Index(header, title)
+	}
+	want := [][]string{
+		{"enqueue", "4026532246", "127.0.0.1:8081", "127.0.0.1:50460", "acc=1/128 syn=0/128", ""},
+		{"accept", "4026532246", "127.0.0.1:8081", "127.0.0.1:50460", "acc=0/128 syn=0/128", "latency=110.4µs pid=12185 comm=server"},
+		{"syn-drop", "4026531833", "[::1]:443", "-", "acc=4097/4096 syn=12/4096", "reason=accept-queue-full"},
+		{"enqueue", "4026532246", "127.0.0.1:8081", "127.0.0.1:50460", "-", ""},
+		{"accept", "4026532246", "127.0.0.1:8081", "127.0.0.1:50460", "-", "latency=unknown (enqueued before synq started) pid=1 comm=init"},
+	}
+	for i, line := range lines {
+		if strings.TrimRight(line, " ") != line {
+			t.Errorf("line %d ends in blanks: %q", i, line)
+		}
+		if i == 0 {
+			continue
+		}
+		if !strings.HasPrefix(line, "03:37:19.780445 ") {
+			t.Errorf("line %q does not start with the local time to the microsecond", line)
+		}
+		for j, title := range []string{"EVENT", "NETNS", "LISTENER", "PEER", "QUEUES", "DETAIL"} {
+			w := want[i-1][j]
+			if w == "" {
+				if len(line) > cols[title] {
+					t.Errorf("line %q has something under %s, want nothing", line, title)
+				}
+				continue
+			}
+			if !strings.HasPrefix(line[min(cols[title], len(line)):], w) {
+				t.Errorf("line %q: want %q under %s (column %d)", line, w, title, cols[title])
+			}
+		}
+	}
+}
+
+// JSON lines: snake_case fields with units in their names; queue fields
+// only when the hook saw the listener, latency_ns only on accepts.
+func TestJSONFields(t *testing.T) {
+	var b bytes.Buffer
+	ew := NewEventWriter(&b, JSON)
+	if err := ew.Header(); err != nil {
+		t.Fatal(err)
+	}
+	evs := testEvents()
+	for i := range evs {
+		if err := ew.Write(&evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != len(evs) {
+		t.Fatalf("%d lines for %d events", len(lines), len(evs))
+	}
+	for i, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		ev := evs[i]
+		if m["time_ns"].(float64) != float64(ev.Time.UnixNano()) || m["kind"] != ev.Kind.String() ||
+			m["netns"].(float64) != float64(ev.Netns) || m["port"].(float64) != float64(ev.Port) || m["addr"] != ev.Addr.String() {
+			t.Errorf("%q does not describe %+v", line, ev)
+		}
+		_, hasQueue := m["accept_queue_len"]
+		for _, f := range []string{"accept_queue_max", "syn_queue_len", "syn_queue_max", "sk_drops"} {
+			if _, ok := m[f]; ok != hasQueue || ok != ev.QueueKnown {
+				t.Errorf("%q: %s present %v, accept_queue_len %v, queue known %v", line, f, ok, hasQueue, ev.QueueKnown)
+			}
+		}
+		if _, ok := m["latency_ns"]; ok != (ev.Kind == tracer.KindAccept && ev.LatencyKnown) {
+			t.Errorf("%q: latency_ns present %v", line, ok)
+		} else if ok && m["latency_ns"].(float64) != float64(ev.Latency.Nanoseconds()) {
+			t.Errorf("%q: latency_ns, want %d", line, ev.Latency.Nanoseconds())
+		}
+		if r, ok := m["reason"]; ok != (ev.Reason != tracer.ReasonNone) || ok && r != ev.Reason.String() {
+			t.Errorf("%q: reason %v, want %q", line, r, ev.Reason)
+		}
+		for f := range m {
+			if f != strings.ToLower(f) || strings.ContainsAny(f, "- ") {
+				t.Errorf("%q: field %q is not snake_case", line, f)
+			}
+		}
+	}
+}
