@@ -64,6 +64,11 @@ func runTop(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Counts, latency and accept-queue peaks come from the kernel's maps;
+	// events only add SYN-queue peaks and name listeners. A 1 MiB ring
+	// (16 wakeup batches) is plenty for that, and the ring is mapped twice
+	// into synq's memory: the default 4 MiB would be 8 MiB of its RSS.
+	cfg.RingBytes = 1 << 20
 	src := &topSource{port: cfg.Port, only: only}
 
 	snap, err := tracer.NewSnapshotter(c.String("btf"))
