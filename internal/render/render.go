@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/synq-trace/synq/tracer"
 )
@@ -76,16 +78,98 @@ func NewEventJSON(ev *tracer.Event) EventJSON {
 	return j
 }
 
+// AppendJSON appends ev as one JSON object, the bytes encoding/json makes of
+// NewEventJSON(ev), without reflection or allocations: `synq trace --output
+// json` runs it for every event of a connection storm.
+func AppendJSON(b []byte, ev *tracer.Event) []byte {
+	b = append(b, `{"time_ns":`...)
+	b = strconv.AppendInt(b, ev.Time.UnixNano(), 10)
+	b = append(b, `,"kind":"`...)
+	b = append(b, ev.Kind.String()...)
+	b = append(b, '"')
+	if r := ev.Reason.String(); r != "" {
+		b = append(b, `,"reason":"`...)
+		b = append(b, r...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"netns":`...)
+	b = strconv.AppendUint(b, uint64(ev.Netns), 10)
+	b = append(b, `,"addr":"`...)
+	b = appendAddr(b, ev.Addr)
+	b = append(b, `","port":`...)
+	b = strconv.AppendUint(b, uint64(ev.Port), 10)
+	if ev.Peer.IsValid() {
+		b = append(b, `,"peer":"`...)
+		b = ev.Peer.AppendTo(b)
+		b = append(b, '"')
+	}
+	if ev.QueueKnown {
+		b = append(b, `,"accept_queue_len":`...)
+		b = strconv.AppendUint(b, uint64(ev.AcceptQueueLen), 10)
+		b = append(b, `,"accept_queue_max":`...)
+		b = strconv.AppendUint(b, uint64(ev.AcceptQueueMax), 10)
+		b = append(b, `,"syn_queue_len":`...)
+		b = strconv.AppendUint(b, uint64(ev.SynQueueLen), 10)
+		b = append(b, `,"syn_queue_max":`...)
+		b = strconv.AppendUint(b, uint64(ev.AcceptQueueMax), 10)
+		b = append(b, `,"sk_drops":`...)
+		b = strconv.AppendUint(b, uint64(ev.SkDrops), 10)
+	}
+	if ev.Kind == tracer.KindAccept && ev.LatencyKnown {
+		b = append(b, `,"latency_ns":`...)
+		b = strconv.AppendInt(b, ev.Latency.Nanoseconds(), 10)
+	}
+	if ev.PID != 0 {
+		b = append(b, `,"pid":`...)
+		b = strconv.AppendUint(b, uint64(ev.PID), 10)
+	}
+	if n := ev.Comm.Len(); n > 0 {
+		b = append(b, `,"comm":`...)
+		b = appendJSONString(b, ev.Comm[:n])
+	}
+	return append(b, '}')
+}
+
+// appendAddr is ev.Addr.String() without its allocation.
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if !a.IsValid() {
+		return append(b, a.String()...)
+	}
+	return a.AppendTo(b)
+}
+
+// appendAddrPort is a.String() without its allocation.
+func appendAddrPort(b []byte, a netip.AddrPort) []byte {
+	if !a.Addr().IsValid() {
+		return append(b, a.String()...)
+	}
+	return a.AppendTo(b)
+}
+
+// appendJSONString quotes s as encoding/json does: a task name is usually
+// plain ASCII, copied as is; anything it would escape (quotes, control
+// bytes, HTML characters, invalid UTF-8) goes through encoding/json.
+func appendJSONString(b, s []byte) []byte {
+	for _, c := range s {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(string(s))
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 // EventWriter writes events in one format.
 type EventWriter struct {
 	w      io.Writer
 	format Format
-	enc    *json.Encoder
 	buf    []byte
 }
 
 func NewEventWriter(w io.Writer, f Format) *EventWriter {
-	return &EventWriter{w: w, format: f, enc: json.NewEncoder(w)}
+	return &EventWriter{w: w, format: f}
 }
 
 // Columns of the text format: where each starts. QUEUES is wide enough for
@@ -122,7 +206,10 @@ func (ew *EventWriter) Header() error {
 // Write prints one event.
 func (ew *EventWriter) Write(ev *tracer.Event) error {
 	if ew.format == JSON {
-		return ew.enc.Encode(NewEventJSON(ev))
+		b := append(AppendJSON(ew.buf[:0], ev), '\n')
+		ew.buf = b
+		_, err := ew.w.Write(b)
+		return err
 	}
 	b := ew.buf[:0]
 	b = ev.Time.AppendFormat(b, "15:04:05.000000")
@@ -131,10 +218,10 @@ func (ew *EventWriter) Write(ev *tracer.Event) error {
 	b = pad(b, colNetns)
 	b = strconv.AppendUint(b, uint64(ev.Netns), 10)
 	b = pad(b, colListener)
-	b = append(b, ev.Endpoint.String()...)
+	b = appendAddrPort(b, netip.AddrPortFrom(ev.Addr, ev.Port))
 	b = pad(b, colPeer)
 	if ev.Peer.IsValid() {
-		b = append(b, ev.Peer.String()...)
+		b = ev.Peer.AppendTo(b)
 	} else {
 		b = append(b, '-')
 	}

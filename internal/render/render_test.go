@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -130,5 +131,59 @@ func TestJSONFields(t *testing.T) {
 				t.Errorf("%q: field %q is not snake_case", line, f)
 			}
 		}
+	}
+}
+
+// AppendJSON writes exactly what encoding/json makes of EventJSON.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	evs := testEvents()
+	odd := evs[1]
+	odd.Comm = tracer.MakeComm("a\"b\\c<d>&\x01\xffé")
+	evs = append(evs, odd, tracer.Event{}, tracer.Event{Kind: tracer.KindCookie, Reason: tracer.Reason(200), Time: time.Unix(0, -5)})
+	for _, ev := range evs {
+		checkAppendJSON(t, &ev)
+	}
+}
+
+func checkAppendJSON(t *testing.T, ev *tracer.Event) {
+	t.Helper()
+	want, err := json.Marshal(NewEventJSON(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := AppendJSON(nil, ev); !bytes.Equal(got, want) {
+		t.Errorf("AppendJSON\n got %s\nwant %s", got, want)
+	}
+}
+
+func FuzzAppendJSON(f *testing.F) {
+	f.Add(int64(1), uint8(7), uint8(0), uint32(1), []byte{127, 0, 0, 1}, uint16(80), []byte{127, 0, 0, 1}, uint16(5000), true, uint32(3), int64(1000), true, uint32(9), "srv")
+	f.Fuzz(func(t *testing.T, ns int64, kind, reason uint8, netns uint32, la []byte, lp uint16, ra []byte, rp uint16, queue bool, n uint32, lat int64, latKnown bool, pid uint32, comm string) {
+		ev := tracer.Event{Time: time.Unix(0, ns), Kind: tracer.Kind(kind), Reason: tracer.Reason(reason), QueueKnown: queue,
+			AcceptQueueLen: n, AcceptQueueMax: n + 1, SynQueueLen: n / 2, SkDrops: n / 3, Latency: time.Duration(lat),
+			LatencyKnown: latKnown, PID: pid, Comm: tracer.MakeComm(comm)}
+		ev.Netns, ev.Port = netns, lp
+		if a, ok := netip.AddrFromSlice(la); ok {
+			ev.Addr = a
+		}
+		if a, ok := netip.AddrFromSlice(ra); ok {
+			ev.Peer = netip.AddrPortFrom(a, rp)
+		}
+		checkAppendJSON(t, &ev)
+	})
+}
+
+func BenchmarkWrite(b *testing.B) {
+	evs := testEvents()
+	for _, f := range []Format{Text, JSON} {
+		b.Run(string(f), func(b *testing.B) {
+			ew := NewEventWriter(io.Discard, f)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := ew.Write(&evs[i%len(evs)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
