@@ -12,8 +12,9 @@ import (
 // attaches its own: what the kernel charges any program there, with
 // kernel.bpf_stats_enabled's two clock reads per run included. It is the
 // floor under every ns/run in the table; synq's cost per hook is its ns/run
-// minus this.
-func runEmpty(c config, env *churnEnv, x *run1) error {
+// minus this. With onlyAccept, only the syscall tracepoint gets one: what
+// hooking accept(2) costs on this tier before any program does anything.
+func runEmpty(c config, env *churnEnv, x *run1, onlyAccept bool) error {
 	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
 	progs := map[string]*ebpf.Program{}
 	var links []link.Link
@@ -25,7 +26,11 @@ func runEmpty(c config, env *churnEnv, x *run1) error {
 			p.Close()
 		}
 	}()
-	for _, tp := range []string{"inet_sock_set_state", "sk_data_ready"} {
+	btfHooks := []string{"inet_sock_set_state", "sk_data_ready"}
+	if onlyAccept {
+		btfHooks = nil
+	}
+	for _, tp := range btfHooks {
 		p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "empty_" + tp[:min(len(tp), 9)], Type: ebpf.Tracing,
 			AttachType: ebpf.AttachTraceRawTp, AttachTo: tp, Instructions: insns, License: "GPL"})
 		if err != nil {

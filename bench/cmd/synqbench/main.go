@@ -51,7 +51,7 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 5, "rounds; each runs every mode once, untraced first")
 	flag.DurationVar(&c.dur, "dur", 5*time.Second, "length of one churn run")
 	flag.IntVar(&c.conc, "c", 8, "concurrent clients")
-	flag.StringVar(&modes, "modes", "untraced,empty,tracer,tracer-no-accept,tracer-counts,tracer-serve-batched,synq-trace,synq-serve,bpftrace", "modes to run, comma-separated")
+	flag.StringVar(&modes, "modes", "untraced,empty,empty-accept,tracer,tracer-no-accept,tracer-counts,tracer-serve-batched,synq-trace,synq-serve,bpftrace", "modes to run, comma-separated")
 	flag.StringVar(&c.synq, "synq", "bin/synq", "synq binary for the synq-trace, synq-serve and listeners runs")
 	flag.IntVar(&c.listeners, "listeners", 10000, "listeners for the snapshot run (0 skips it)")
 	flag.IntVar(&c.netns, "netns", 10, "network namespaces the listeners are spread over")
@@ -266,7 +266,9 @@ func churnAll(c config, r *report) error {
 			var err error
 			switch m {
 			case "empty":
-				err = runEmpty(c, env, &x)
+				err = runEmpty(c, env, &x, false)
+			case "empty-accept":
+				err = runEmpty(c, env, &x, true)
 			case "tracer":
 				err = runTracer(c, env, &x, r, traceConfig)
 			case "tracer-no-accept":

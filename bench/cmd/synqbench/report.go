@@ -287,6 +287,7 @@ func orDash(s string) string {
 var modeDesc = map[string]string{
 	"untraced":             "nothing",
 	"empty":                "empty BPF programs (r0 = 0) on the tracepoint tier's hooks: the floor any program pays there, bpf_stats included",
+	"empty-accept":         "one empty program on tracepoint/syscalls/sys_exit_accept4 only: what hooking accept(2) costs on the tracepoint tier (every syscall of the host takes the slow path), the floor of any mode that measures accept latency there",
 	"tracer":               "tracer.Open in-process, every kind streamed, WakeupBytes 64 KiB, poll 100 ms, events read and dropped",
 	"tracer-no-accept":     "as tracer, every kind but accept streamed: the tracepoint tier then leaves the syscall tracepoints alone",
 	"tracer-counts":        "tracer.Open in-process, nothing streamed (Kinds empty): per-listener counters in the kernel only",
