@@ -40,9 +40,6 @@ declare -A kimg
 kout=$("$VM_DIR/fetch-kernel.sh" "${kernels[@]}") || vm_die "fetching kernels ${kernels[*]} failed"
 while read -r s p; do kimg[$s]=$p; done <<<"$kout"
 for k in "${kernels[@]}"; do [ -n "${kimg[$k]:-}" ] || vm_die "kernel $k was not resolved"; done
-# One accelerator for the whole run: a failed KVM probe costs its timeout once
-# here, never in a cell (the cells inherit VM_ACCEL).
-vm_choose_accel "${kimg[${kernels[0]}]}"
 
 export CGO_ENABLED=0
 # Build once up front (all cores): a build error fails here, not in every cell.
@@ -51,6 +48,9 @@ if ! bout=$(go test -count=1 -run '^$' -exec /bin/true "${pkgs[@]}" 2>&1); then
 	printf '%s\n' "$bout"; vm_die "go test build failed"
 fi
 echo "matrix: kernels fetched and tests built in $(elapsed "$T0") s"
+# One accelerator for the whole run: a failed KVM probe costs its timeout once
+# here, never in a cell (the cells inherit VM_ACCEL).
+vm_choose_accel "${kimg[${kernels[0]}]}"
 
 # summarize LOG RC -> "status<TAB>detail"
 summarize() {
