@@ -17,13 +17,16 @@
 #      VM_MODULES  kernel modules to insmod at boot (e.g. "veth"), deps included
 #      VM_VERBOSE  1: print "[vm] ..." boot/exit timing lines on stderr
 #      VM_TIMEOUT  seconds (default: the binary's -test.timeout + 60, or 600)
-#      VM_MEM, VM_SMP, VM_ACCEL, VM_APPEND: see run-vm.sh
+#      VM_ACCEL    tcg | kvm; unset: chosen here (see vm_choose_accel in lib.sh),
+#                  one "vm: ..." line on stderr saying which and why
+#      VM_MEM, VM_SMP, VM_APPEND: see run-vm.sh
 set -uo pipefail
 . "$(dirname "$(realpath "$0")")/lib.sh"
 VM_DIE_CODE=125
 [ $# -ge 1 ] || vm_die "usage: VM_KERNEL=... $0 BINARY [ARGS...]"
 bin=$(realpath "$1"); shift
 resolve_kernel "${VM_KERNEL:?set VM_KERNEL to a series (e.g. 6.1), an extracted kernel tree or a vmlinuz}"
+vm_choose_accel "${K_TREE:-$K_IMAGE}"
 case $(file -b "$bin") in
 *"statically linked"* | *"static-pie linked"*) ;;
 *) vm_die "$bin is not static; build with CGO_ENABLED=0 (the VM has no libc)" ;;

@@ -66,3 +66,77 @@ sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 # elapsed T0 -> seconds since T0 with one decimal
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
+
+# --- accelerator ----------------------------------------------------------------
+# vm_choose_accel KERNEL: exports VM_ACCEL. A VM_ACCEL already set (tcg|kvm, by
+# the user or by a parent script that chose it) is kept as it is. Otherwise KVM
+# is used only when it actually runs a stock kernel: a /dev/kvm that opens is
+# not enough (a paravirtual KVM such as the development machines' fails with
+# "failed to set MSR 0x10a" or hangs), so one throw-away VM boots KERNEL under
+# KVM with an empty payload and must print its exit marker within
+# VM_KVM_PROBE_TIMEOUT seconds (20). The verdict is cached in
+# $SYNQ_CACHE/accel/, keyed by host kernel, QEMU version and boot ID: one probe
+# per boot, shared by concurrent callers (flock). A probe that could not even
+# start QEMU (no initrd, bad kernel path) means TCG this time and is not
+# cached. Nothing here fails the caller. Prints one line on stderr saying which
+# accelerator and why.
+vm_choose_accel() {
+	local kernel=$1 dir key f why lk rc cached=''
+	[ -n "${VM_ACCEL:-}" ] && return 0
+	VM_ACCEL=tcg
+	if [ ! -c /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		why="/dev/kvm is absent or not read-writable"
+	else
+		dir=$SYNQ_CACHE/accel
+		key="$(uname -r)_qemu-$(qemu-system-x86_64 --version 2>/dev/null | awk 'NR == 1 {print $4}')_boot-$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+		f=$dir/${key//[^A-Za-z0-9._+-]/_}
+		if mkdir -p "$dir" 2>/dev/null && { exec {lk}>"$dir/.lock"; } 2>/dev/null; then
+			flock "$lk"
+			if IFS=$'\t' read -r VM_ACCEL why 2>/dev/null <"$f" && [[ $VM_ACCEL =~ ^(kvm|tcg)$ ]]; then
+				cached=1
+			else
+				vm_kvm_probe "$kernel"; rc=$?
+				VM_ACCEL=tcg why=$KVM_WHY
+				[ $rc = 0 ] && VM_ACCEL=kvm
+				[ $rc -le 1 ] && printf '%s\t%s\n' "$VM_ACCEL" "$why" >"$f"
+			fi
+			exec {lk}>&-
+		else
+			vm_kvm_probe "$kernel" && VM_ACCEL=kvm
+			why="$KVM_WHY (not cached: $dir is not writable)"
+		fi
+	fi
+	export VM_ACCEL
+	vm_log "vm: $why: using ${VM_ACCEL^^}${cached:+ (verdict cached in $f)}"
+}
+
+# vm_kvm_probe KERNEL: boots KERNEL under KVM with an empty payload; sets
+# KVM_WHY. Returns 0 when the payload's exit marker came, 1 when QEMU ran but
+# the guest did not get there (a verdict on KVM), 2 when the probe could not
+# run at all (a verdict on nothing).
+vm_kvm_probe() {
+	local kernel=$1 t=${VM_KVM_PROBE_TIMEOUT:-20} tmp rc err t0=$EPOCHREALTIME
+	KVM_WHY="KVM probe not run (cannot make a temporary directory)"
+	tmp=$(mktemp -d) || return 2
+	if ! "$VM_DIR/mkinitrd.sh" "$tmp/initrd" true >"$tmp/mk" 2>&1; then
+		KVM_WHY="KVM probe not run ($(head -1 "$tmp/mk"))"; rm -rf "$tmp"; return 2
+	fi
+	VM_ACCEL=kvm VM_TIMEOUT=$t setpriv --pdeathsig TERM "$VM_DIR/run-vm.sh" "$kernel" "$tmp/initrd" \
+		>"$tmp/console" 2>"$tmp/host" </dev/null
+	rc=$?
+	# qemu's own complaint, e.g. "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x..."
+	err=$(grep -v 'terminating on signal' "$tmp/console" | grep -m1 -o 'qemu-system-x86_64: .*' | cut -c1-120)
+	if [ "$rc" = 0 ]; then
+		KVM_WHY="KVM probe booted $(basename "$kernel") to its exit marker in $(elapsed "$t0") s"
+	elif ! grep -q '^\[vm\] ' "$tmp/host"; then # run-vm.sh gave up before starting qemu
+		KVM_WHY="KVM probe not run ($(grep -m1 . "$tmp/host"))"; rc=2
+	elif grep -q 'timed out' "$tmp/host"; then
+		KVM_WHY="KVM probe failed (no exit marker in ${t} s)"; rc=1
+	elif [ -n "$err" ]; then
+		KVM_WHY="KVM probe failed ($err)"; rc=1
+	else
+		KVM_WHY="KVM probe failed (no exit marker; the guest stopped after $(elapsed "$t0") s)"; rc=1
+	fi
+	rm -rf "$tmp"
+	return "$rc"
+}

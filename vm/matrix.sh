@@ -19,6 +19,8 @@
 #                     timing-sensitive tests don't compete for the 2 cores)
 #      VM_LOGDIR      ($SYNQ_CACHE/vmlogs)   VM_MATRIX_OUT  (testdata/matrix.md)
 #      and those of vm/go-test-exec.sh (VM_MODULES, VM_FILES, VM_MEM, ...).
+#      VM_ACCEL       tcg | kvm; unset: chosen once for the run (vm_choose_accel
+#                     in lib.sh: KVM only if a probe VM boots under it)
 set -uo pipefail
 . "$(dirname "$(realpath "$0")")/lib.sh"
 
@@ -46,6 +48,9 @@ if ! bout=$(go test -count=1 -run '^$' -exec /bin/true "${pkgs[@]}" 2>&1); then
 	printf '%s\n' "$bout"; vm_die "go test build failed"
 fi
 echo "matrix: kernels fetched and tests built in $(elapsed "$T0") s"
+# One accelerator for the whole run: a failed KVM probe costs its timeout once
+# here, never in a cell (the cells inherit VM_ACCEL).
+vm_choose_accel "${kimg[${kernels[0]}]}"
 
 # summarize LOG RC -> "status<TAB>detail"
 summarize() {
@@ -132,7 +137,7 @@ mkdir -p "$(dirname "$out")"
 	echo "# Kernel test matrix"
 	echo
 	echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by \`vm/matrix.sh\`: \`go test -run '$run' ${pkgs[*]}\`"
-	echo "in a QEMU (TCG) VM per cell, SYNQ_TEST_TIER=<tier>. Host kernel $(uname -r)."
+	echo "in a QEMU (${VM_ACCEL^^}) VM per cell, SYNQ_TEST_TIER=<tier>. Host kernel $(uname -r)."
 	echo
 	printf '| kernel | package |'; for t in "${tiers[@]}"; do printf ' %s |' "$t"; done; echo
 	printf '|---|---|'; for t in "${tiers[@]}"; do printf -- '---|'; done; echo

@@ -6,8 +6,9 @@
 # Streams the serial console to stdout (CR stripped) and exits with the
 # payload's status, read from the "SYNQVM-EXIT=N" line; 125 when that never
 # comes (kernel panic, hang, timeout). Timing lines ("[vm] ...") go to stderr.
-# Env: VM_ACCEL   tcg (default: this machine's /dev/kvm cannot run stock
-#                 kernels) | kvm
+# Env: VM_ACCEL   tcg | kvm; unset: KVM if a probe VM boots under it, else TCG
+#                 (vm_choose_accel in lib.sh: a /dev/kvm may exist and still
+#                 fail to run stock kernels)
 #      VM_MEM     guest memory (1G)       VM_SMP  vCPUs (2)
 #      VM_TIMEOUT seconds before the VM is killed (600)
 #      VM_APPEND  extra kernel command line
@@ -20,8 +21,9 @@ initrd=$2
 shift 2
 [ -f "$initrd" ] || vm_die "no initrd $initrd"
 command -v qemu-system-x86_64 >/dev/null || "$VM_DIR/deps.sh" || vm_die "cannot install qemu"
+vm_choose_accel "${K_TREE:-$K_IMAGE}"
 
-case ${VM_ACCEL:-tcg} in
+case $VM_ACCEL in
 kvm) acc=(-accel kvm -cpu host,-arch-capabilities) ;;
 # Single-threaded TCG: with thread=multi, a vCPU can keep executing a stale
 # translation of kernel text the other vCPU just patched (text_poke_bp's int3,
