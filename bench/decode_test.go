@@ -2,12 +2,14 @@ package bench
 
 import (
 	"encoding/binary"
+	"io"
 	"testing"
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/exporter"
 	"github.com/synq-trace/synq/internal/netstat"
+	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -97,6 +99,10 @@ func BenchmarkReader(b *testing.B) {
 				return exp.Observe
 			}},
 			{"decode+latency", func(*testing.B) func(*tracer.Event) { return aggregate.NewLatency(aggregate.ByListener).Observe }},
+			{"decode+trace-json", func(*testing.B) func(*tracer.Event) {
+				ew := render.NewEventWriter(io.Discard, render.JSON)
+				return func(ev *tracer.Event) { _ = ew.Write(ev) }
+			}},
 		} {
 			b.Run(consumer.name+"/"+c.name, func(b *testing.B) {
 				observe := consumer.observe(b)
