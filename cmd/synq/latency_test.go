@@ -87,7 +87,7 @@ func parseLatency(t *testing.T, out string) []latencyGroupJSON {
 // and by port over a listener accepted after known delays and an
 // SO_REUSEPORT pair, in a private netns.
 func TestLatencyJSONPrivileged(t *testing.T) {
-	requireRootTop(t)
+	requireRoot(t)
 	name := fmt.Sprintf("synq-lat-%d", os.Getpid())
 	ns, err := netlab.New(name)
 	if err != nil {

@@ -73,19 +73,7 @@ func TestNoBTF(t *testing.T) {
 // JSON lines carry the documented fields, with real values from a real
 // listener in a private netns.
 func TestTraceJSONPrivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
-	ns, err := netlab.New("synq-cli-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	ns, l := testListener(t, "synq-cli-test", 1)
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
 		res, err := ns.DialMany(context.Background(), l.Addr().String(), 6, 1500*time.Millisecond, netlab.DelayHandshakeACK())
@@ -304,19 +292,7 @@ func listenersJSON(t *testing.T, args ...string) []map[string]any {
 // exit; the exit table agrees with the kernel's counters for what the tier
 // claims (ListenDrops is claimed by every tier on this machine's 6.18).
 func TestTraceReconcilePeriodicPrivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
-	ns, err := netlab.New("synq-cli-test-reconcile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	ns, l := testListener(t, "synq-cli-test-reconcile", 1)
 	go func() {
 		time.Sleep(1200 * time.Millisecond)
 		res, err := ns.DialMany(context.Background(), l.Addr().String(), 6, 1500*time.Millisecond, netlab.DelayHandshakeACK())
@@ -372,4 +348,31 @@ func TestTraceReconcilePeriodicPrivileged(t *testing.T) {
 			t.Errorf("exit row %q, want %q:\n%s", row, want, exit)
 		}
 	}
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF programs and creates network namespaces")
+	}
+}
+
+// testListener is a fresh named netns (one left by a killed run is deleted
+// first) with a listener on 127.0.0.1 of this backlog; both close when the
+// test ends. Skips unless root.
+func testListener(t *testing.T, nsName string, backlog int) (*netlab.Netns, *netlab.Listener) {
+	t.Helper()
+	requireRoot(t)
+	_ = netlab.DeleteNamed(nsName)
+	ns, err := netlab.New(nsName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	l, err := ns.Listen("tcp4", "127.0.0.1:0", backlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return ns, l
 }

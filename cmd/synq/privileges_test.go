@@ -218,7 +218,7 @@ func TestMinimalCapabilitiesPrivileged(t *testing.T) {
 // and the kernel's reason, exit 1 (tracer.Open used to panic releasing
 // what it had built).
 func TestForcedTierRefused(t *testing.T) {
-	requireRootTop(t)
+	requireRoot(t)
 	refused := 0
 	for _, tier := range []string{"fentry", "kprobe"} {
 		cmd := exec.Command(os.Args[0])

@@ -375,22 +375,10 @@ func startServe(t *testing.T, args ...string) string {
 // The whole path, with a real Prometheus: drops in a private namespace, as
 // the kernel counts them there, arrive in Prometheus exactly.
 func TestServePrometheusPrivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
+	requireRoot(t)
 	promBin := prometheusBinary(t)
 	const nsName = "synq-serve-test"
-	_ = netlab.DeleteNamed(nsName) // from a killed run
-	ns, err := netlab.New(nsName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	ns, l := testListener(t, nsName, 1)
 
 	target := startServe(t, "--netns", nsName)
 	base := startPrometheus(t, promBin, target)
@@ -571,21 +559,8 @@ func sampleOf(ss []sample, name, port string) (float64, bool) {
 // is the kernel's ListenDrops. When the busy listener closes, it stays
 // exported (frozen, without gauges) until --expire, then its series go.
 func TestServeFoldAndExpirePrivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
 	const nsName = "synq-serve-fold"
-	_ = netlab.DeleteNamed(nsName) // from a killed run
-	ns, err := netlab.New(nsName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	busy, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	ns, busy := testListener(t, nsName, 1)
 	idle, err := ns.Listen("tcp4", "127.0.0.1:0", 7)
 	if err != nil {
 		t.Fatal(err)
@@ -751,21 +726,8 @@ func promMust(t *testing.T, base, q string) []json.RawMessage {
 // no bucket below hold holds any, and the sum lies between n·hold and the
 // time the whole exchange took.
 func TestServeAcceptLatencyPrivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
 	const nsName = "synq-serve-latency"
-	_ = netlab.DeleteNamed(nsName) // from a killed run
-	ns, err := netlab.New(nsName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	ln, err := ns.Listen("tcp4", "127.0.0.1:0", 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ns, ln := testListener(t, nsName, 16)
 	target := startServe(t, "--netns", nsName)
 	port := strconv.Itoa(int(ln.Port()))
 

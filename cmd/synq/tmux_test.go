@@ -15,7 +15,7 @@ import (
 // header on the screen however many refreshes went by), `s` changes the
 // sort, `q` quits with status 0 and leaves the terminal usable.
 func TestTopTmuxPrivileged(t *testing.T) {
-	requireRootTop(t)
+	requireRoot(t)
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
 		t.Fatal("tmux is not installed (make deps installs it)")

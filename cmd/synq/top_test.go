@@ -110,13 +110,6 @@ func (r *runningSynq) wait(t *testing.T, timeout time.Duration) {
 	}
 }
 
-func requireRootTop(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
-}
-
 // releaseAtLeast compares a uname release ("6.18.44-fc") with major.minor.
 func releaseAtLeast(release string, major, minor int) bool {
 	var ma, mi int
@@ -319,7 +312,7 @@ func topRowsOn(f topFrameOut, port uint16) []topRowJSON {
 // drops, queues, latencies and owners in a private netns, checked against
 // the namespace's own counters and the sockets' TCP_INFO.
 func TestTopJSONPrivileged(t *testing.T) {
-	requireRootTop(t)
+	requireRoot(t)
 	name := fmt.Sprintf("synq-top-%d", os.Getpid())
 	ns, err := netlab.New(name)
 	if err != nil {
@@ -569,7 +562,7 @@ func nsDuration(v *int64) any {
 // Listeners come from the snapshot: one appears with no traffic at all, one
 // that closes disappears at the next refresh.
 func TestTopListenersComeAndGoPrivileged(t *testing.T) {
-	requireRootTop(t)
+	requireRoot(t)
 	name := fmt.Sprintf("synq-top-cg-%d", os.Getpid())
 	ns, err := netlab.New(name)
 	if err != nil {

@@ -166,7 +166,8 @@ func newTestExporter(t *testing.T, src Source, opts Options) (*Exporter, *clock)
 
 // scrape gathers e through a registry (which checks the metrics against
 // their descriptors) and indexes the samples "name{l=v,...}".
-func scrape(t *testing.T, e *Exporter) map[string]float64 {
+// gather scrapes e through a pedantic registry.
+func gather(t *testing.T, e *Exporter) []*dto.MetricFamily {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(e)
@@ -174,8 +175,13 @@ func scrape(t *testing.T, e *Exporter) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mfs
+}
+
+func scrape(t *testing.T, e *Exporter) map[string]float64 {
+	t.Helper()
 	out := map[string]float64{}
-	for _, mf := range mfs {
+	for _, mf := range gather(t, e) {
 		for _, m := range mf.GetMetric() {
 			id := sampleID(mf.GetName(), m.GetLabel())
 			switch mf.GetType() {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -314,13 +313,7 @@ func TestLatencyHistogram(t *testing.T) {
 // histOf scrapes the accept latency histogram of one listener.
 func histOf(t *testing.T, e *Exporter, labels string) *dto.Histogram {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(e)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
+	for _, mf := range gather(t, e) {
 		if mf.GetName() != "synq_accept_latency_seconds" {
 			continue
 		}

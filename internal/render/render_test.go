@@ -28,25 +28,32 @@ func testEvents() []tracer.Event {
 	}
 }
 
-// The text format is one aligned line per event: every column starts where
-// its title does, and no line ends in blanks.
-func TestTextAligned(t *testing.T) {
+// written is what an EventWriter of format f writes for evs, header
+// included, line by line.
+func written(t *testing.T, f Format, evs []tracer.Event) []string {
+	t.Helper()
 	var b bytes.Buffer
-	ew := NewEventWriter(&b, Text)
+	ew := NewEventWriter(&b, f)
 	if err := ew.Header(); err != nil {
 		t.Fatal(err)
 	}
-	evs := testEvents()
 	for i := range evs {
 		if err := ew.Write(&evs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+}
+
+// The text format is one aligned line per event: every column starts where
+// its title does, and no line ends in blanks.
+func TestTextAligned(t *testing.T) {
+	evs := testEvents()
+	lines := written(t, Text, evs)
 	if len(lines) != 1+len(evs) {
-		t.Fatalf("%d lines for %d events and a header:\n%s", len(lines), len(evs), b.String())
+		t.Fatalf("%d lines for %d events and a header:\n%s", len(lines), len(evs), strings.Join(lines, "\n"))
 	}
-	t.Logf("\n%s", b.String())
+	t.Logf("\n%s", strings.Join(lines, "\n"))
 	header := lines[0]
 	cols := map[string]int{}
 	for _, title := range []string{"EVENT", "NETNS", "LISTENER", "PEER", "QUEUES", "DETAIL"} {
@@ -87,18 +94,8 @@ func TestTextAligned(t *testing.T) {
 // JSON lines: snake_case fields with units in their names; queue fields
 // only when the hook saw the listener, latency_ns only on accepts.
 func TestJSONFields(t *testing.T) {
-	var b bytes.Buffer
-	ew := NewEventWriter(&b, JSON)
-	if err := ew.Header(); err != nil {
-		t.Fatal(err)
-	}
 	evs := testEvents()
-	for i := range evs {
-		if err := ew.Write(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	lines := written(t, JSON, evs)
 	if len(lines) != len(evs) {
 		t.Fatalf("%d lines for %d events", len(lines), len(evs))
 	}
