@@ -19,15 +19,22 @@ func (t *Tracer) Read(ctx context.Context, fn func(ev *Event)) error {
 	defer stop()
 	var rec ringbuf.Record
 	var ev Event
-	for {
+	// The kernel wakes us only past the watermark: poll the rest. The
+	// deadline is renewed when it expires, not per record (a clock read and
+	// a lock per record in a storm): a reader that drains the ring after it
+	// passed polls once at once, then waits a full interval again.
+	poll := func() {
 		if t.cfg.WakeupBytes > 0 {
-			// The kernel wakes us only past the watermark: poll the rest.
 			t.reader.SetDeadline(time.Now().Add(t.cfg.PollInterval))
 		}
+	}
+	poll()
+	for {
 		err := t.reader.ReadInto(&rec)
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			poll()
 			continue
 		case errors.Is(err, ringbuf.ErrClosed):
 			return nil
