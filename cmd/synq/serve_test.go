@@ -243,11 +243,6 @@ func promMillis(at time.Time) string {
 // Prometheus stored of the series q selects (the same scrapes for all).
 func promSampleSpan(t *testing.T, base, q string) (first, last time.Time) {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q+"[10m]"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var r struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
@@ -257,9 +252,7 @@ func promSampleSpan(t *testing.T, base, q string) (first, last time.Time) {
 			} `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		t.Fatal(err)
-	}
+	promAPI(t, base+"/api/v1/query?query="+url.QueryEscape(q+"[10m]"), &r)
 	if r.Status != "success" || len(r.Data.Result) == 0 || len(r.Data.Result[0].Values) == 0 {
 		t.Fatalf("query %s[10m]: %s %s, %d series", q, r.Status, r.Error, len(r.Data.Result))
 	}
@@ -278,11 +271,6 @@ func promQueryAt(t *testing.T, base, q string, at time.Time) (v float64, ok bool
 	if !at.IsZero() {
 		u += "&time=" + promMillis(at)
 	}
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var r struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
@@ -292,9 +280,7 @@ func promQueryAt(t *testing.T, base, q string, at time.Time) (v float64, ok bool
 			} `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		t.Fatal(err)
-	}
+	promAPI(t, u, &r)
 	if r.Status != "success" {
 		t.Fatalf("query %s: %s", q, r.Error)
 	}
@@ -305,7 +291,7 @@ func promQueryAt(t *testing.T, base, q string, at time.Time) (v float64, ok bool
 		t.Fatalf("query %s: %d samples, want one", q, len(r.Data.Result))
 	}
 	s, _ := r.Data.Result[0].Value[1].(string)
-	v, err = strconv.ParseFloat(s, 64)
+	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		t.Fatalf("query %s: value %q", q, s)
 	}
@@ -690,11 +676,6 @@ func checkDashboardQueries(t *testing.T, base string) {
 // or Prometheus' error.
 func promQueryAll(t *testing.T, base, q string) ([]json.RawMessage, string) {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var r struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
@@ -702,9 +683,7 @@ func promQueryAll(t *testing.T, base, q string) ([]json.RawMessage, string) {
 			Result []json.RawMessage `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		t.Fatal(err)
-	}
+	promAPI(t, base+"/api/v1/query?query="+url.QueryEscape(q), &r)
 	if r.Status != "success" {
 		return nil, r.Status + ": " + r.Error
 	}
@@ -781,5 +760,18 @@ func TestServeAcceptLatencyPrivileged(t *testing.T) {
 	}
 	if buckets == 0 {
 		t.Errorf("no synq_accept_latency_seconds_bucket for port %s", port)
+	}
+}
+
+// promAPI GETs a Prometheus HTTP API URL and decodes its JSON answer into v.
+func promAPI(t *testing.T, u string, v any) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
 	}
 }
