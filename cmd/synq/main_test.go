@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -375,4 +376,19 @@ func testListener(t *testing.T, nsName string, backlog int) (*netlab.Netns, *net
 	}
 	t.Cleanup(func() { l.Close() })
 	return ns, l
+}
+
+// connected dials ln (from the calling thread's netns) and accepts: both
+// ends of one connection.
+func connected(ln net.Listener) (client, server net.Conn, err error) {
+	client, err = net.Dial(ln.Addr().Network(), ln.Addr().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return client, server, nil
 }

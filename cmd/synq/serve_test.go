@@ -378,27 +378,7 @@ func TestServePrometheusPrivileged(t *testing.T) {
 
 	// A backlog-1 listener that never accepts, dialed by clients that delay
 	// their final ACK: SYN-side and ACK-side drops (tracer/kernel_test.go).
-	c0, err := ns.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := ns.DialMany(context.Background(), l.Addr().String(), 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond) // delayed ACKs, SYN-ACK retransmits
-	res.Close()                         // RST every client: the counters settle
-	time.Sleep(200 * time.Millisecond)
-	c1, err := ns.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := c1.Sub(c0)["TcpExt.ListenDrops"]
-	if want == 0 {
-		t.Fatal("the kernel counted no ListenDrops: the test did not overflow the listener")
-	}
-	t.Logf("netns ListenDrops delta %d (ListenOverflows %d, TCPReqQFullDrop %d)", want,
-		c1.Sub(c0)["TcpExt.ListenOverflows"], c1.Sub(c0)["TcpExt.TCPReqQFullDrop"])
+	want := overflow(t, ns, l)
 
 	q := fmt.Sprintf(`sum(synq_listen_drops_total{%s})`, sel)
 	waitQuery(t, base, q, 10*time.Second, func(v float64) bool { return v >= float64(want) })
@@ -557,25 +537,7 @@ func TestServeFoldAndExpirePrivileged(t *testing.T) {
 	busyPort, idlePort := strconv.Itoa(int(busy.Port())), strconv.Itoa(int(idle.Port()))
 
 	// Drops on the busy listener before the first scrape ranks the two.
-	c0, err := ns.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := ns.DialMany(context.Background(), busy.Addr().String(), 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	res.Close()
-	time.Sleep(200 * time.Millisecond)
-	c1, err := ns.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := c1.Sub(c0)["TcpExt.ListenDrops"]
-	if want == 0 {
-		t.Fatal("the kernel counted no ListenDrops: the test did not overflow the listener")
-	}
+	want := overflow(t, ns, busy)
 
 	m := scrapeSamples(t, target)
 	if got := ports(m, "synq_listen_drops_total"); !slices.Equal(got, []string{busyPort, "other"}) {
@@ -774,4 +736,34 @@ func promAPI(t *testing.T, u string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// overflow dials a small-backlog listener that never accepts 8 times, the
+// clients delaying their final ACK (SYN-side and ACK-side drops, as in
+// tracer/kernel_test.go), and returns the netns' ListenDrops delta, which
+// must not be 0.
+func overflow(t *testing.T, ns *netlab.Netns, l *netlab.Listener) uint64 {
+	t.Helper()
+	c0, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ns.DialMany(context.Background(), l.Addr().String(), 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // delayed ACKs, SYN-ACK retransmits
+	res.Close()                         // RST every client: the counters settle
+	time.Sleep(200 * time.Millisecond)
+	c1, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c1.Sub(c0)
+	if d["TcpExt.ListenDrops"] == 0 {
+		t.Fatal("the kernel counted no ListenDrops: the test did not overflow the listener")
+	}
+	t.Logf("netns ListenDrops delta %d (ListenOverflows %d, TCPReqQFullDrop %d)", d["TcpExt.ListenDrops"],
+		d["TcpExt.ListenOverflows"], d["TcpExt.TCPReqQFullDrop"])
+	return d["TcpExt.ListenDrops"]
 }

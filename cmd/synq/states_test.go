@@ -55,11 +55,7 @@ func TestStatesPrivileged(t *testing.T) {
 			return err
 		}
 		for range 2 {
-			c, err := net.Dial("tcp4", ln.Addr().String())
-			if err != nil {
-				return err
-			}
-			s, err := ln.Accept()
+			c, s, err := connected(ln)
 			if err != nil {
 				return err
 			}
@@ -145,13 +141,8 @@ func TestStatesHintsPrivileged(t *testing.T) {
 		keep = append(keep, tl)
 		twPort = tl.Addr().(*net.TCPAddr).Port
 		for range th.TimeWait {
-			c, err := net.Dial("tcp4", tl.Addr().String())
+			c, s, err := connected(tl)
 			if err != nil {
-				return err
-			}
-			s, err := tl.Accept()
-			if err != nil {
-				c.Close()
 				return err
 			}
 			s.Close() // the server closes first: its side goes to TIME_WAIT
@@ -164,13 +155,8 @@ func TestStatesHintsPrivileged(t *testing.T) {
 		keep = append(keep, ln)
 		cwPort = ln.Addr().(*net.TCPAddr).Port
 		for range th.CloseWait {
-			c, err := net.Dial("tcp4", ln.Addr().String())
+			c, s, err := connected(ln)
 			if err != nil {
-				return err
-			}
-			s, err := ln.Accept()
-			if err != nil {
-				c.Close()
 				return err
 			}
 			keep = append(keep, s)

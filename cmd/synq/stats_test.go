@@ -176,14 +176,10 @@ func TestStatsNetnsPrivileged(t *testing.T) {
 			return err
 		}
 		defer ln.Close()
-		c, err := net.Dial("tcp4", ln.Addr().String())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		s, err := ln.Accept()
+		c, s, err := connected(ln)
 		if err == nil {
 			s.Close()
+			c.Close()
 		}
 		return err
 	})
@@ -317,13 +313,8 @@ func TestStatsIntervalPrivileged(t *testing.T) {
 		}
 		defer ln.Close()
 		for range conns {
-			c, err := net.Dial("tcp4", ln.Addr().String())
+			c, s, err := connected(ln)
 			if err != nil {
-				return err
-			}
-			s, err := ln.Accept()
-			if err != nil {
-				c.Close()
 				return err
 			}
 			s.Close()
