@@ -30,6 +30,10 @@ const procDir = "/proc"
 // (Linux 4.11); golang.org/x/sys/unix does not define it.
 const nsGetNSType = 0xb703
 
+// ErrGone: the path a namespace was found by now refers to another one (the
+// process it came from exited).
+var ErrGone = errors.New("gone")
+
 // NS is one network namespace.
 type NS struct {
 	// Inode of the namespace's nsfs file; equal inodes are the same netns.
@@ -326,7 +330,7 @@ func (ns NS) Do(fn func() error) (err error) {
 			return fmt.Errorf("open netns %s: %s: %w", ns, ns.Path, err)
 		}
 		if ino != ns.Inode {
-			return fmt.Errorf("netns %s is gone: %s now refers to net:[%d]", ns, ns.Path, ino)
+			return fmt.Errorf("netns %s is %w: %s now refers to net:[%d]", ns, ErrGone, ns.Path, ino)
 		}
 	}
 
