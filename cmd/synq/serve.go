@@ -89,6 +89,7 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	logger := log.New(stderr, "synq: ", 0)
+	src.Walker.Report = func(msg string) { logger.Print(msg) }
 	exp, err := exporter.New(src, exporter.Options{
 		MaxListeners:    c.Int("max-listeners"),
 		Expire:          c.Duration("expire"),
