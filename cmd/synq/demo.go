@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/demo"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/urfave/cli/v2"
 )
@@ -58,7 +59,7 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 	defer tr.Close()
-	rec := startReconcile(c, tr, &reconcile.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
+	rec := startReconcile(c, tr, &ledger.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
 	defer rec.Close()
 	if _, err := streamEvents(c, tr, format, rec); err != nil {
 		return err

@@ -42,35 +42,19 @@ type listenerRow struct {
 	ep tracer.Endpoint // for text: Addr as netip.Addr
 }
 
-// snapshotAll lists listeners in the given namespaces (all when nil).
-func snapshotAll(btfPath string, only *netns.NS) ([]tracer.Listener, error) {
-	snap, err := tracer.NewSnapshotter(btfPath)
+// snapshotAll lists listeners in the given namespaces (all when nil), and
+// says once on stderr which namespaces it could not list, and why.
+func snapshotAll(c *cli.Context, only *netns.NS) ([]tracer.Listener, error) {
+	snap, err := tracer.NewSnapshotter(c.String("btf"))
 	if err != nil {
 		return nil, kernelErr(err)
 	}
 	defer snap.Close()
-	var all []netns.NS
-	if only != nil {
-		all = []netns.NS{*only}
-	} else if all, err = netns.All(); err != nil {
+	v, err := newWalker(c, snap, only, 0).Walk()
+	if err != nil {
 		return nil, err
 	}
-	var out []tracer.Listener
-	for _, ns := range all {
-		err := ns.Do(func() error {
-			ls, err := snap.Listeners()
-			out = append(out, ls...)
-			return err
-		})
-		if err != nil {
-			// A namespace may vanish between listing and entering it.
-			if only != nil {
-				return nil, fmt.Errorf("netns %s: %w", ns, err)
-			}
-			continue
-		}
-	}
-	return out, nil
+	return v.Listeners(), nil
 }
 
 func runListeners(c *cli.Context) error {
@@ -90,7 +74,7 @@ func runListeners(c *cli.Context) error {
 	if nsSet {
 		only = &ns
 	}
-	ls, err := snapshotAll(c.String("btf"), only)
+	ls, err := snapshotAll(c, only)
 	if err != nil {
 		return err
 	}

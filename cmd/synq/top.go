@@ -17,8 +17,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
-	"github.com/synq-trace/synq/internal/netns"
-	"github.com/synq-trace/synq/internal/reconcile"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
@@ -69,17 +68,18 @@ func runTop(c *cli.Context) error {
 	// (16 wakeup batches) is plenty for that, and the ring is mapped twice
 	// into synq's memory: the default 4 MiB would be 8 MiB of its RSS.
 	cfg.RingBytes = 1 << 20
-	src := &topSource{port: cfg.Port, only: only}
-
 	snap, err := tracer.NewSnapshotter(c.String("btf"))
 	if err != nil {
 		return kernelErr(err)
 	}
 	defer snap.Close()
-	src.snap = snap
+	// One walk per refresh serves the rows and the reconciliation (it reads
+	// each namespace's counters too).
+	walker := newWalker(c, snap, only, cfg.Port)
+	walker.MIB = true
 	// The sk_drops baseline comes before the tracer attaches: a drop in
 	// between is in the sk_drops delta and (correctly) counted.
-	initial, _, err := src.list()
+	initial, err := walker.Walk()
 	if err != nil {
 		return err
 	}
@@ -93,14 +93,9 @@ func runTop(c *cli.Context) error {
 	}
 	defer tr.Close()
 	debug.FreeOSMemory()
-	top := aggregate.NewTop(tr.Info(), time.Now(), initial)
+	top := aggregate.NewTopView(tr.Info(), time.Now(), initial)
 	// Reconciliation with the kernel's counters, for the header.
-	var traced *reconcile.Namespace
-	if only != nil {
-		n := reconcile.FromNS(*only)
-		traced = &n
-	}
-	rec := startReconcileWith(c, tr, snap, traced, cfg.Port, 0)
+	rec := startReconcileWith(c, tr, snap, walker, cfg.Port, 0)
 	defer rec.Close()
 	reportTier(c.App.ErrWriter, tr.Info(), c.Bool("verbose"))
 
@@ -125,8 +120,11 @@ func runTop(c *cli.Context) error {
 	}
 	defer out.stop()
 
-	stopRec := rec.run(ctx, c, format, nil)
-	defer stopRec()
+	if interval > trackEvery {
+		// Between refreshes, listings place listeners that close early.
+		stopRec := rec.run(ctx, c, format, nil)
+		defer stopRec()
+	}
 	owners := aggregate.OwnerCache{MaxAge: 10 * time.Second}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -150,7 +148,7 @@ func runTop(c *cli.Context) error {
 				}
 			}
 		case <-tick.C:
-			s, err := topSample(tr, src, &owners)
+			s, err := topSample(tr, walker, &owners)
 			if err != nil {
 				return err
 			}
@@ -160,7 +158,7 @@ func runTop(c *cli.Context) error {
 				return nil
 			}
 			f := top.Refresh(s)
-			f.Coverage = rec.coverage()
+			f.Coverage = rec.coverage(s)
 			k := out.sortKey(key)
 			aggregate.Sort(f.Rows, k)
 			last = &f
@@ -174,10 +172,11 @@ func runTop(c *cli.Context) error {
 	}
 }
 
-// topSample reads what the kernel knows at the end of an interval.
-func topSample(tr *tracer.Tracer, src *topSource, owners *aggregate.OwnerCache) (aggregate.Sample, error) {
+// topSample reads what the kernel knows at the end of an interval: one walk
+// over the namespaces, then one read of each map.
+func topSample(tr *tracer.Tracer, walker *ledger.Walker, owners *aggregate.OwnerCache) (aggregate.Sample, error) {
 	now := time.Now()
-	ls, names, err := src.list()
+	v, err := walker.Walk()
 	if err != nil {
 		return aggregate.Sample{}, err
 	}
@@ -193,60 +192,14 @@ func topSample(tr *tracer.Tracer, src *topSource, owners *aggregate.OwnerCache) 
 	if err != nil {
 		return aggregate.Sample{}, err
 	}
-	inodes := make(map[uint64]bool, len(ls))
-	for _, l := range ls {
-		inodes[l.Inode] = true
-	}
-	return aggregate.Sample{Time: now, Listeners: ls, Counts: counts, Hists: hists, Stats: st,
-		Owners: owners.Lookup(now, inodes), NetnsNames: names}, nil
-}
-
-// topSource snapshots listeners in every netns (or one) with one
-// iter/tcp program loaded for the whole run.
-type topSource struct {
-	snap *tracer.Snapshotter
-	only *netns.NS
-	port uint16
-	// lastN is how many listeners the last list found: the next one
-	// allocates once (10k listeners: ~1 MB, not ~2 MB of doublings).
-	lastN int
-}
-
-func (s *topSource) list() ([]tracer.Listener, map[uint32]string, error) {
-	var all []netns.NS
-	if s.only != nil {
-		all = []netns.NS{*s.only}
-	} else {
-		var err error
-		if all, err = netns.All(); err != nil {
-			return nil, nil, err
+	inodes := map[uint64]bool{}
+	for _, n := range v.Netns {
+		for _, l := range n.Listeners {
+			inodes[l.Inode] = true
 		}
 	}
-	out := make([]tracer.Listener, 0, s.lastN)
-	names := map[uint32]string{}
-	for _, ns := range all {
-		err := ns.Do(func() error {
-			ls, err := s.snap.Listeners()
-			for _, l := range ls {
-				if s.port == 0 || l.Port == s.port {
-					out = append(out, l)
-				}
-			}
-			return err
-		})
-		if err != nil {
-			// A namespace may vanish between listing and entering it.
-			if s.only != nil {
-				return nil, nil, fmt.Errorf("netns %s: %w", ns, err)
-			}
-			continue
-		}
-		if ns.Name != "" {
-			names[uint32(ns.Inode)] = ns.Name
-		}
-	}
-	s.lastN = len(out)
-	return out, names, nil
+	return aggregate.Sample{Time: now, View: v, Counts: counts, Hists: hists, Stats: st,
+		Owners: owners.Lookup(now, inodes), NetnsNames: v.Names()}, nil
 }
 
 // topOutput writes frames: JSON lines, plain text tables one after the
@@ -414,7 +367,7 @@ func topClip(s string, n int) string {
 
 // topText renders a frame as lines: a header, the table, a legend.
 func topText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []string {
-	tp := f.Tier == tracer.TierTracepoint
+	tp := !f.SynSide()
 	listeners := "listeners"
 	if len(f.Rows) == 1 {
 		listeners = "listener"

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/internal/render"
@@ -66,9 +67,9 @@ func runTrace(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
 			tr.Info().Tier, strings.Join(unseen, ", "))
 	}
-	var traced *reconcile.Namespace
+	var traced *ledger.Namespace
 	if only != nil {
-		n := reconcile.FromNS(*only)
+		n := ledger.FromNS(*only)
 		traced = &n
 	}
 	rec := startReconcile(c, tr, traced, cfg.Port, c.Duration("reconcile"))
@@ -252,13 +253,14 @@ const trackEvery = time.Second
 // traced, or every namespace (the host's is always reported); with every > 0
 // it also reports periodically. When it cannot, it says so and returns nil:
 // tracing goes on without it.
-func startReconcile(c *cli.Context, tr *tracer.Tracer, traced *reconcile.Namespace, port uint16, every time.Duration) *reconciling {
+func startReconcile(c *cli.Context, tr *tracer.Tracer, traced *ledger.Namespace, port uint16, every time.Duration) *reconciling {
 	snap, err := tracer.NewSnapshotter(c.String("btf"))
 	if err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "synq: no reconciliation with the kernel's counters: %v\n", err)
 		return nil
 	}
-	r := startReconcileWith(c, tr, snap, traced, port, every)
+	w := &ledger.Walker{Lister: snap, Only: traced, MIB: true, Report: reportOnce(c)}
+	r := startReconcileWith(c, tr, snap, w, port, every)
 	if r == nil {
 		snap.Close()
 		return nil
@@ -267,16 +269,32 @@ func startReconcile(c *cli.Context, tr *tracer.Tracer, traced *reconcile.Namespa
 	return r
 }
 
-// startReconcileWith lists listeners with the caller's snapshotter (safe
-// for concurrent use), which it does not close.
-func startReconcileWith(c *cli.Context, tr *tracer.Tracer, snap *tracer.Snapshotter, traced *reconcile.Namespace, port uint16, every time.Duration) *reconciling {
+// newWalker lists the listeners of only (nil: every namespace) on port (0:
+// all), and says once on stderr what it could not see.
+func newWalker(c *cli.Context, snap *tracer.Snapshotter, only *netns.NS, port uint16) *ledger.Walker {
+	w := &ledger.Walker{Lister: snap, Port: port, Report: reportOnce(c)}
+	if only != nil {
+		ns := ledger.FromNS(*only)
+		w.Only = &ns
+	}
+	return w
+}
+
+// reportOnce prints what a walk could not see ("synq: netns X not listed:
+// why") on stderr; the Walker says each once.
+func reportOnce(c *cli.Context) func(string) {
+	return func(msg string) { fmt.Fprintf(c.App.ErrWriter, "synq: %s\n", msg) }
+}
+
+// startReconcileWith reconciles through the caller's walker, which must read
+// each namespace's counters (MIB), and snapshotter, which it does not close.
+func startReconcileWith(c *cli.Context, tr *tracer.Tracer, snap *tracer.Snapshotter, w *ledger.Walker, port uint16, every time.Duration) *reconciling {
 	fail := func(err error) *reconciling {
 		fmt.Fprintf(c.App.ErrWriter, "synq: no reconciliation with the kernel's counters: %v\n", err)
 		return nil
 	}
-	cfg := reconcile.Config{Traced: traced, Port: port}
-	if traced == nil {
-		cfg.Discover = reconcile.AllNamespaces
+	cfg := reconcile.Config{Traced: w.Only, Port: port, Walker: w}
+	if w.Only == nil {
 		if host, err := netns.Current(); err == nil {
 			cfg.Host = host.Inode
 		}
@@ -294,16 +312,13 @@ func (r *reconciling) Close() {
 	}
 }
 
-// coverage sums the claimed counters over the namespaces reconciled; nil
-// when reconciliation is off or the report failed.
-func (r *reconciling) coverage() []aggregate.Coverage {
-	if r == nil {
+// coverage sums the claimed counters over the namespaces reconciled, from
+// the refresh's own walk and counter read; nil when reconciliation is off.
+func (r *reconciling) coverage(s aggregate.Sample) []aggregate.Coverage {
+	if r == nil || s.View == nil {
 		return nil
 	}
-	rep, err := r.rec.Report(false)
-	if err != nil {
-		return nil
-	}
+	rep := r.rec.ReportView(false, s.View, s.Counts, s.Stats)
 	out := []aggregate.Coverage{}
 	for _, row := range rep.Totals() {
 		out = append(out, aggregate.Coverage{Counter: row.Counter, Kernel: *row.Kernel, Synq: *row.Synq})

@@ -264,3 +264,20 @@ func (w *Walker) account(v *View, found []Namespace) {
 func vanished(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, netns.ErrGone)
 }
+
+// ViewOf is a walk that found these listeners, one namespace each of theirs
+// (for callers that list listeners themselves).
+func ViewOf(ls []tracer.Listener) *View {
+	v := &View{Time: time.Now()}
+	at := map[uint32]int{}
+	for _, l := range ls {
+		i, ok := at[l.Netns]
+		if !ok {
+			i = len(v.Netns)
+			at[l.Netns] = i
+			v.Netns = append(v.Netns, NetnsView{NS: Namespace{Inode: uint64(l.Netns)}})
+		}
+		v.Netns[i].Listeners = append(v.Netns[i].Listeners, l)
+	}
+	return v
+}

@@ -28,9 +28,11 @@ type Sock struct {
 	// Hist is the last refresh's histogram delta; nil when the listener
 	// has no histogram entry.
 	Hist *tracer.Histogram
-	// Listed: in the last refresh's snapshot. New: a new incarnation began
-	// in the last refresh (a new socket at an old one's address).
-	Listed, New bool
+	// Listed: in the last refresh's snapshot; FirstListed: for the first
+	// time (Counts may hold more than Delta: what it counted before). New:
+	// a new incarnation began in the last refresh (a new socket at an old
+	// one's address).
+	Listed, FirstListed, New bool
 
 	prev   tracer.Counts     // the map's value at the previous refresh
 	prevH  *tracer.Histogram // the histogram map's value at the previous refresh
@@ -91,7 +93,7 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 	baseline := !t.started
 	t.started = true
 	for _, s := range t.socks {
-		s.Listed, s.New, s.inMap, s.inHist, s.Hist, s.Delta = false, false, false, false, nil, tracer.Counts{}
+		s.Listed, s.FirstListed, s.New, s.inMap, s.inHist, s.Hist, s.Delta = false, false, false, false, false, nil, tracer.Counts{}
 	}
 	for _, nv := range v.Netns {
 		if nv.Err != nil {
@@ -111,7 +113,7 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 				t.socks[l.ID] = s
 			}
 			if !s.Snapped {
-				s.First, s.Before, s.Snapped = l, l, true
+				s.First, s.Before, s.Snapped, s.FirstListed = l, l, true, true
 				if s.New || (!s.pre && (fresh || t.known[l.Netns])) {
 					s.First.SkDrops, s.Before.SkDrops = 0, 0
 				}
