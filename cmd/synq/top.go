@@ -372,10 +372,17 @@ func topText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 	if len(f.Rows) == 1 {
 		listeners = "listener"
 	}
-	head := fmt.Sprintf("synq top: %s tier, Linux %s; %s events/s, lost %d; %d %s; every %s; sorted by %s",
-		f.Tier, f.Kernel, topRate(f.Rate(f.Events)), f.Lost, len(f.Rows), listeners, f.Interval.Round(10*time.Millisecond), key)
+	head := fmt.Sprintf("synq top: %s tier, Linux %s; ring buffer %s records/s, lost %d",
+		f.Tier, f.Kernel, topRate(f.Rate(f.RingRecords)), f.Lost)
+	if f.RecursionMisses > 0 {
+		head += fmt.Sprintf(", %d program runs skipped (recursion; missing from the counts too)", f.RecursionMisses)
+	}
+	head += fmt.Sprintf("; %d %s; every %s; sorted by %s", len(f.Rows), listeners, f.Interval.Round(10*time.Millisecond), key)
+	var unattributed []string
 	if f.Coverage != nil {
-		head += "; " + topCoverage(f.Coverage)
+		var cov string
+		cov, unattributed = topCoverage(f.Coverage)
+		head += "; " + cov
 	}
 	if interactive {
 		head += "  [q quit, s sort]"
@@ -392,7 +399,11 @@ func topText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 	if tp {
 		reasons = "SYN-DROP*"
 	}
-	fmt.Fprintf(tw, "NETNS\tLISTENER\tSYN/s\tACC/s\tDROP/s\t%s\tACK-OVF\tOTHER\tCOOKIE/s\tACCEPT-Q\tSYN-Q\tLATENCY p50/p99/max\tOWNER\tCGROUP\n", reasons)
+	fmt.Fprintf(tw, "NETNS\tLISTENER\tSYN/s\tACC/s\tDROP/s\t%s\tACK-OVF\tOTHER\tCOOKIE/s\tACCEPT-Q\tSYN-Q\tLATENCY p50/p99/max\tOWNER\tCGROUP", reasons)
+	if tp {
+		fmt.Fprint(tw, "\tSYN-DROP WHY*")
+	}
+	fmt.Fprintln(tw)
 	for i := range f.Rows {
 		r := &f.Rows[i]
 		ns := strconv.FormatUint(uint64(r.Netns), 10)
@@ -416,21 +427,36 @@ func topText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 			lat = render.Duration(r.Latency.P50) + "/" + render.Duration(r.Latency.P99) + "/" + render.Duration(r.Latency.Max)
 		}
 		own, cg := ownerLabel(r.Owners)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ns, r.Endpoint, syn,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", ns, r.Endpoint, syn,
 			topRate(f.Rate(r.Accepts)), drops, why, topRate(f.Rate(r.AckOverflow)), topRate(f.Rate(r.Other)), cookies,
 			topQueueText(r.AcceptQueue), topQueueText(r.SynQueue), lat, own, cg)
+		if tp {
+			reason := r.SynReason
+			if reason == "" {
+				reason = "-"
+			} else if r.SettledBy != "" {
+				reason += " (netns counters)"
+			}
+			fmt.Fprint(tw, "\t"+reason)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	lines = append(lines, strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")...)
 	lines = append(lines, "")
 	if tp {
-		lines = append(lines, "* SYN-side drops (either queue full), derived per listener: ListenDrops from sk_drops − ACK-OVF − OTHER; "+
-			"tracepoints cannot see a dropped SYN, so no SYN/s, cookies or reason.")
+		lines = append(lines, "* SYN-side drops, derived per listener: ListenDrops from sk_drops − ACK-OVF − OTHER; "+
+			"tracepoints cannot see a dropped SYN, so no SYN/s, cookies or reason of their own: SYN-DROP WHY comes from the netns's "+
+			"counters where they settle it (ListenOverflows and TCPReqQFullDrop did not move, or one listener dropped), "+
+			"else \""+ledger.ReasonNotVisible+"\".")
 	} else {
 		lines = append(lines, "drops/s by reason: SYNQ-FULL SYN dropped, SYN queue full; ACCQ-FULL SYN dropped, accept queue full; "+
 			"ACK-OVF final ACK dropped, accept queue full (half-open); OTHER ListenDrops with room in the queues.")
 	}
 	lines = append(lines, "queues: now/peak/max over the interval; ~ = drops approximated by sk_drops (kernel before 6.11).")
+	if len(unattributed) > 0 {
+		lines = append(lines, "† moved in the kernel, not attributable to listeners by this kernel's hooks: "+strings.Join(unattributed, "; ")+".")
+	}
 	return lines
 }
 
@@ -473,12 +499,14 @@ type topFrameJSON struct {
 	IntervalNs           int64   `json:"interval_ns"`
 	Tier                 string  `json:"tier"`
 	Kernel               string  `json:"kernel"`
-	Events               uint64  `json:"events"`
-	EventsPerSec         float64 `json:"events_per_sec"`
+	RingRecords          uint64  `json:"ring_records"`
+	RingRecordsPerSec    float64 `json:"ring_records_per_sec"`
 	Lost                 uint64  `json:"lost"`
+	RecursionMisses      uint64  `json:"recursion_misses"`
 	UnattributedEnqueues uint64  `json:"unattributed_enqueues"`
 	// Reconcile: kernel counter vs synq since the start, per claimed
-	// counter; absent when not reconciled.
+	// counter and per other counter the kernel moved (synq null where the
+	// hooks cannot attribute it); absent when not reconciled.
 	Reconcile []topCoverageJSON `json:"reconcile,omitempty"`
 	Sort      string            `json:"sort"`
 	Rows      []topRowJSON      `json:"rows"`
@@ -510,7 +538,9 @@ type topRowJSON struct {
 type topDropsJSON struct {
 	SynQueueFull    *uint64 `json:"syn_queue_full"`
 	AcceptQueueFull *uint64 `json:"accept_queue_full"`
+	SynOther        *uint64 `json:"syn_other"`
 	SynDerived      *uint64 `json:"syn_derived"`
+	SynSettledBy    string  `json:"syn_settled_by,omitempty"`
 	AckOverflow     uint64  `json:"ack_overflow"`
 	Other           uint64  `json:"other"`
 }
@@ -531,13 +561,14 @@ type topLatencyJSON struct {
 func newTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) topFrameJSON {
 	j := topFrameJSON{
 		TimeNs: f.Time.UnixNano(), IntervalNs: f.Interval.Nanoseconds(), Tier: string(f.Tier), Kernel: f.Kernel,
-		Events: f.Events, EventsPerSec: f.Rate(f.Events), Lost: f.Lost, UnattributedEnqueues: f.UnattributedEnqueues,
-		Sort: string(key), Rows: make([]topRowJSON, 0, len(f.Rows)),
+		RingRecords: f.RingRecords, RingRecordsPerSec: f.Rate(f.RingRecords), Lost: f.Lost, RecursionMisses: f.RecursionMisses,
+		UnattributedEnqueues: f.UnattributedEnqueues,
+		Sort:                 string(key), Rows: make([]topRowJSON, 0, len(f.Rows)),
 	}
 	for _, c := range f.Coverage {
-		cj := topCoverageJSON{Counter: c.Counter, Kernel: c.Kernel, Synq: c.Synq}
-		if c.Kernel > 0 {
-			r := float64(c.Synq) / float64(c.Kernel)
+		cj := topCoverageJSON{Counter: c.Counter, Kernel: c.Kernel, Synq: c.Synq, Claimed: c.Claimed, Note: c.Note}
+		if c.Kernel > 0 && c.Synq != nil {
+			r := float64(*c.Synq) / float64(c.Kernel)
 			cj.Ratio = &r
 		}
 		j.Reconcile = append(j.Reconcile, cj)
@@ -556,7 +587,7 @@ func newTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) topFrameJSON {
 			Accepts: r.Accepts, AcceptsPerSec: f.Rate(r.Accepts), Cookies: r.Cookies, CookiesPerSec: perSec(r.Cookies),
 			Drops: r.Drops, DropsPerSec: f.Rate(r.Drops), DropsExact: r.DropsExact,
 			DropsByReason: topDropsJSON{SynQueueFull: r.SynQueueFull, AcceptQueueFull: r.AcceptQueueFull,
-				SynDerived: r.SynDerived, AckOverflow: r.AckOverflow, Other: r.Other},
+				SynOther: r.SynOther, SynDerived: r.SynDerived, SynSettledBy: r.SettledBy, AckOverflow: r.AckOverflow, Other: r.Other},
 			AcceptQueue:   topQueueJSON(r.AcceptQueue),
 			SynQueue:      topQueueJSON(r.SynQueue),
 			AcceptLatency: topLatencyJSON{Count: r.Latency.Count},
@@ -576,26 +607,40 @@ func newTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) topFrameJSON {
 type topCoverageJSON struct {
 	Counter string   `json:"counter"`
 	Kernel  uint64   `json:"kernel"`
-	Synq    uint64   `json:"synq"`
-	Ratio   *float64 `json:"coverage_ratio"` // synq/kernel; null when the kernel counted none
+	Synq    *uint64  `json:"synq"`           // null: the hooks cannot attribute it on this kernel
+	Ratio   *float64 `json:"coverage_ratio"` // synq/kernel; null when the kernel counted none or synq is null
+	Claimed bool     `json:"claimed"`        // synq counts every increment
+	Note    string   `json:"note,omitempty"` // why not claimed
 }
 
 // topCoverage is the header's reconciliation: "reconcile ListenDrops
-// 12/12 (100%) ..." over the claimed counters that moved.
-func topCoverage(cov []aggregate.Coverage) string {
-	var parts []string
+// 12/12 (100%), SyncookiesSent 19961†": every counter that moved, the
+// claimed ones as synq/kernel, the others with synq's partial count or a †
+// where the hooks cannot attribute them (their notes are returned for the
+// footnote). Never silence where the kernel moved a counter.
+func topCoverage(cov []aggregate.Coverage) (string, []string) {
+	var parts, unattributed []string
 	for _, c := range cov {
-		if c.Kernel == 0 && c.Synq == 0 {
+		if c.Kernel == 0 && (c.Synq == nil || *c.Synq == 0) {
 			continue
 		}
-		p := fmt.Sprintf("%s %d/%d", c.Counter, c.Synq, c.Kernel)
-		if c.Kernel > 0 {
-			p += fmt.Sprintf(" (%.0f%%)", 100*float64(c.Synq)/float64(c.Kernel))
+		var p string
+		switch {
+		case c.Synq == nil:
+			p = fmt.Sprintf("%s %d†", c.Counter, c.Kernel)
+			unattributed = append(unattributed, c.Counter+": "+c.Note)
+		case !c.Claimed:
+			p = fmt.Sprintf("%s %d (synq %d, not claimed)", c.Counter, c.Kernel, *c.Synq)
+		default:
+			p = fmt.Sprintf("%s %d/%d", c.Counter, *c.Synq, c.Kernel)
+			if c.Kernel > 0 {
+				p += fmt.Sprintf(" (%.0f%%)", 100*float64(*c.Synq)/float64(c.Kernel))
+			}
 		}
 		parts = append(parts, p)
 	}
 	if len(parts) == 0 {
-		return "reconcile: no listen-path counter moved"
+		return "reconcile: no listen-path counter moved", nil
 	}
-	return "reconcile " + strings.Join(parts, ", ")
+	return "reconcile " + strings.Join(parts, ", "), unattributed
 }

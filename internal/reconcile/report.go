@@ -207,29 +207,49 @@ func sortListeners(ls []ListenerReport) {
 	})
 }
 
-// Totals sums each claimed counter over the namespaces of the report where
-// both sides are known: one line of coverage for a header (synq top).
-func (r *Report) Totals() []Row {
+// Moved sums each counter over the namespaces of the report where the
+// kernel's side is known: the claimed counters always, the others where the
+// kernel moved them, with what synq counted of them (nil where the hooks
+// cannot attribute it to listeners) and why it is not claimed. A header
+// (synq top) shows every listen-path counter that moved, never silence.
+func (r *Report) Moved() []Row {
 	var out []Row
 	for _, name := range Counters() {
 		var k, s uint64
-		seen := false
+		seen, claimed, attributed := false, true, true
+		note := ""
 		for _, n := range r.Netns {
 			row, ok := n.Row(name)
-			if !ok || !row.Claimed || row.Kernel == nil || row.Synq == nil {
+			if !ok || row.Kernel == nil {
 				continue
 			}
-			k += *row.Kernel
-			s += *row.Synq
 			seen = true
+			k += *row.Kernel
+			if row.Synq == nil {
+				attributed = false
+			} else {
+				s += *row.Synq
+			}
+			if !row.Claimed {
+				claimed = false
+				if note == "" {
+					note = row.Note
+				}
+			}
 		}
-		if !seen {
+		if !seen || (!claimed && k == 0) {
 			continue
 		}
-		row := Row{Counter: name, Kernel: &k, Synq: &s, Claimed: true}
-		if k > 0 {
-			pct := 100 * float64(s) / float64(k)
-			row.Coverage = &pct
+		row := Row{Counter: name, Kernel: &k, Claimed: claimed, Note: note}
+		if claimed {
+			row.Note = ""
+		}
+		if attributed {
+			row.Synq = &s
+			if k > 0 {
+				pct := 100 * float64(s) / float64(k)
+				row.Coverage = &pct
+			}
 		}
 		out = append(out, row)
 	}
