@@ -33,7 +33,7 @@ type listenerRow struct {
 	AcceptQueueMax uint32   `json:"accept_queue_max"`
 	SynQueueLen    uint32   `json:"syn_queue_len"`
 	SynQueueMax    uint32   `json:"syn_queue_max"`
-	Drops          uint32   `json:"drops"`
+	SkDrops        uint32   `json:"sk_drops"` // the socket's sk_drops (ss -tlm d<N>), not ListenDrops: see skDropsNote
 	UID            uint32   `json:"uid"`
 	Inode          uint64   `json:"inode"`
 	PIDs           []int    `json:"pids,omitempty"`
@@ -56,6 +56,12 @@ func snapshotAll(c *cli.Context, only *netns.NS) ([]tracer.Listener, error) {
 	}
 	return v.Listeners(), nil
 }
+
+// skDropsNote: a snapshot has no history, so it cannot tell the kernel's
+// ListenDrops (top, trace --reconcile and serve can, from an interval).
+const skDropsNote = "* SK-DROPS: the socket's sk_drops since it was created (ss -tlm d<N>), not ListenDrops: " +
+	"the kernel adds 2 for a final ACK dropped on a full accept queue (ListenDrops 1), and receive-path drops; " +
+	"synq top shows ListenDrops per listener."
 
 func runListeners(c *cli.Context) error {
 	format, err := outputFormat(c)
@@ -91,7 +97,7 @@ func runListeners(c *cli.Context) error {
 		}
 		r := listenerRow{Netns: l.Netns, NetnsName: names[uint64(l.Netns)], Addr: l.Addr.String(), Port: l.Port,
 			AcceptQueueLen: l.AcceptQueueLen, AcceptQueueMax: l.AcceptQueueMax,
-			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, Drops: l.SkDrops, UID: l.UID, Inode: l.Inode, ep: l.Endpoint}
+			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, SkDrops: l.SkDrops, UID: l.UID, Inode: l.Inode, ep: l.Endpoint}
 		for _, p := range owners[l.Inode] {
 			r.PIDs = append(r.PIDs, p.PID)
 			r.Comms = append(r.Comms, p.Comm)
@@ -121,7 +127,7 @@ func runListeners(c *cli.Context) error {
 		return out.Flush()
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NETNS\tLISTENER\tACCEPT-Q\tSYN-Q\tDROPS\tOWNER")
+	fmt.Fprintln(tw, "NETNS\tLISTENER\tACCEPT-Q\tSYN-Q\tSK-DROPS*\tOWNER")
 	for _, r := range rows {
 		nsName := fmt.Sprint(r.Netns)
 		if r.NetnsName != "" {
@@ -135,10 +141,13 @@ func runListeners(c *cli.Context) error {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, r.ep, r.AcceptQueueLen, r.AcceptQueueMax,
-			r.SynQueueLen, r.SynQueueMax, r.Drops, own)
+			r.SynQueueLen, r.SynQueueMax, r.SkDrops, own)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(rows) > 0 {
+		fmt.Fprintln(out, "\n"+skDropsNote)
 	}
 	return out.Flush()
 }
