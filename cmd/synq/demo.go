@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/synq-trace/synq/internal/demo"
 	"github.com/synq-trace/synq/internal/ledger"
-	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/urfave/cli/v2"
 )
 
@@ -64,34 +61,6 @@ func runDemo(c *cli.Context) error {
 	if _, err := streamEvents(c, tr, format, rec); err != nil {
 		return err
 	}
-	// The per-listener table first, then the reconciliation.
-	return rec.final(c, format, func(rep *reconcile.Report) {
-		if n, ok := rep.Namespace(ns.Inode()); ok {
-			printDemoListeners(c.App.ErrWriter, n.Listeners)
-		}
-	})
-}
-
-// printDemoListeners shows, per listener, what synq counted in the kernel
-// and the drops it attributes.
-func printDemoListeners(w io.Writer, ls []reconcile.ListenerReport) {
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LISTENER\tENQUEUED\tACCEPTED\tACK-OVERFLOW\tSYNACK-RETRANS\tLISTEN-DROPS\tACCEPT-Q NOW")
-	for _, l := range ls {
-		name, queue := l.Endpoint.String(), "-"
-		if l.ID == 0 {
-			name = "(listener unknown)"
-		}
-		if l.QueueKnown && !l.Closed {
-			queue = fmt.Sprintf("%d/%d", l.AcceptQueueLen, l.AcceptQueueMax)
-		}
-		drops := fmt.Sprint(l.ListenDrops)
-		if !l.ListenDropsExact {
-			drops = "~" + drops
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", name, l.Counts.Enqueue, l.Counts.Accept, l.Counts.AckOverflow,
-			l.Counts.SynackRetrans, drops, queue)
-	}
-	tw.Flush()
+	// The reconciliation, with its per-listener table.
+	return rec.final(c, format, nil)
 }

@@ -69,6 +69,10 @@ type ListenerReport struct {
 	Counts           tracer.Counts
 	ListenDrops      uint64
 	ListenDropsExact bool
+	// Drops: ListenDrops by reason (ledger.BreakdownOf), the SYN-side
+	// reasons the hooks cannot see settled from the namespace's counters
+	// where they can be (ledger.Settle).
+	Drops ledger.Drops
 	// Queues as last seen; QueueKnown is false for a listener never seen
 	// in a listing (it lived between two samples).
 	QueueKnown                                  bool
