@@ -58,22 +58,25 @@ func runTrace(c *cli.Context) error {
 	if every := c.Duration("reconcile"); every < 0 || c.IsSet("reconcile") && every < 100*time.Millisecond {
 		return usagef("invalid --reconcile %v: want an interval of at least 100ms", every)
 	}
-	tr, err := openTracer(c, cfg)
+	tr, err := openTracerQuiet(cfg)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	if unseen := unseenKinds(kinds, tr.Info()); len(unseen) > 0 {
-		fmt.Fprintf(c.App.ErrWriter, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
-			tr.Info().Tier, strings.Join(unseen, ", "))
-	}
 	var traced *ledger.Namespace
 	if only != nil {
 		n := ledger.FromNS(*only)
 		traced = &n
 	}
+	// The baselines before the "attached" line: what happens after it is
+	// reconciled.
 	rec := startReconcile(c, tr, traced, cfg.Port, c.Duration("reconcile"))
 	defer rec.Close()
+	reportTier(c.App.ErrWriter, tr.Info(), c.Bool("verbose"))
+	if unseen := unseenKinds(kinds, tr.Info()); len(unseen) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
+			tr.Info().Tier, strings.Join(unseen, ", "))
+	}
 	if _, err := streamEvents(c, tr, format, rec); err != nil {
 		return err
 	}
