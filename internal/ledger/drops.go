@@ -96,20 +96,38 @@ const (
 // interval settle it. The kernel counts a SYN dropped for a full SYN queue
 // in TCPReqQFullDrop, for a full accept queue in ListenOverflows (with the
 // final ACKs dropped so, which the hooks see), and every drop in
-// ListenDrops. Nothing is settled unless the listeners' drops add up to the
-// namespace's ListenDrops exactly (a listener closed or unlisted in the
-// interval, another port's, or traffic between the reads would make the
-// namespace's counters someone else's too), and ackOverflowsSeen says the
-// hooks see every ACK-side overflow (tracer.Capabilities.AckOverflow):
-// without it only "no overflow at all" settles.
+// ListenDrops. Where neither overflow counter moved, no drop in the
+// namespace was a full queue. Otherwise the counters are split among the
+// listeners only where they are theirs: the listeners' drops add up to the
+// namespace's ListenDrops exactly (not so if a listener closed or went
+// unlisted in the interval, another port's dropped, or traffic fell between
+// the reads), the hooks see every ACK-side overflow (ackOverflowsSeen:
+// tracer.Capabilities.AckOverflow), and one listener dropped on the SYN
+// side, or the counters moved for one reason only.
 func Settle(n NetnsDrops, ackOverflowsSeen bool, ds []*Drops) {
-	var total, synSide, ackOvf uint64
-	dropping := 0
-	var only *Drops
 	for _, d := range ds {
 		if d.SynSide == nil {
 			return // the hooks see the reasons
 		}
+	}
+	set := func(d *Drops, q, a, o uint64, by string) {
+		d.SynQueueFull, d.AcceptQueueFull, d.SynOther = ptr(q), ptr(a), ptr(o)
+		if *d.SynSide > 0 {
+			d.SettledBy = by
+		}
+	}
+	if n.ListenOverflows == 0 && n.TCPReqQFullDrop == 0 {
+		// Whatever listener dropped, in the netns or not listed, no drop
+		// there was a full queue.
+		for _, d := range ds {
+			set(d, 0, 0, *d.SynSide, SettledNoOverflow)
+		}
+		return
+	}
+	var total, synSide, ackOvf uint64
+	dropping := 0
+	var only *Drops
+	for _, d := range ds {
 		if !d.Exact {
 			return
 		}
@@ -121,38 +139,20 @@ func Settle(n NetnsDrops, ackOverflowsSeen bool, ds []*Drops) {
 			only = d
 		}
 	}
-	if dropping == 0 || total != n.ListenDrops {
+	if dropping == 0 || total != n.ListenDrops || !ackOverflowsSeen || n.ListenOverflows < ackOvf {
 		return
 	}
-	var synQ, accQ uint64
-	by := SettledOneReason
-	switch {
-	case n.ListenOverflows == 0 && n.TCPReqQFullDrop == 0:
-		by = SettledNoOverflow
-	case !ackOverflowsSeen || n.ListenOverflows < ackOvf:
-		return
-	default:
-		synQ, accQ = n.TCPReqQFullDrop, n.ListenOverflows-ackOvf
-	}
+	synQ, accQ := n.TCPReqQFullDrop, n.ListenOverflows-ackOvf
 	if synQ+accQ > synSide {
 		return
 	}
 	other := synSide - synQ - accQ
-	set := func(d *Drops, q, a, o uint64, by string) {
-		d.SynQueueFull, d.AcceptQueueFull, d.SynOther = ptr(q), ptr(a), ptr(o)
-		if *d.SynSide > 0 {
-			d.SettledBy = by
-		}
-	}
 	if dropping == 1 {
-		if by == SettledOneReason {
-			by = SettledOnly
-		}
 		for _, d := range ds {
 			if d == only {
-				set(d, synQ, accQ, other, by)
+				set(d, synQ, accQ, other, SettledOnly)
 			} else {
-				set(d, 0, 0, 0, by)
+				set(d, 0, 0, 0, SettledOnly)
 			}
 		}
 		return
@@ -170,11 +170,11 @@ func Settle(n NetnsDrops, ackOverflowsSeen bool, ds []*Drops) {
 		s := *d.SynSide
 		switch {
 		case synQ > 0:
-			set(d, s, 0, 0, by)
+			set(d, s, 0, 0, SettledOneReason)
 		case accQ > 0:
-			set(d, 0, s, 0, by)
+			set(d, 0, s, 0, SettledOneReason)
 		default:
-			set(d, 0, 0, s, by)
+			set(d, 0, 0, s, SettledOneReason)
 		}
 	}
 }
