@@ -157,13 +157,13 @@ func TestUnroutableSynDropsPrivileged(t *testing.T) {
 		t.Fatalf("%d rows for %s: %s", len(rows), l, top.stdout)
 	}
 	r, d := rows[0], rows[0].DropsByReason
-	t.Logf("synq top: drops %d, by reason %s", r.Drops, reasonsText(d))
+	t.Logf("synq top: drops %d, by reason %s", r.Drops, reasonsText(r))
 	if r.Drops != n {
 		t.Errorf("top: %d drops, the kernel counted ListenDrops %d", r.Drops, n)
 	}
 	if d.SynQueueFull == nil || d.AcceptQueueFull == nil || d.SynOther == nil ||
 		*d.SynQueueFull != 0 || *d.AcceptQueueFull != 0 || *d.SynOther != n || d.SynSettledBy == "" && d.SynDerived != nil {
-		t.Errorf("top: drops by reason %s, want %d SYNs dropped with room in the queues (and on the tracepoint tier, what settled it)", reasonsText(d), n)
+		t.Errorf("top: drops by reason %s, want %d SYNs dropped with room in the queues (and on the tracepoint tier, what settled it)", reasonsText(r), n)
 	}
 
 	trace := startSynq("trace", "--duration", "3s", "--netns", ns.Name())
@@ -185,7 +185,8 @@ func TestUnroutableSynDropsPrivileged(t *testing.T) {
 	}
 }
 
-func reasonsText(d topDropsJSON) string {
+func reasonsText(r topRowJSON) string {
+	d := r.DropsByReason
 	s := func(v *uint64) string {
 		if v == nil {
 			return "null"
