@@ -31,9 +31,9 @@ func sampleEvery(c *cli.Context) (uint32, error) {
 
 // Every tracing command batches ring-buffer wakeups: the kernel wakes the
 // reader per 64 KiB of records, and the reader polls every 100 ms for the
-// rest. One wakeup per record costs the traced host far more
-// (shared/docs/perf.md: 29% of connection-churn throughput; the accept hook
-// ran ~4.1 µs instead of ~1.3 µs in docs/benchmarks.md's runs).
+// rest. One wakeup per record costs the traced host far more (29% of
+// connection-churn throughput; the accept hook ran ~4.1 µs instead of
+// ~1.3 µs in docs/benchmarks.md's runs).
 const (
 	wakeupBytes  = 64 << 10
 	pollInterval = 100 * time.Millisecond
