@@ -69,6 +69,32 @@ func tracerConfig(c *cli.Context, kinds []tracer.Kind) (cfg tracer.Config, only 
 	return cfg, only, nil
 }
 
+// eventFlags reads the flags of the commands that stream events (trace,
+// demo): --output, --events and the tracer's.
+func eventFlags(c *cli.Context) (render.Format, tracer.Config, *netns.NS, error) {
+	format, err := outputFormat(c)
+	if err != nil {
+		return "", tracer.Config{}, nil, err
+	}
+	kinds, err := parseKinds(c.String("events"))
+	if err != nil {
+		return "", tracer.Config{}, nil, err
+	}
+	cfg, only, err := tracerConfig(c, kinds)
+	if err != nil {
+		return "", tracer.Config{}, nil, err
+	}
+	return format, cfg, only, nil
+}
+
+// noArgs refuses arguments to a command that takes none.
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("%s takes no arguments, got %q", c.Command.Name, c.Args().First())
+	}
+	return nil
+}
+
 func outputFormat(c *cli.Context) (render.Format, error) {
 	f, err := render.ParseFormat(c.String("output"))
 	if err != nil {
