@@ -50,7 +50,12 @@ func snapshotAll(c *cli.Context, only *netns.NS) ([]tracer.Listener, error) {
 		return nil, kernelErr(err)
 	}
 	defer snap.Close()
-	v, err := newWalker(c, snap, only, 0).Walk()
+	w, release, err := newWalker(c, snap, only, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	v, err := w.Walk()
 	if err != nil {
 		return nil, err
 	}

@@ -88,6 +88,7 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer src.Close()
 	logger := log.New(stderr, "synq: ", 0)
 	src.Walker.Report = func(msg string) { logger.Print(msg) }
 	exp, err := exporter.New(src, exporter.Options{
@@ -130,6 +131,9 @@ func runServe(c *cli.Context) error {
 		err := readErr
 		readMu.Unlock()
 		if err != nil {
+			return err
+		}
+		if err := src.Healthy(); err != nil {
 			return err
 		}
 		return exp.Healthy()

@@ -75,7 +75,11 @@ func runTop(c *cli.Context) error {
 	defer snap.Close()
 	// One walk per refresh serves the rows and the reconciliation (it reads
 	// each namespace's counters too).
-	walker := newWalker(c, snap, only, cfg.Port)
+	walker, release, err := newWalker(c, snap, only, cfg.Port)
+	if err != nil {
+		return err
+	}
+	defer release()
 	walker.MIB = true
 	// The sk_drops baseline comes before the tracer attaches: a drop in
 	// between is in the sk_drops delta and (correctly) counted.

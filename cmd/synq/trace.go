@@ -67,11 +67,11 @@ func runTrace(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
 			tr.Info().Tier, strings.Join(unseen, ", "))
 	}
-	var traced *ledger.Namespace
-	if only != nil {
-		n := ledger.FromNS(*only)
-		traced = &n
+	traced, release, err := holdNetns(only)
+	if err != nil {
+		return err
 	}
+	defer release()
 	rec := startReconcile(c, tr, traced, cfg.Port, c.Duration("reconcile"))
 	defer rec.Close()
 	if _, err := streamEvents(c, tr, format, rec); err != nil {
@@ -269,15 +269,28 @@ func startReconcile(c *cli.Context, tr *tracer.Tracer, traced *ledger.Namespace,
 	return r
 }
 
-// newWalker lists the listeners of only (nil: every namespace) on port (0:
-// all), and says once on stderr what it could not see.
-func newWalker(c *cli.Context, snap *tracer.Snapshotter, only *netns.NS, port uint16) *ledger.Walker {
-	w := &ledger.Walker{Lister: snap, Port: port, Report: reportOnce(c)}
-	if only != nil {
-		ns := ledger.FromNS(*only)
-		w.Only = &ns
+// holdNetns holds --netns open for the run (nil: every namespace): `ip netns
+// del` while processes use it does not lose it.
+func holdNetns(only *netns.NS) (*ledger.Namespace, func(), error) {
+	if only == nil {
+		return nil, func() {}, nil
 	}
-	return w
+	n, release, err := ledger.Hold(*only)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &n, release, nil
+}
+
+// newWalker lists the listeners of only (nil: every namespace) on port (0:
+// all), and says once on stderr what it could not see. The caller calls
+// release when done.
+func newWalker(c *cli.Context, snap *tracer.Snapshotter, only *netns.NS, port uint16) (w *ledger.Walker, release func(), err error) {
+	held, release, err := holdNetns(only)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &ledger.Walker{Lister: snap, Port: port, Only: held, Report: reportOnce(c)}, release, nil
 }
 
 // reportOnce prints what a walk could not see ("synq: netns X not listed:
