@@ -230,7 +230,7 @@ type Exporter struct {
 	otherUsed   bool
 	otherLive   bool
 	otherGauges gauges
-	attributed  values                    // drops and cookies of the reconciled namespace's listeners
+	attributed  values // drops and cookies of the reconciled namespace's listeners
 	kernel0     netstat.Snapshot
 	kernelNow   netstat.Snapshot
 	lost        uint64
