@@ -31,27 +31,18 @@ func sumOf(ss []sample, name, label, value string) (sum float64) {
 // ListenDrops delta.
 func synDrops(t *testing.T, ns *netlab.Netns, l *netlab.Listener) uint64 {
 	t.Helper()
-	c0, err := ns.Counters()
+	return dialDrops(t, ns, l, 20, 1500*time.Millisecond)
+}
+
+// listenIn listens on 127.0.0.1 of ns with backlog 1 until the test ends.
+func listenIn(t *testing.T, ns *netlab.Netns) *netlab.Listener {
+	t.Helper()
+	l, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := ns.DialMany(context.Background(), l.Addr().String(), 20, 1500*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(1500 * time.Millisecond) // SYN retransmits
-	res.Close()
-	time.Sleep(200 * time.Millisecond)
-	c1, err := ns.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := c1.Sub(c0)
-	if d["TcpExt.ListenDrops"] == 0 {
-		t.Fatal("the kernel counted no ListenDrops: the test did not overflow the listener")
-	}
-	t.Logf("netns ListenDrops delta %d (ListenOverflows %d)", d["TcpExt.ListenDrops"], d["TcpExt.ListenOverflows"])
-	return d["TcpExt.ListenDrops"]
+	t.Cleanup(func() { l.Close() })
+	return l
 }
 
 func healthz(t *testing.T, target string) (int, string) {
@@ -81,11 +72,7 @@ func TestServeNewNamespaceFirstDropsPrivileged(t *testing.T) {
 		defer ns.Close()
 		target := startServe(t, "--netns", name)
 		scrapeSamples(t, target) // a scrape before the listener exists
-		l, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+		l := listenIn(t, ns)
 		want := synDrops(t, ns, l)
 		m := scrapeSamples(t, target)
 		if got := sumOf(m, "synq_listen_drops_total", "port", strconv.Itoa(int(l.Port()))); got != float64(want) {
@@ -102,11 +89,7 @@ func TestServeNewNamespaceFirstDropsPrivileged(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ns.Close()
-		l, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+		l := listenIn(t, ns)
 		want := synDrops(t, ns, l)
 		m := scrapeSamples(t, target)
 		if got := sumOf(m, "synq_listen_drops_total", "netns", strconv.FormatUint(ns.Inode(), 10)); got != float64(want) {

@@ -129,11 +129,7 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 		}
 	}
 	for id, c := range counts {
-		s, ok := t.socks[id]
-		if !ok {
-			s = &Sock{ID: id, pre: baseline}
-			t.socks[id] = s
-		}
+		s := t.sock(id, baseline)
 		if baseline {
 			s.prev = c
 		}
@@ -142,11 +138,7 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 		s.prev, s.inMap = c, true
 	}
 	for id, h := range hists {
-		s, ok := t.socks[id]
-		if !ok {
-			s = &Sock{ID: id, pre: baseline}
-			t.socks[id] = s
-		}
+		s := t.sock(id, baseline)
 		if baseline {
 			s.prevH = h
 		}
@@ -172,6 +164,17 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 			delete(t.socks, id)
 		}
 	}
+}
+
+// sock is the listener at id, new if none: one the baseline did not list
+// was counted before it (pre).
+func (t *Tally) sock(id tracer.ListenerID, baseline bool) *Sock {
+	s, ok := t.socks[id]
+	if !ok {
+		s = &Sock{ID: id, pre: baseline}
+		t.socks[id] = s
+	}
+	return s
 }
 
 // Each calls fn for every listener the ledger accounts, with the lock held:
