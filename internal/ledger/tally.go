@@ -55,7 +55,7 @@ type Tally struct {
 	// or did not exist at the start; not if synq could not list it then.
 	known, atStart map[uint32]bool
 	started        bool
-	learned map[tracer.ListenerID]tracer.Endpoint
+	learned        map[tracer.ListenerID]tracer.Endpoint
 }
 
 // maxLearned bounds the listener names events teach between two refreshes.
