@@ -9,12 +9,11 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
-	"github.com/synq-trace/synq/tracer"
 )
 
 // TopText renders a frame as lines: a header, the table, a legend.
 func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []string {
-	tp := f.Tier == tracer.TierTracepoint
+	tp := !f.SynSide()
 	listeners := "listeners"
 	if len(f.Rows) == 1 {
 		listeners = "listener"
