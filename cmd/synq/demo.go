@@ -1,11 +1,9 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
-	"github.com/synq-trace/synq/internal/demo"
-	"github.com/synq-trace/synq/internal/ledger"
+	"github.com/synq-trace/synq/internal/command"
 	"github.com/urfave/cli/v2"
 )
 
@@ -26,41 +24,12 @@ func demoCommand() *cli.Command {
 }
 
 func runDemo(c *cli.Context) error {
-	format, err := outputFormat(c)
-	if err != nil {
-		return err
-	}
-	kinds, err := parseKinds(c.String("events"))
-	if err != nil {
-		return err
-	}
-	cfg, _, err := tracerConfig(c, kinds)
+	format, cfg, _, err := eventFlags(c)
 	if err != nil {
 		return err
 	}
 	if c.Duration("duration") <= 0 {
 		return usagef("invalid --duration %v: must be positive", c.Duration("duration"))
 	}
-	d, err := demo.Run(c.Context, demo.Options{})
-	if err != nil {
-		return fmt.Errorf("start demo: %w", err)
-	}
-	defer d.Close()
-	ns := d.Netns()
-	fmt.Fprintf(c.App.ErrWriter, "synq: demo in netns %s (inode %d): slow listener 127.0.0.1:%d (backlog 8), healthy 127.0.0.1:%d\n",
-		ns.Name(), ns.Inode(), d.Ports().Slow, d.Ports().Healthy)
-
-	cfg.Netns = uint32(ns.Inode())
-	tr, err := openTracer(c, cfg)
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	rec := startReconcile(c, tr, &ledger.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
-	defer rec.Close()
-	if _, err := streamEvents(c, tr, format, rec); err != nil {
-		return err
-	}
-	// The reconciliation, with its per-listener table.
-	return rec.final(c, format, nil)
+	return command.Demo(c.Context, env(c), command.DemoOptions{Format: format, Tracer: cfg, Duration: c.Duration("duration")})
 }
