@@ -73,7 +73,7 @@ func NewTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) TopFrameJSON {
 		TimeNs: f.Time.UnixNano(), IntervalNs: f.Interval.Nanoseconds(), Tier: string(f.Tier), Kernel: f.Kernel,
 		RingRecords: f.RingRecords, RingRecordsPerSec: f.Rate(f.RingRecords), Lost: f.Lost, RecursionMisses: f.RecursionMisses,
 		UnattributedEnqueues: f.UnattributedEnqueues,
-		Sort: string(key), Rows: make([]TopRowJSON, 0, len(f.Rows)),
+		Sort:                 string(key), Rows: make([]TopRowJSON, 0, len(f.Rows)),
 	}
 	for _, c := range f.Coverage {
 		cj := TopCoverageJSON{Counter: c.Counter, Kernel: c.Kernel, Synq: c.Synq, Claimed: c.Claimed, Note: c.Note}
