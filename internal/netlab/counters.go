@@ -1,13 +1,11 @@
 package netlab
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
+
+	"github.com/synq-trace/synq/internal/netstat"
 )
 
 // Counters are a namespace's SNMP MIB counters keyed "Group.Name", e.g.
@@ -60,34 +58,15 @@ func ReadCounters() (Counters, error) {
 	return c, nil
 }
 
-// parseMIB parses the "Group: name name ...\nGroup: value value ..." line
-// pairs of /proc/net/netstat and /proc/net/snmp.
+// parseMIB parses net/netstat or net/snmp (netstat.ParseTable) into c.
+// Tcp.MaxConn is -1: it is kept as its two's complement.
 func parseMIB(b []byte, c Counters) error {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		names := strings.Fields(sc.Text())
-		if !sc.Scan() {
-			return fmt.Errorf("header %q without values", strings.Join(names, " "))
-		}
-		values := strings.Fields(sc.Text())
-		if len(names) == 0 || len(names) != len(values) || names[0] != values[0] {
-			return fmt.Errorf("mismatched lines %q / %q", strings.Join(names, " "), strings.Join(values, " "))
-		}
-		group := strings.TrimSuffix(names[0], ":")
-		for i := 1; i < len(names); i++ {
-			// Tcp.MaxConn is -1; keep it as its two's complement rather
-			// than failing the whole read.
-			v, err := strconv.ParseInt(values[i], 10, 64)
-			if err != nil {
-				u, uerr := strconv.ParseUint(values[i], 10, 64)
-				if uerr != nil {
-					return fmt.Errorf("%s.%s: %w", group, names[i], err)
-				}
-				v = int64(u)
-			}
-			c[group+"."+names[i]] = uint64(v)
-		}
+	s := make(netstat.Snapshot, 256)
+	if err := netstat.ParseTable(b, s); err != nil {
+		return err
 	}
-	return sc.Err()
+	for k, v := range s {
+		c[k] = uint64(v)
+	}
+	return nil
 }
