@@ -8,32 +8,16 @@ package reconcile_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/tracer"
 )
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
-}
-
-// testTier is the tier under test: SYNQ_TEST_TIER, or the best available.
-func testTier(t *testing.T) tracer.Tier {
-	tier, err := tracer.ParseTier(os.Getenv("SYNQ_TEST_TIER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tier
-}
 
 // session is a private netns, a tracer (filtered to it, or to nothing) whose
 // events feed a reconciler, and the reconciler.
@@ -49,36 +33,12 @@ type session struct {
 // discovers namespaces and places listeners itself; it is given only ns).
 func newSession(t *testing.T, sysctls map[string]string, all bool) *session {
 	t.Helper()
-	requireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	for k, v := range sysctls {
-		if err := ns.Sysctl(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := tracer.Config{Tier: testTier(t)}
+	ns := kerneltest.Netns(t, sysctls)
+	cfg := tracer.Config{}
 	if !all {
 		cfg.Netns = uint32(ns.Inode())
 	}
-	tr, err := tracer.Open(cfg)
-	if err != nil {
-		if tier := os.Getenv("SYNQ_TEST_TIER"); tier != "" && tier != "tracepoint" {
-			t.Skipf("tier %s not available: %v", tier, err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	info := tr.Info()
-	t.Logf("tier %s on %s", info.Tier, info.Kernel)
-	for _, h := range info.Hooks {
-		if h.Err != nil {
-			t.Logf("hook %s (%s) not attached: %v", h.Program, h.Target, h.Err)
-		}
-	}
+	tr := kerneltest.Open(t, cfg)
 	snap, err := tracer.NewSnapshotter("")
 	if err != nil {
 		t.Fatal(err)
