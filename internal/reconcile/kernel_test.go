@@ -187,11 +187,7 @@ func (s *session) checkScope(n reconcile.NetnsReport, filtered bool, moved ...st
 // accept queue (ListenOverflows at SYN time).
 func TestKernelReconcileSynOverflow(t *testing.T) {
 	s := newSession(t, nil, false)
-	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp4", "127.0.0.1:0", 1)
 	s.overflow(l)
 	s.check(s.report(), reconcile.ListenDrops, reconcile.ListenOverflows, reconcile.PassiveOpens)
 }
@@ -200,11 +196,7 @@ func TestKernelReconcileSynOverflow(t *testing.T) {
 // SYN-ACK retransmits).
 func TestKernelReconcileAckOverflow(t *testing.T) {
 	s := newSession(t, nil, false)
-	l, err := s.ns.Listen("tcp6", "[::1]:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp6", "[::1]:0", 1)
 	s.overflow(l, netlab.DelayHandshakeACK())
 	s.check(s.report(), reconcile.ListenDrops, reconcile.ListenOverflows)
 }
@@ -212,11 +204,7 @@ func TestKernelReconcileAckOverflow(t *testing.T) {
 // Without cookies the SYN queue of a backlog-1 listener fills.
 func TestKernelReconcileSynQueueFull(t *testing.T) {
 	s := newSession(t, map[string]string{"net.ipv4.tcp_syncookies": "0"}, false)
-	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp4", "127.0.0.1:0", 1)
 	s.overflow(l, netlab.DelayHandshakeACK())
 	s.check(s.report(), reconcile.ListenDrops, reconcile.TCPReqQFullDrop)
 }
@@ -224,11 +212,7 @@ func TestKernelReconcileSynQueueFull(t *testing.T) {
 // With syncookies=2 every SYN gets a cookie.
 func TestKernelReconcileCookies(t *testing.T) {
 	s := newSession(t, map[string]string{"net.ipv4.tcp_syncookies": "2"}, false)
-	l, err := s.ns.Listen("tcp6", "[::1]:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp6", "[::1]:0", 1)
 	s.overflow(l, netlab.DelayHandshakeACK())
 	s.check(s.report(), reconcile.ListenDrops, reconcile.SyncookiesSent)
 }
@@ -247,11 +231,7 @@ func TestKernelReconcileListenerClosedMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	l2, err := s.ns.Listen("tcp4", l.Addr().String(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.Close()
+	l2 := kerneltest.Listen(t, s.ns, "tcp4", l.Addr().String(), 1)
 	s.overflow(l2, netlab.DelayHandshakeACK())
 	n := s.report()
 	s.check(n, reconcile.ListenDrops, reconcile.ListenOverflows)
@@ -268,11 +248,7 @@ func TestKernelReconcileListenerClosedMidRun(t *testing.T) {
 // listing them and from events, and other namespaces' traffic stays out.
 func TestKernelReconcileAllNetns(t *testing.T) {
 	s := newSession(t, nil, true)
-	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp4", "127.0.0.1:0", 1)
 	s.overflow(l, netlab.DelayHandshakeACK())
 	s.checkScope(s.report(), false, reconcile.ListenDrops, reconcile.ListenOverflows)
 }
