@@ -39,11 +39,7 @@ func TestKernelFloodFillsSynQueue(t *testing.T) {
 	if err := Blackhole(ns, src); err != nil {
 		t.Fatal(err)
 	}
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 8)
 	f, err := NewFlooder(ns, src, 1)
 	if err != nil {
 		t.Fatal(err)

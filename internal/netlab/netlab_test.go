@@ -137,11 +137,7 @@ func TestKernelSysctl(t *testing.T) {
 func TestKernelListenOverflow(t *testing.T) {
 	kerneltest.Root(t)
 	n := newNetns(t, "")
-	l, err := n.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, n, "tcp4", "127.0.0.1:0", 1)
 
 	host0, err := netlab.ReadCounters()
 	if err != nil {
@@ -194,11 +190,7 @@ func TestKernelListenOverflow(t *testing.T) {
 func TestKernelServerDelay(t *testing.T) {
 	kerneltest.Root(t)
 	n := newNetns(t, "")
-	l, err := n.Listen("tcp4", "127.0.0.1:0", 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, n, "tcp4", "127.0.0.1:0", 16)
 	const delay, conns = 50 * time.Millisecond, 6
 
 	start := time.Now()
@@ -263,11 +255,7 @@ func TestKernelTCP6AndReusePort(t *testing.T) {
 func TestKernelChurnLeavesNoTimeWait(t *testing.T) {
 	kerneltest.Root(t)
 	n := newNetns(t, "")
-	l, err := n.Listen("tcp4", "127.0.0.1:0", 128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, n, "tcp4", "127.0.0.1:0", 128)
 	s := netlab.Serve(l, netlab.ServerConfig{})
 	c0, _ := n.Counters()
 	got := n.Churn(context.Background(), l.String(), 4, 300*time.Millisecond)
@@ -278,7 +266,7 @@ func TestKernelChurnLeavesNoTimeWait(t *testing.T) {
 		t.Fatal("churn made no connections")
 	}
 	var tcp string
-	err = n.Do(func() error {
+	err := n.Do(func() error {
 		b, err := os.ReadFile("/proc/thread-self/net/tcp")
 		tcp = string(b)
 		return err
