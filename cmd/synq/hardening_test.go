@@ -6,7 +6,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,53 +15,27 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 )
 
-func hardRequireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs synq, which loads BPF programs, in a private network namespace")
-	}
-}
-
-// hardBuffer is written by exec's copier goroutine and read by the test.
-type hardBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *hardBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *hardBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type hardProc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *hardBuffer
+	stdout, stderr *kerneltest.Buffer
 	done           chan error
 }
 
-// hardStartSynq re-executes this test binary as synq (see TestMain) and waits
+// hardStartSynq runs this test binary as synq (see TestMain) and waits
 // until it has attached.
 func hardStartSynq(t *testing.T, args string) *hardProc {
 	t.Helper()
-	p := &hardProc{stdout: &hardBuffer{}, stderr: &hardBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(os.Args[0])
-	p.cmd.Env = append(os.Environ(), "SYNQ_TEST_MAIN_ARGS="+args)
+	p := &hardProc{stdout: &kerneltest.Buffer{}, stderr: &kerneltest.Buffer{}, done: make(chan error, 1)}
+	p.cmd = kerneltest.Synq(args, nil)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -210,15 +183,11 @@ func hardWaitReleased(t *testing.T, ids map[ebpf.ProgramID]bool) {
 // tests load meanwhile do not count) is gone from the kernel after it exits:
 // cleanly on SIGINT/SIGTERM/SIGHUP, and by the kernel closing its fds on
 // SIGKILL (nothing is pinned).
-func TestPrivilegedSignalsReleasePrograms(t *testing.T) {
-	hardRequireRoot(t)
+func TestKernelSignalsReleasePrograms(t *testing.T) {
+	kerneltest.Root(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
-			ns, err := netlab.New("")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ns.Close()
+			ns := kerneltest.Netns(t, nil)
 			before := hardKernelPrograms(t)
 			p := hardStartSynq(t, fmt.Sprintf("trace --duration 1m --netns /proc/%d/fd/%d", os.Getpid(), ns.FD()))
 			held := hardHeldPrograms(t, p.cmd.Process.Pid)
@@ -277,18 +246,9 @@ func TestPrivilegedSignalsReleasePrograms(t *testing.T) {
 
 // Two synq processes trace the same netns at once: both attach and both see
 // every connection.
-func TestPrivilegedTwoInstances(t *testing.T) {
-	hardRequireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+func TestKernelTwoInstances(t *testing.T) {
+	ns := kerneltest.Netns(t, nil)
+	l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 128)
 	srv := netlab.Serve(l, netlab.ServerConfig{})
 	defer srv.Stop()
 
