@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -24,55 +23,15 @@ import (
 	"github.com/synq-trace/synq/internal/netlab"
 )
 
-type hardProc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *kerneltest.Buffer
-	done           chan error
-}
-
 // hardStartSynq runs this test binary as synq (see TestMain) and waits
 // until it has attached.
-func hardStartSynq(t *testing.T, args string) *hardProc {
+func hardStartSynq(t *testing.T, args string) *kerneltest.Proc {
 	t.Helper()
-	p := &hardProc{stdout: &kerneltest.Buffer{}, stderr: &kerneltest.Buffer{}, done: make(chan error, 1)}
-	p.cmd = kerneltest.Synq(args, nil)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.stderr.String(), " tier on Linux ") {
-		select {
-		case err := <-p.done:
-			t.Fatalf("synq %s exited before attaching (%v); stderr %q", args, err, p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("synq %s did not attach in 20s; stderr %q", args, p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	p := kerneltest.Start(t, kerneltest.Synq(args, nil))
+	if !p.Attached(t, 20*time.Second) {
+		t.Fatalf("synq %s exited before attaching (%v); stderr %q", args, p.Err(), p.Stderr.String())
 	}
 	return p
-}
-
-// wait returns the exit code once synq has exited (-1 for a signal).
-func (p *hardProc) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(timeout):
-		p.cmd.Process.Kill()
-		<-p.done
-		t.Fatalf("synq did not exit within %s; stderr %q", timeout, p.stderr.String())
-		return 0
-	}
 }
 
 // hardHeldPrograms lists the BPF programs a process holds an fd of (programs and
@@ -190,8 +149,8 @@ func TestKernelSignalsReleasePrograms(t *testing.T) {
 			ns := kerneltest.Netns(t, nil)
 			before := hardKernelPrograms(t)
 			p := hardStartSynq(t, fmt.Sprintf("trace --duration 1m --netns /proc/%d/fd/%d", os.Getpid(), ns.FD()))
-			held := hardHeldPrograms(t, p.cmd.Process.Pid)
-			maps := hardHeldMaps(t, p.cmd.Process.Pid)
+			held := hardHeldPrograms(t, p.Cmd.Process.Pid)
+			maps := hardHeldMaps(t, p.Cmd.Process.Pid)
 			if len(held) == 0 {
 				t.Fatal("synq attached but holds no BPF program fd")
 			}
@@ -210,16 +169,16 @@ func TestKernelSignalsReleasePrograms(t *testing.T) {
 			sort.Strings(names)
 			t.Logf("synq holds %d programs (%s) and %d maps", len(held), strings.Join(names, " "), len(maps))
 
-			if err := p.cmd.Process.Signal(sig); err != nil {
+			if err := p.Cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			code := p.wait(t, 10*time.Second)
+			code := p.Wait(t, 10*time.Second)
 			if sig == syscall.SIGKILL {
 				if code != -1 {
 					t.Errorf("exit code %d after SIGKILL, want killed", code)
 				}
 			} else if code != 0 {
-				t.Errorf("exit code %d after %s, want 0; stderr %q", code, sig, p.stderr.String())
+				t.Errorf("exit code %d after %s, want 0; stderr %q", code, sig, p.Stderr.String())
 			}
 			hardWaitReleased(t, held)
 			// Maps are freed from a workqueue after their last reference
@@ -265,21 +224,21 @@ func TestKernelTwoInstances(t *testing.T) {
 		t.Fatalf("server accepted %d of %d", srv.Accepts(), n)
 	}
 	// Give both readers time to drain (default poll interval 100 ms).
-	count := func(p *hardProc, kind string) int {
-		return strings.Count(p.stdout.String(), `"kind":"`+kind+`"`)
+	count := func(p *kerneltest.Proc, kind string) int {
+		return strings.Count(p.Stdout.String(), `"kind":"`+kind+`"`)
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for (count(a, "accept") < n || count(b, "accept") < n) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	for name, p := range map[string]*hardProc{"first": a, "second": b} {
-		p.cmd.Process.Signal(syscall.SIGINT)
-		if code := p.wait(t, 10*time.Second); code != 0 {
-			t.Errorf("%s synq: exit %d; stderr %q", name, code, p.stderr.String())
+	for name, p := range map[string]*kerneltest.Proc{"first": a, "second": b} {
+		p.Cmd.Process.Signal(syscall.SIGINT)
+		if code := p.Wait(t, 10*time.Second); code != 0 {
+			t.Errorf("%s synq: exit %d; stderr %q", name, code, p.Stderr.String())
 		}
 		t.Logf("%s synq: %d enqueue, %d accept events", name, count(p, "enqueue"), count(p, "accept"))
 		if got := count(p, "accept"); got != n {
-			t.Errorf("%s synq saw %d accept events, want %d; stderr %q", name, got, n, p.stderr.String())
+			t.Errorf("%s synq saw %d accept events, want %d; stderr %q", name, got, n, p.Stderr.String())
 		}
 	}
 }

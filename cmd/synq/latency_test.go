@@ -92,8 +92,7 @@ func TestKernelLatencyJSON(t *testing.T) {
 	name := fmt.Sprintf("synq-lat-%d", os.Getpid())
 	ns := kerneltest.NamedNetns(t, name)
 	listen := func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener {
-		l := kerneltest.Listen(t, ns, "tcp4", addr, backlog, opts...)
-		return l
+		return kerneltest.Listen(t, ns, "tcp4", addr, backlog, opts...)
 	}
 	slow := listen("127.0.0.1:0", 16)
 	rp1 := listen("127.0.0.1:0", 32, netlab.ReusePort())

@@ -76,39 +76,12 @@ func runWithCaps(t *testing.T, caps []string, args string, attached func()) capR
 	for _, c := range caps {
 		bounding += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
 	}
-	cmd := kerneltest.Synq(args, nil, setpriv, "--inh-caps=-all", "--bounding-set="+bounding)
-	stdout, stderr := &kerneltest.Buffer{}, &kerneltest.Buffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	deadline := time.After(30 * time.Second)
-	for attached != nil && !strings.Contains(stderr.String(), " tier on Linux ") {
-		select {
-		case <-done:
-			return capRun{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
-		case <-deadline:
-			t.Fatalf("synq %s with %v did not attach in 30s; stderr %q", args, caps, stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	if attached != nil {
+	p := kerneltest.Start(t, kerneltest.Synq(args, nil, setpriv, "--inh-caps=-all", "--bounding-set="+bounding))
+	if attached != nil && p.Attached(t, 30*time.Second) {
 		attached()
 	}
-	select {
-	case <-done:
-	case <-deadline:
-		t.Fatalf("synq %s with %v did not exit in 30s; stderr %q", args, caps, stderr.String())
-	}
-	return capRun{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+	code := p.Wait(t, 30*time.Second)
+	return capRun{code, p.Stdout.String(), p.Stderr.String()}
 }
 
 func without(caps []string, c string) []string {

@@ -297,8 +297,7 @@ func TestKernelTopJSON(t *testing.T) {
 	name := fmt.Sprintf("synq-top-%d", os.Getpid())
 	ns := kerneltest.NamedNetns(t, name)
 	listen := func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener {
-		l := kerneltest.Listen(t, ns, "tcp", addr, backlog, opts...)
-		return l
+		return kerneltest.Listen(t, ns, "tcp", addr, backlog, opts...)
 	}
 	full := listen("127.0.0.1:0", 1)  // never accepts: SYN-side drops
 	half := listen("127.0.0.1:0", 1)  // never accepts, ACKs delayed: final ACKs dropped
