@@ -22,18 +22,17 @@ func MainArgs() ([]string, bool) {
 	return strings.Fields(args), ok
 }
 
-// Synq is the running test binary as `synq args` (split on spaces), with the
-// environment plus env; prefix, if any, runs it through a wrapper
-// (setpriv, unshare, ...) whose last argument must be the binary:
-// Synq("stats", nil, "setpriv", "--bounding-set=-all").
-func Synq(args string, env []string, prefix ...string) *exec.Cmd {
+// Synq is the running test binary as `synq args` (split on spaces); prefix,
+// if any, runs it through a wrapper (setpriv, unshare, ...) that takes the
+// binary as its last argument: Synq("stats", "setpriv", "--bounding-set=-all").
+func Synq(args string, prefix ...string) *exec.Cmd {
 	var cmd *exec.Cmd
 	if len(prefix) > 0 {
 		cmd = exec.Command(prefix[0], append(prefix[1:], os.Args[0])...)
 	} else {
 		cmd = exec.Command(os.Args[0])
 	}
-	cmd.Env = append(append(os.Environ(), MainArgsEnv+"="+args), env...)
+	cmd.Env = append(os.Environ(), MainArgsEnv+"="+args)
 	return cmd
 }
 
