@@ -27,7 +27,7 @@ import (
 // until it has attached.
 func hardStartSynq(t *testing.T, args string) *kerneltest.Proc {
 	t.Helper()
-	p := kerneltest.Start(t, kerneltest.Synq(args, nil))
+	p := kerneltest.Start(t, kerneltest.Synq(args))
 	if !p.Attached(t, 20*time.Second) {
 		t.Fatalf("synq %s exited before attaching (%v); stderr %q", args, p.Err(), p.Stderr.String())
 	}

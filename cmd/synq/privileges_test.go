@@ -33,7 +33,7 @@ func TestMissingCapabilities(t *testing.T) {
 		t.Run(args, func(t *testing.T) {
 			// Root without any capability: the bounding set is emptied
 			// before exec, so nothing is regained.
-			cmd := kerneltest.Synq(args, nil, setpriv, "--inh-caps=-all", "--bounding-set=-all")
+			cmd := kerneltest.Synq(args, setpriv, "--inh-caps=-all", "--bounding-set=-all")
 			out, err := cmd.CombinedOutput()
 			ee, ok := err.(*exec.ExitError)
 			if !ok || ee.ExitCode() != 1 {
@@ -76,7 +76,7 @@ func runWithCaps(t *testing.T, caps []string, args string, attached func()) capR
 	for _, c := range caps {
 		bounding += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
 	}
-	p := kerneltest.Start(t, kerneltest.Synq(args, nil, setpriv, "--inh-caps=-all", "--bounding-set="+bounding))
+	p := kerneltest.Start(t, kerneltest.Synq(args, setpriv, "--inh-caps=-all", "--bounding-set="+bounding))
 	if attached != nil && p.Attached(t, 30*time.Second) {
 		attached()
 	}
@@ -181,7 +181,7 @@ func TestKernelForcedTierRefused(t *testing.T) {
 	kerneltest.Root(t)
 	refused := 0
 	for _, tier := range []string{"fentry", "kprobe"} {
-		cmd := kerneltest.Synq("trace --tier "+tier+" --duration 200ms", nil)
+		cmd := kerneltest.Synq("trace --tier " + tier + " --duration 200ms")
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			continue // this kernel allows it
