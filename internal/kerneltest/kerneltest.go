@@ -6,14 +6,14 @@
 // Naming: a test that needs root is named TestKernel<What>. Root fails a test
 // named otherwise, root or not, so the rule holds by itself:
 //
-//	go test -run Kernel ./...    the tests that need root
-//	go test -skip Kernel ./...   the ones that do not
+//	go test -run '^TestKernel' ./...    the tests that need root
+//	go test -skip '^TestKernel' ./...   the ones that do not
 //
 // The VM matrix (vm/matrix.sh) runs -run Kernel in the packages whose tests
 // depend on the attach tier (VM_PKGS: tracer, reconcile), once per tier.
 //
-// It is imported by tests only; it is not a _test package so that tests of
-// several packages share it.
+// It is imported by tests (and synqbench, for Buffer); it is not a _test
+// package so that tests of several packages share it.
 package kerneltest
 
 import (
@@ -36,7 +36,7 @@ const Prefix = "TestKernel"
 func Root(tb testing.TB) {
 	tb.Helper()
 	if _, ok := tb.(*testing.T); ok && !strings.HasPrefix(tb.Name(), Prefix) {
-		tb.Fatalf("%s needs root: its name must start with %s (go test -run Kernel and the kernel VM matrix select by it)", tb.Name(), Prefix)
+		tb.Fatalf("%s needs root: its name must start with %s (go test -run ^TestKernel and the kernel VM matrix select by it)", tb.Name(), Prefix)
 	}
 	if os.Geteuid() != 0 {
 		tb.Skip("needs root: loads BPF programs, creates network namespaces or runs synq (run the tests as root)")

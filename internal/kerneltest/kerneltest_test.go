@@ -8,7 +8,7 @@ import (
 )
 
 // A test that calls Root without the TestKernel prefix fails, root or not:
-// the matrix and -skip Kernel would otherwise misfile it. Run in a child
+// the matrix and -skip ^TestKernel would otherwise misfile it. Run in a child
 // test binary, where it is expected to fail.
 func TestRootRejectsMisnamedTest(t *testing.T) {
 	if os.Getenv("KERNELTEST_CHILD") == "1" {
