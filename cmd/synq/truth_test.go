@@ -39,7 +39,7 @@ func ssSkDrops(t *testing.T, ns *netlab.Netns, port uint16) uint64 {
 // (tcp_listendrop, then tcp_v4_rcv's discard_and_relse) and once for
 // ListenDrops: named SK-DROPS / sk_drops, with a footnote, never "DROPS"
 // where a user would compare it with ListenDrops.
-func TestListenersSkDropsPrivileged(t *testing.T) {
+func TestKernelListenersSkDrops(t *testing.T) {
 	ns, l := testListener(t, "synq-cli-skdrops", 1)
 	c0, err := ns.Counters()
 	if err != nil {
@@ -115,7 +115,7 @@ func floodNetns(t *testing.T, name string, backlog int, syncookies string, src n
 // dropped, so the reason must come from the netns's own counters (which
 // settle it: no overflow moved), never "either queue full"; top's JSON
 // and trace's exit table both say "not a full queue" for all of them.
-func TestUnroutableSynDropsPrivileged(t *testing.T) {
+func TestKernelUnroutableSynDrops(t *testing.T) {
 	const n = 2000
 	src := netip.MustParsePrefix("10.77.0.0/16")
 	ns, l, f := floodNetns(t, "synq-cli-unroutable", 64, "1", src)
@@ -202,7 +202,7 @@ func reasonsText(r topRowJSON) string {
 // show SyncookiesSent with the kernel's count (marked †, with why), never
 // "no listen-path counter moved". Its rate is of ring-buffer records, so
 // named.
-func TestTopCookieFloodPrivileged(t *testing.T) {
+func TestKernelTopCookieFlood(t *testing.T) {
 	const n = 20000
 	src := netip.MustParsePrefix("10.78.0.0/16")
 	ns, l, f := floodNetns(t, "synq-cli-cookies", 16, "1", src)
