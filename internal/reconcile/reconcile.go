@@ -504,13 +504,7 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		}
 		nr.Rows = r.rows(delta, a, missed, stats.RecursionMisses)
 		nr.Listeners = a.listeners
-		if n, ok := ledger.NetnsDropsOf(delta); ok && delta != nil {
-			ds := make([]*ledger.Drops, len(nr.Listeners))
-			for i := range nr.Listeners {
-				ds[i] = &nr.Listeners[i].Drops
-			}
-			ledger.Settle(n, caps.AckOverflow, ds)
-		}
+		settle(nr.Listeners, delta, caps)
 		sortListeners(nr.Listeners)
 		traced := r.cfg.Traced != nil && ino == r.cfg.Traced.Inode
 		if !traced && !nr.Host && !unseen && !a.active && !kernelActive(delta) {

@@ -191,6 +191,20 @@ func (r *Reconciler) gap(kernel, synq, recursionMisses uint64) string {
 	return fmt.Sprintf("off by %+d: %s", int64(synq)-int64(kernel), strings.Join(why, ", or "))
 }
 
+// settle gives the listeners' SYN-side drops the reasons the namespace's
+// counters delta settle (ledger.Settle); nothing where they were not read.
+func settle(ls []ListenerReport, delta netstat.Snapshot, caps tracer.Capabilities) {
+	n, ok := ledger.NetnsDropsOf(delta)
+	if !ok || delta == nil {
+		return
+	}
+	ds := make([]*ledger.Drops, len(ls))
+	for i := range ls {
+		ds[i] = &ls[i].Drops
+	}
+	ledger.Settle(n, caps.AckOverflow, ds)
+}
+
 func joinNote(a, b string) string {
 	if a == "" {
 		return b
