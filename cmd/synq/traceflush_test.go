@@ -210,4 +210,3 @@ func TestTracePromptOutputPrivileged(t *testing.T) {
 		})
 	}
 }
-
