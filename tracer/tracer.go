@@ -160,9 +160,9 @@ func loadKernelBTF(path string) (*btf.Spec, *btf.Cache, error) {
 		}
 		return s, cache, nil
 	}
-	s, err := btf.LoadSpec(path)
+	s, err := loadBTFFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w at %s: %v", ErrNoBTF, path, err)
+		return nil, nil, err
 	}
 	return s, cache, nil
 }

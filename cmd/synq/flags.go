@@ -56,7 +56,11 @@ func tracerConfig(c *cli.Context, kinds []tracer.Kind) (cfg tracer.Config, only 
 	if err != nil {
 		return tracer.Config{}, nil, err
 	}
-	cfg = tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: c.String("btf"),
+	btf, err := btfPath(c)
+	if err != nil {
+		return tracer.Config{}, nil, err
+	}
+	cfg = tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: btf,
 		WakeupBytes: wakeupBytes, PollInterval: pollInterval}
 	if c.IsSet("sample") {
 		if cfg.SampleEvery, err = sampleEvery(c); err != nil {
@@ -120,7 +124,9 @@ func parseKinds(v string) ([]tracer.Kind, error) {
 // kernelErr words tracer errors for the operator.
 func kernelErr(err error) error {
 	switch {
-	case errors.Is(err, tracer.ErrPrivileges), errors.Is(err, tracer.ErrNoBTF):
+	case errors.Is(err, tracer.ErrBTFFile):
+		return usageErr(err)
+	case errors.Is(err, tracer.ErrPrivileges), errors.Is(err, tracer.ErrNoBTF), errors.Is(err, errInterrupted):
 		return err
 	}
 	return fmt.Errorf("attach to the kernel: %w", err)

@@ -119,7 +119,7 @@ func runLatency(c *cli.Context) error {
 		return err
 	}
 
-	ls, err := snapshotAll(c.String("btf"), only)
+	ls, err := snapshotAll(context.WithoutCancel(c.Context), cfg.BTFPath, only)
 	if err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "synq: no listener snapshot (no owners; listeners without streamed events left out): %v\n", err)
 	}

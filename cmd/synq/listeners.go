@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -43,8 +44,8 @@ type listenerRow struct {
 }
 
 // snapshotAll lists listeners in the given namespaces (all when nil).
-func snapshotAll(btfPath string, only *netns.NS) ([]tracer.Listener, error) {
-	snap, err := tracer.NewSnapshotter(btfPath)
+func snapshotAll(ctx context.Context, btfPath string, only *netns.NS) ([]tracer.Listener, error) {
+	snap, err := newSnapshotter(ctx, btfPath)
 	if err != nil {
 		return nil, kernelErr(err)
 	}
@@ -90,7 +91,11 @@ func runListeners(c *cli.Context) error {
 	if nsSet {
 		only = &ns
 	}
-	ls, err := snapshotAll(c.String("btf"), only)
+	btf, err := btfPath(c)
+	if err != nil {
+		return err
+	}
+	ls, err := snapshotAll(c.Context, btf, only)
 	if err != nil {
 		return err
 	}

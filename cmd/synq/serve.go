@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/exporter"
-	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
 )
 
@@ -79,7 +78,7 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	defer tr.Close()
-	snap, err := tracer.NewSnapshotter(c.String("btf"))
+	snap, err := newSnapshotter(c.Context, cfg.BTFPath)
 	if err != nil {
 		return kernelErr(err)
 	}

@@ -71,7 +71,7 @@ func runTop(c *cli.Context) error {
 	cfg.RingBytes = 1 << 20
 	src := &topSource{port: cfg.Port, only: only}
 
-	snap, err := tracer.NewSnapshotter(c.String("btf"))
+	snap, err := newSnapshotter(c.Context, cfg.BTFPath)
 	if err != nil {
 		return kernelErr(err)
 	}
@@ -87,7 +87,7 @@ func runTop(c *cli.Context) error {
 	// hand it back before the next load and before the run, so that the
 	// peaks do not add up in RSS.
 	debug.FreeOSMemory()
-	tr, err := openTracerQuiet(cfg)
+	tr, err := openTracerQuiet(c.Context, cfg)
 	if err != nil {
 		return err
 	}

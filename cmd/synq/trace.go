@@ -93,7 +93,7 @@ func unseenKinds(asked []tracer.Kind, info tracer.Info) []string {
 // openTracer opens the tracer (cfg from tracerConfig) and says which tier it
 // picked.
 func openTracer(c *cli.Context, cfg tracer.Config) (*tracer.Tracer, error) {
-	tr, err := openTracerQuiet(cfg)
+	tr, err := openTracerQuiet(c.Context, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +103,8 @@ func openTracer(c *cli.Context, cfg tracer.Config) (*tracer.Tracer, error) {
 
 // openTracerQuiet opens without the "attached" line, for callers that set
 // up more (baselines) before saying so.
-func openTracerQuiet(cfg tracer.Config) (*tracer.Tracer, error) {
-	tr, err := tracer.Open(cfg)
+func openTracerQuiet(ctx context.Context, cfg tracer.Config) (*tracer.Tracer, error) {
+	tr, err := whileLoading(ctx, func() (*tracer.Tracer, error) { return tracer.Open(cfg) })
 	if err != nil {
 		return nil, kernelErr(err)
 	}
@@ -246,7 +246,7 @@ const trackEvery = time.Second
 // it also reports periodically. When it cannot, it says so and returns nil:
 // tracing goes on without it.
 func startReconcile(c *cli.Context, tr *tracer.Tracer, traced *reconcile.Namespace, port uint16, every time.Duration) *reconciling {
-	snap, err := tracer.NewSnapshotter(c.String("btf"))
+	snap, err := newSnapshotter(c.Context, c.String("btf"))
 	if err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "synq: no reconciliation with the kernel's counters: %v\n", err)
 		return nil

@@ -1,0 +1,110 @@
+package main
+
+// Issue #12 item 3: --btf on what cannot be a BTF file is one line and exit
+// 2, at once, and Ctrl-C works during every load.
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Each command that loads BTF, run as its own process on a device or a
+// FIFO: before the fix /dev/zero grew to GBs and a FIFO blocked forever, both
+// deaf to SIGINT. Whatever is still running after a second gets SIGINT, and
+// must be gone 5 s later; it must have refused the file in one line with
+// exit 2.
+func TestBTFNotAFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "btf.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args, want string
+	}{
+		{"trace --btf /dev/zero", "/dev/zero is a device"},
+		{"trace --btf " + fifo, "is a FIFO"},
+		{"listeners --btf " + fifo, "is a FIFO"},
+		{"top --once --btf /dev/urandom", "/dev/urandom is a device"},
+		{"serve --listen 127.0.0.1:0 --btf " + fifo, "is a FIFO"},
+		{"latency --btf " + filepath.Dir(fifo), "is a directory"},
+	} {
+		t.Run(c.args, func(t *testing.T) {
+			var stderr hardBuffer
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), "SYNQ_TEST_MAIN_ARGS="+c.args)
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(time.Second):
+				cmd.Process.Signal(os.Interrupt)
+				select {
+				case <-done:
+					t.Errorf("still loading 1s after start; exited on SIGINT")
+				case <-time.After(5 * time.Second):
+					cmd.Process.Kill()
+					<-done
+					t.Fatalf("still running 5s after SIGINT (killed); stderr %q", stderr.String())
+				}
+			}
+			code := cmd.ProcessState.ExitCode()
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if code != 2 || len(lines) != 1 || !strings.Contains(lines[0], "invalid --btf") || !strings.Contains(lines[0], c.want) {
+				t.Errorf("exit %d, stderr %q: want exit 2 and one line \"synq: invalid --btf: ...%s...\"", code, stderr.String(), c.want)
+			}
+		})
+	}
+}
+
+// closeCounter is a loaded thing whose Close is observed.
+type closeCounter chan struct{}
+
+func (c closeCounter) Close() error { close(c); return nil }
+
+// A load that does not watch the context (the verifier, parsing BTF) does
+// not hold Ctrl-C up: whileLoading returns when the context is done, and
+// closes what the load returns later.
+func TestWhileLoadingInterrupted(t *testing.T) {
+	release := make(chan struct{})
+	loaded := make(closeCounter)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() {
+		_, err := whileLoading(ctx, func() (closeCounter, error) {
+			<-release
+			return loaded, nil
+		})
+		res <- err
+	}()
+	cancel()
+	select {
+	case err := <-res:
+		if !errors.Is(err, errInterrupted) {
+			t.Fatalf("err %v, want errInterrupted", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("whileLoading did not return within 5s of the cancel while the load went on")
+	}
+	close(release)
+	select {
+	case <-loaded:
+	case <-time.After(5 * time.Second):
+		t.Fatal("what the interrupted load returned was not closed")
+	}
+	// Not interrupted: the load's own result.
+	v, err := whileLoading(context.Background(), func() (closeCounter, error) { return nil, errors.New("verifier says no") })
+	if v != nil || err == nil || err.Error() != "verifier says no" {
+		t.Errorf("got %v, %v; want the load's error", v, err)
+	}
+}
