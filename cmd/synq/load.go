@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"io"
-
 	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
 )
@@ -24,39 +20,4 @@ func btfPath(c *cli.Context) (string, error) {
 		return "", usagef("invalid --btf: %v", err)
 	}
 	return p, nil
-}
-
-// errInterrupted: Ctrl-C (or SIGTERM, SIGHUP) while loading.
-var errInterrupted = errors.New("interrupted while loading: nothing attached")
-
-// whileLoading runs load, which does not watch ctx (parsing the kernel's
-// BTF, the verifier), and returns as soon as ctx is done: Ctrl-C works
-// during every load. What load returns after that is closed.
-func whileLoading[T io.Closer](ctx context.Context, load func() (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := load()
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.err == nil {
-				r.v.Close()
-			}
-		}()
-		var zero T
-		return zero, errInterrupted
-	}
-}
-
-// newSnapshotter loads the iter/tcp program, interruptibly.
-func newSnapshotter(ctx context.Context, btfPath string) (*tracer.Snapshotter, error) {
-	return whileLoading(ctx, func() (*tracer.Snapshotter, error) { return tracer.NewSnapshotter(btfPath) })
 }

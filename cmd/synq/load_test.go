@@ -4,8 +4,6 @@ package main
 // 2, at once, and Ctrl-C works during every load.
 
 import (
-	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,47 +62,5 @@ func TestBTFNotAFile(t *testing.T) {
 				t.Errorf("exit %d, stderr %q: want exit 2 and one line \"synq: invalid --btf: ...%s...\"", code, stderr.String(), c.want)
 			}
 		})
-	}
-}
-
-// closeCounter is a loaded thing whose Close is observed.
-type closeCounter chan struct{}
-
-func (c closeCounter) Close() error { close(c); return nil }
-
-// A load that does not watch the context (the verifier, parsing BTF) does
-// not hold Ctrl-C up: whileLoading returns when the context is done, and
-// closes what the load returns later.
-func TestWhileLoadingInterrupted(t *testing.T) {
-	release := make(chan struct{})
-	loaded := make(closeCounter)
-	ctx, cancel := context.WithCancel(context.Background())
-	res := make(chan error, 1)
-	go func() {
-		_, err := whileLoading(ctx, func() (closeCounter, error) {
-			<-release
-			return loaded, nil
-		})
-		res <- err
-	}()
-	cancel()
-	select {
-	case err := <-res:
-		if !errors.Is(err, errInterrupted) {
-			t.Fatalf("err %v, want errInterrupted", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("whileLoading did not return within 5s of the cancel while the load went on")
-	}
-	close(release)
-	select {
-	case <-loaded:
-	case <-time.After(5 * time.Second):
-		t.Fatal("what the interrupted load returned was not closed")
-	}
-	// Not interrupted: the load's own result.
-	v, err := whileLoading(context.Background(), func() (closeCounter, error) { return nil, errors.New("verifier says no") })
-	if v != nil || err == nil || err.Error() != "verifier says no" {
-		t.Errorf("got %v, %v; want the load's error", v, err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package command
 
 import (
 	"io"
@@ -8,9 +8,9 @@ import (
 )
 
 // traceFlushDelay bounds how long an event line waits in trace's buffer.
-// Records reach the reader within pollInterval (batched wakeups), so a line
-// reaches stdout at most pollInterval+traceFlushDelay = 200 ms after its
-// event, however quiet the listener is afterwards.
+// Records reach the reader within its poll interval (100 ms, batched
+// wakeups), so a line reaches stdout at most 200 ms after its event, however
+// quiet the listener is afterwards.
 const traceFlushDelay = 100 * time.Millisecond
 
 // traceOutput buffers trace's stdout: 64 KiB is one write(2) per ~250 JSON
