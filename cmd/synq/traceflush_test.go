@@ -22,8 +22,8 @@ import (
 // (and the header at once); before the fix a quiet namespace's lines never
 // came.
 const (
-	promptHeader = 5 * time.Second
-	promptLine   = 5 * time.Second
+	promptHeader = 10 * time.Second
+	promptLine   = 10 * time.Second
 )
 
 // openPty returns a pseudo-terminal: the master (non-blocking, so reads take
@@ -161,7 +161,7 @@ func acceptOne(t *testing.T, ns *netlab.Netns, l *netlab.Listener) {
 // Each of text and JSON, on a pipe and on a terminal, against a namespace
 // where nothing else happens: the header comes at once; one connection's
 // accept line comes without any event after it; the next one too; and
-// after a SIGKILL a second later, every accept is on the reader's side.
+// after a SIGKILL two seconds later, every accept is on the reader's side.
 func TestTracePromptOutputPrivileged(t *testing.T) {
 	requireRoot(t)
 	for i, c := range []struct {
@@ -190,10 +190,10 @@ func TestTracePromptOutputPrivileged(t *testing.T) {
 				acceptOne(t, ns, l)
 				out.waitLine(t, fmt.Sprintf("accept line of connection %d", n+1), promptLine, isAccept)
 			}
-			// A third connection, a second of silence (five times the
+			// A third connection, two seconds of silence (ten times the
 			// bound), then SIGKILL: its line must already be out.
 			acceptOne(t, ns, l)
-			time.Sleep(time.Second)
+			time.Sleep(2 * time.Second)
 			if err := cmd.Process.Signal(unix.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +205,7 @@ func TestTracePromptOutputPrivileged(t *testing.T) {
 				}
 			}
 			if got != 1 {
-				t.Errorf("after SIGKILL the reader had %d accept lines of the connection accepted 1s before, want 1; stdout %q; stderr %q", got, rest, stderr.String())
+				t.Errorf("after SIGKILL the reader had %d accept lines of the connection accepted 2s before, want 1; stdout %q; stderr %q", got, rest, stderr.String())
 			}
 		})
 	}
