@@ -744,11 +744,18 @@ func promAPI(t *testing.T, u string, v any) {
 // must not be 0.
 func overflow(t *testing.T, ns *netlab.Netns, l *netlab.Listener) uint64 {
 	t.Helper()
+	return dialDrops(t, ns, l, 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
+}
+
+// dialDrops dials l n times with opts, waits for retransmits, resets every
+// client and returns the namespace's ListenDrops delta (which must move).
+func dialDrops(t *testing.T, ns *netlab.Netns, l *netlab.Listener, n int, timeout time.Duration, opts ...netlab.SockOpt) uint64 {
+	t.Helper()
 	c0, err := ns.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := ns.DialMany(context.Background(), l.Addr().String(), 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
+	res, err := ns.DialMany(context.Background(), l.Addr().String(), n, timeout, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

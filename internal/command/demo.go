@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/demo"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
@@ -37,7 +38,7 @@ func Demo(ctx context.Context, env Env, o DemoOptions) error {
 		return err
 	}
 	defer tr.Close()
-	rec := startReconcile(env, tr, &reconcile.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
+	rec := startReconcile(env, tr, &ledger.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
 	defer rec.Close()
 	if _, err := streamEvents(ctx, env, o.Duration, tr, o.Format, rec); err != nil {
 		return err

@@ -55,7 +55,9 @@ func Serve(ctx context.Context, env Env, o ServeOptions) error {
 	if err != nil {
 		return err
 	}
+	defer src.Close()
 	logger := log.New(stderr, "synq: ", 0)
+	src.Walker.Report = func(msg string) { logger.Print(msg) }
 	exp, err := exporter.New(src, exporter.Options{
 		MaxListeners:    o.MaxListeners,
 		Expire:          o.Expire,
@@ -96,6 +98,9 @@ func Serve(ctx context.Context, env Env, o ServeOptions) error {
 		err := readErr
 		readMu.Unlock()
 		if err != nil {
+			return err
+		}
+		if err := src.Healthy(); err != nil {
 			return err
 		}
 		return exp.Healthy()
