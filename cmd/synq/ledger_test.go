@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 )
 
@@ -60,8 +61,8 @@ func healthz(t *testing.T, target string) (int, string) {
 // listener then (or did not exist), has its sk_drops counted from zero: its
 // drops before the first scrape are exported, every one, as the namespace's
 // kernel counts them (issue: serve exported 0 of 40).
-func TestServeNewNamespaceFirstDropsPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelServeNewNamespaceFirstDrops(t *testing.T) {
+	kerneltest.Root(t)
 	t.Run("netns without listeners at start", func(t *testing.T) {
 		const name = "synq-ledger-empty"
 		_ = netlab.DeleteNamed(name)
@@ -100,7 +101,7 @@ func TestServeNewNamespaceFirstDropsPrivileged(t *testing.T) {
 
 // A closed listener's series go at --expire and stay gone, though its kernel
 // map entries linger (issue: they came back every 5-10 s, counters at 0).
-func TestServeExpiredStayGonePrivileged(t *testing.T) {
+func TestKernelServeExpiredStayGone(t *testing.T) {
 	ns, l := testListener(t, "synq-ledger-expire", 8)
 	const expire = 2 * time.Second
 	target := startServe(t, "--netns", ns.Name(), "--expire", expire.String())
@@ -144,7 +145,7 @@ func TestServeExpiredStayGonePrivileged(t *testing.T) {
 // --netns NAME holds it open from the start and goes on counting every drop
 // with queue gauges; when nothing but synq refers to it any more, /healthz
 // says so (issue: 0 drops exported against 128, gauges gone, healthz ok).
-func TestServeNetnsDeletedPrivileged(t *testing.T) {
+func TestKernelServeNetnsDeleted(t *testing.T) {
 	ns, l := testListener(t, "synq-ledger-del", 1)
 	sleeper := exec.Command("ip", "netns", "exec", ns.Name(), "sleep", "120")
 	if err := sleeper.Start(); err != nil {
@@ -182,7 +183,7 @@ func TestServeNetnsDeletedPrivileged(t *testing.T) {
 // With exactly CAP_BPF and CAP_PERFMON synq cannot enter other namespaces:
 // listeners and top say, once, which and why; trace --reconcile lists such a
 // namespace with the reason instead of counting it idle.
-func TestUnenterableNamespaceSaidPrivileged(t *testing.T) {
+func TestKernelUnenterableNamespaceSaid(t *testing.T) {
 	ns, _ := testListener(t, "synq-ledger-caps", 16)
 	said := func(t *testing.T, stderr string) {
 		t.Helper()

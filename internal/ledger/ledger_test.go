@@ -92,7 +92,7 @@ func TestTallyEndpointsFromEvents(t *testing.T) {
 // The walk on a real namespace: the port filter, the namespace's counters,
 // and its error policy: a namespace gone before synq entered it is not an
 // error, one it cannot enter is said once, with others that fail alike.
-func TestWalkerPrivileged(t *testing.T) {
+func TestKernelWalker(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates a network namespace and loads iter/tcp")
 	}
