@@ -5,12 +5,13 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/synq-trace/synq/internal/kerneltest"
 )
 
 // Each command that loads BTF, run as its own process on a device or a
@@ -34,9 +35,8 @@ func TestBTFNotAFile(t *testing.T) {
 		{"latency --btf " + filepath.Dir(fifo), "is a directory"},
 	} {
 		t.Run(c.args, func(t *testing.T) {
-			var stderr hardBuffer
-			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), "SYNQ_TEST_MAIN_ARGS="+c.args)
+			var stderr kerneltest.Buffer
+			cmd := kerneltest.Synq(c.args)
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

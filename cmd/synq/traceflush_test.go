@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"golang.org/x/sys/unix"
 )
@@ -104,7 +105,7 @@ func (r *deadlineReader) rest(t *testing.T) []string {
 
 // startTrace runs `synq trace ARGS` as its own process with stdout on a pipe
 // or a pty, and returns once it has attached.
-func startTrace(t *testing.T, pty bool, args string) (*exec.Cmd, *deadlineReader, *hardBuffer) {
+func startTrace(t *testing.T, pty bool, args string) (*exec.Cmd, *deadlineReader, *kerneltest.Buffer) {
 	t.Helper()
 	var rd, wr *os.File
 	var err error
@@ -114,9 +115,8 @@ func startTrace(t *testing.T, pty bool, args string) (*exec.Cmd, *deadlineReader
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rd.Close() })
-	stderr := &hardBuffer{}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "SYNQ_TEST_MAIN_ARGS="+args)
+	stderr := &kerneltest.Buffer{}
+	cmd := kerneltest.Synq(args)
 	cmd.Stdout, cmd.Stderr = wr, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -162,8 +162,8 @@ func acceptOne(t *testing.T, ns *netlab.Netns, l *netlab.Listener) {
 // where nothing else happens: the header comes at once; one connection's
 // accept line comes without any event after it; the next one too; and
 // after a SIGKILL two seconds later, every accept is on the reader's side.
-func TestTracePromptOutputPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelTracePromptOutput(t *testing.T) {
+	kerneltest.Root(t)
 	for i, c := range []struct {
 		format string
 		pty    bool
