@@ -90,13 +90,18 @@ struct {
 } sample_ctr SEC(".maps");
 
 /* A child in an accept queue: when it entered, and its listener (0 when the
- * hook could not see it). */
+ * hook could not see it) with that listener's socket inode. */
 struct enqueued {
 	__u64 time_ns;
 	__u64 listener;
+	__u64 listener_ino;
 };
 
-/* Child socket -> when and where it was queued, read at accept(). */
+/* Child socket -> when and where it was queued, read at accept(). Keyed by
+ * the child's address, which the kernel gives to the next socket once the
+ * child is freed: an entry must go when its child does (accept, or
+ * tp_destroy_sock for a child freed unaccepted), and an accept checks the
+ * entry against the listener it names. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -122,6 +127,27 @@ static __always_inline __u32 sk_netns(const struct sock *sk, const bool btf)
 	if (btf)
 		return sk->__sk_common.skc_net.net->ns.inum;
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* A socket's inode number (socket:[ino] in /proc/PID/fd), 0 when it has no
+ * struct socket (orphaned: closed by its owner). The inode follows the
+ * struct socket in struct socket_alloc, so no file is needed. Unlike the
+ * socket's address, which the kernel reuses once the socket is freed, an
+ * inode number is not given to another socket while the first one lives. */
+static __always_inline __u64 sk_ino(const struct sock *sk, const bool btf)
+{
+	struct socket *so = RD(btf, sk, sk_socket);
+
+	if (!so)
+		return 0;
+	return BPF_CORE_READ((struct socket_alloc *)so, vfs_inode.i_ino);
+}
+
+/* The listener an enqueue recorded (with its inode), at accept: still the
+ * same listening socket, not a later one at its address. */
+static __always_inline bool listener_unchanged(const struct sock *sk, __u64 ino)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_state) == SYNQ_TCP_LISTEN && sk_ino(sk, false) == ino;
 }
 
 /* The filters of the loader, applied before any work. */

@@ -306,6 +306,7 @@ static __always_inline void emit_enqueue(const struct sock *sk, const struct soc
 	now = bpf_ktime_get_ns();
 	v.time_ns = now;
 	v.listener = (__u64)sk;
+	v.listener_ino = 0; /* accept() checks the listener itself */
 	bpf_map_update_elem(&child_enqueued, &key, &v, BPF_ANY);
 	hist_depth(sk, false);
 	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE, false);
@@ -320,27 +321,34 @@ static __always_inline void emit_accept(const struct sock *sk, const struct sock
 {
 	struct enqueued *t;
 	struct synq_event *e;
-	__u64 key, now;
+	__u64 key, now, enq = 0;
 
 	if (!child || !sk_wanted(sk, false))
 		return;
 	key = (__u64)child;
 	now = bpf_ktime_get_ns();
 	t = bpf_map_lookup_elem(&child_enqueued, &key);
-	hist_latency(sk, t ? now - t->time_ns : 0, t != NULL);
-	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT, false);
-	if (e) {
-		if (t)
-			e->latency_ns = now - t->time_ns;
-		else
-			e->flags |= SYNQ_F_NO_LATENCY;
-		e->pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		fill_peer(e, &child->__sk_common, false);
-		submit(e);
-	}
-	if (t)
+	if (t) {
+		/* The enqueue of this child at this listener: not of an earlier
+		 * socket at the child's address (an entry that outlived its
+		 * child), nor at another listener (a child migrated within its
+		 * SO_REUSEPORT group when its listener closed). */
+		if (t->listener == (__u64)sk)
+			enq = t->time_ns;
 		bpf_map_delete_elem(&child_enqueued, &key);
+	}
+	hist_latency(sk, now - enq, enq != 0);
+	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT, false);
+	if (!e)
+		return;
+	if (enq)
+		e->latency_ns = now - enq;
+	else
+		e->flags |= SYNQ_F_NO_LATENCY;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	fill_peer(e, &child->__sk_common, false);
+	submit(e);
 }
 
 #endif

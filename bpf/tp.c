@@ -121,10 +121,12 @@ int BPF_PROG(tp_data_ready, const struct sock *sk)
 	p->child = 0;
 	if (sk->__sk_common.skc_num != p->lport || sk_netns(sk, true) != p->netns)
 		return 0;
-	v.time_ns = p->time_ns;
-	v.listener = (__u64)sk;
-	if (track_accept)
+	if (track_accept) {
+		v.time_ns = p->time_ns;
+		v.listener = (__u64)sk;
+		v.listener_ino = sk_ino(sk, true);
 		bpf_map_update_elem(&child_enqueued, &child, &v, BPF_ANY);
+	}
 	hist_depth(sk, true);
 	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE, true);
 	if (!e)
@@ -147,6 +149,26 @@ int BPF_PROG(tp_synack_retrans, const struct sock *sk, const struct request_sock
 		return 0;
 	fill_peer(e, &req->__req_common, true);
 	submit(e);
+	return 0;
+}
+
+/* The socket is about to be freed (tcp_v4_destroy_sock, which IPv6 sockets
+ * run too; the tracepoint exists since 4.15). A child freed unaccepted, its
+ * listener closed with it queued, takes its child_enqueued entry with it:
+ * otherwise the next socket the kernel allocates at its address, in any
+ * netns, would be accepted with this child's enqueue. Attached on every
+ * tier that records enqueues for accept(). */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(tp_destroy_sock, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (!sk_wanted(sk, true))
+		return 0;
+	/* Most sockets have no entry (clients; children accepted): a lookup
+	 * takes no bucket lock, a delete does. */
+	if (bpf_map_lookup_elem(&child_enqueued, &key))
+		bpf_map_delete_elem(&child_enqueued, &key);
 	return 0;
 }
 
@@ -241,7 +263,7 @@ static __always_inline int accept_enter(__u64 fd)
 
 static __always_inline int accept_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid(), lfd = 0, *p, key, now, enq = 0;
+	__u64 id = bpf_get_current_pid_tgid(), lfd = 0, *p, key, now, enq = 0, lino = 0;
 	struct task_struct *task;
 	struct sock *child, *sk = NULL;
 	struct enqueued *t;
@@ -266,7 +288,19 @@ static __always_inline int accept_exit(long ret)
 	if (t) {
 		enq = t->time_ns;
 		sk = (struct sock *)t->listener;
+		lino = t->listener_ino;
 		bpf_map_delete_elem(&child_enqueued, &key);
+		/* The enqueue named the listener (sk_data_ready): the accept is
+		 * that listener's only if it still listens as the same socket.
+		 * It does not when the child was migrated to another listener
+		 * of its SO_REUSEPORT group (tcp_migrate_req) when that one
+		 * closed, or when the entry outlived its child (a missed
+		 * tp_destroy_sock run). Then neither the listener nor the
+		 * latency is known. */
+		if (sk && !listener_unchanged(sk, lino)) {
+			sk = NULL;
+			enq = 0;
+		}
 	}
 	if (!sk && accept_by_fd) {
 		sk = fd_to_sock(task, lfd);

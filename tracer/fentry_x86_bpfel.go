@@ -23,9 +23,10 @@ type fentryAckState struct {
 }
 
 type fentryEnqueued struct {
-	_        structs.HostLayout
-	TimeNs   uint64
-	Listener uint64
+	_           structs.HostLayout
+	TimeNs      uint64
+	Listener    uint64
+	ListenerIno uint64
 }
 
 type fentryHashdance struct {

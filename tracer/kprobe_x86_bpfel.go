@@ -23,9 +23,10 @@ type kprobeAckState struct {
 }
 
 type kprobeEnqueued struct {
-	_        structs.HostLayout
-	TimeNs   uint64
-	Listener uint64
+	_           structs.HostLayout
+	TimeNs      uint64
+	Listener    uint64
+	ListenerIno uint64
 }
 
 type kprobeHashdance struct {

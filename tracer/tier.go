@@ -139,6 +139,12 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 	add := func(obj, prog string, core bool) { hs = append(hs, hook{obj: obj, prog: prog, core: core}) }
 	// Tracepoints every tier uses.
 	add("tp", "tp_synack_retrans", false)
+	// A child freed unaccepted takes its enqueue record with it, so that
+	// no later socket at its address is accepted with it: wherever accepts
+	// are hooked (the tracepoint tier hooks them only on demand).
+	if t != TierTracepoint || f.wantAccept {
+		add("tp", "tp_destroy_sock", false)
+	}
 	switch t {
 	case TierTracepoint:
 		add("tp", "tp_set_state", true)

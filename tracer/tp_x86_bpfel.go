@@ -14,9 +14,10 @@ import (
 )
 
 type tpEnqueued struct {
-	_        structs.HostLayout
-	TimeNs   uint64
-	Listener uint64
+	_           structs.HostLayout
+	TimeNs      uint64
+	Listener    uint64
+	ListenerIno uint64
 }
 
 type tpPendingChild struct {
@@ -111,6 +112,7 @@ const (
 	tpMapPending            = "pending"
 	tpMapSampleCtr          = "sample_ctr"
 	tpProgTpDataReady       = "tp_data_ready"
+	tpProgTpDestroySock     = "tp_destroy_sock"
 	tpProgTpEnterAccept     = "tp_enter_accept"
 	tpProgTpEnterAccept4    = "tp_enter_accept4"
 	tpProgTpExitAccept      = "tp_exit_accept"
@@ -182,6 +184,7 @@ type tpSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type tpProgramSpecs struct {
 	TpDataReady     *ebpf.ProgramSpec `ebpf:"tp_data_ready"`
+	TpDestroySock   *ebpf.ProgramSpec `ebpf:"tp_destroy_sock"`
 	TpEnterAccept   *ebpf.ProgramSpec `ebpf:"tp_enter_accept"`
 	TpEnterAccept4  *ebpf.ProgramSpec `ebpf:"tp_enter_accept4"`
 	TpExitAccept    *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
@@ -303,6 +306,7 @@ type tpVariables struct {
 // It can be passed to loadTpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tpPrograms struct {
 	TpDataReady     *ebpf.Program `ebpf:"tp_data_ready"`
+	TpDestroySock   *ebpf.Program `ebpf:"tp_destroy_sock"`
 	TpEnterAccept   *ebpf.Program `ebpf:"tp_enter_accept"`
 	TpEnterAccept4  *ebpf.Program `ebpf:"tp_enter_accept4"`
 	TpExitAccept    *ebpf.Program `ebpf:"tp_exit_accept"`
@@ -315,6 +319,7 @@ type tpPrograms struct {
 func (p *tpPrograms) Close() error {
 	return _TpClose(
 		p.TpDataReady,
+		p.TpDestroySock,
 		p.TpEnterAccept,
 		p.TpEnterAccept4,
 		p.TpExitAccept,
