@@ -144,10 +144,13 @@ static __always_inline __u64 sk_ino(const struct sock *sk, const bool btf)
 }
 
 /* The listener an enqueue recorded (with its inode), at accept: still the
- * same listening socket, not a later one at its address. */
+ * same socket, not a later one at its address. Closing a listener orphans it
+ * (sk_socket = NULL: inode 0) before its struct sock can be freed, and a
+ * listener never gets another inode, so equal inodes mean the same open
+ * listener; a listening socket always has one (kernel sockets too). */
 static __always_inline bool listener_unchanged(const struct sock *sk, __u64 ino)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_state) == SYNQ_TCP_LISTEN && sk_ino(sk, false) == ino;
+	return ino && sk_ino(sk, false) == ino;
 }
 
 /* The filters of the loader, applied before any work. */

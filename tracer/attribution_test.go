@@ -162,3 +162,107 @@ func acceptAttribution(t *testing.T, cfg tracer.Config) {
 		t.Errorf("accept latencies sum to %v (histograms) and %v (events), more than the %v the rounds lasted", histSum, evLatency, span)
 	}
 }
+
+// With net.ipv4.tcp_migrate_req, closing a listener of an SO_REUSEPORT group
+// moves its queued children to another listener of the group, where they are
+// accepted. Those accepts are the other listener's, never the closed one's
+// (whose enqueue records still name it). The fentry and kprobe tiers see the
+// migration (inet_csk_reqsk_queue_add) and count every accept; the
+// tracepoint tier with sk_data_ready, whose accept hook learns the listener
+// from the enqueue record alone, cannot attribute a migrated child's accept
+// and leaves it out.
+func TestKernelMigratedChildAccepts(t *testing.T) {
+	s := newSession(t, nil)
+	info := s.tr.Info()
+	if !hasKind(info, tracer.KindAccept) {
+		t.Skipf("tier %s sees no accepts here", info.Tier)
+	}
+	if err := s.ns.Sysctl("net.ipv4.tcp_migrate_req", "1"); err != nil {
+		t.Skipf("no request migration on this kernel (5.14+): %v", err)
+	}
+	l1, err := s.ns.Listen("tcp4", "127.0.0.1:0", 64, netlab.ReusePort())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1.Close()
+	id1 := s.snapshot(0, l1.Port()).ID
+	l2, err := s.ns.Listen("tcp4", l1.String(), 64, netlab.ReusePort())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	var id2 tracer.ListenerID
+	for _, l := range hardListeners(t, s.ns) {
+		if l.Port == l1.Port() && l.ID != id1 {
+			id2 = l.ID
+		}
+	}
+	const n = 32
+	res, err := s.ns.DialMany(context.Background(), l1.String(), n, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	var q1, q2 uint32
+	for deadline := time.Now().Add(2 * time.Second); q1+q2 < n && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if q1, _, err = l1.Queue(); err == nil {
+			q2, _, err = l2.Queue()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q1+q2 != n || q1 == 0 {
+		t.Fatalf("queues hold %d and %d children, want %d with some in the first", q1, q2, n)
+	}
+	l1.Close() // its children move to l2
+	if err := l2.WaitQueue(n, 2*time.Second); err != nil {
+		t.Fatalf("children not migrated: %v", err)
+	}
+	for range n {
+		c, err := l2.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	evs := s.stop()
+	counts, err := s.tr.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hists, err := s.tr.Histograms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev1, ev2 uint64
+	for _, e := range evs {
+		if e.Kind == tracer.KindAccept {
+			switch e.Listener {
+			case id1:
+				ev1++
+			case id2:
+				ev2++
+			}
+		}
+	}
+	var h1, h2 uint64
+	if h := hists[id1]; h != nil {
+		h1 = h.Accepts()
+	}
+	if h := hists[id2]; h != nil {
+		h2 = h.Accepts()
+	}
+	want := uint64(n)
+	if info.Tier == tracer.TierTracepoint && info.EnqueueListener {
+		want = uint64(q2)
+	}
+	t.Logf("%d children queued on the closed listener, %d on the other, all accepted there; synq: closed listener %d accepts (%d events, %d in histograms), other %d (%d events, %d in histograms), want %d",
+		q1, q2, counts[id1].Accept, ev1, h1, counts[id2].Accept, ev2, h2, want)
+	if counts[id1].Accept != 0 || ev1 != 0 || h1 != 0 {
+		t.Errorf("accepts of migrated children counted on the closed listener: %d (%d events, %d in histograms)", counts[id1].Accept, ev1, h1)
+	}
+	if counts[id2].Accept != want || ev2 != want || h2 != want {
+		t.Errorf("listener that accepted %d: %d accepts counted (%d events, %d in histograms), want %d", n, counts[id2].Accept, ev2, h2, want)
+	}
+}
