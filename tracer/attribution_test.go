@@ -26,26 +26,21 @@ import (
 // A's closed listener (1,454 accepts for 1,000), and every tier gave it that
 // record's latency.
 func TestKernelAcceptAttributionAcrossNetns(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		cfg  tracer.Config
-	}{
-		// as `synq trace` opens it: every kind streamed
-		{"trace", tracer.Config{}},
-		// as `synq serve` opens it: accepts counted in the kernel, not streamed
-		{"serve", tracer.Config{Kinds: []tracer.Kind{tracer.KindAckOverflow}, AcceptLatency: true,
-			WakeupBytes: 64 << 10, PollInterval: 100 * time.Millisecond}},
-	} {
-		t.Run(c.name, func(t *testing.T) { acceptAttribution(t, c.cfg) })
-	}
-}
-
-func acceptAttribution(t *testing.T, cfg tracer.Config) {
-	s := newSessionWith(t, nil, cfg)
+	// As `synq trace` opens it (every kind streamed), and alongside, on the
+	// same netns, as `synq serve` does (accepts counted in the kernel, not
+	// streamed).
+	s := newSession(t, nil)
 	if !hasKind(s.tr.Info(), tracer.KindAccept) {
 		t.Skipf("tier %s sees no accepts here", s.tr.Info().Tier)
 	}
 	a := s.ns
+	serve, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(a.Inode()),
+		Kinds: []tracer.Kind{tracer.KindAckOverflow}, AcceptLatency: true,
+		WakeupBytes: 64 << 10, PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serve.Close()
 	b, err := netlab.New("")
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +100,10 @@ func acceptAttribution(t *testing.T, cfg tracer.Config) {
 	wg.Wait()
 	srv.Stop()
 	evs := s.stop()
+	t.Logf("netns A accepted %d in rounds lasting %v; netns B accepted %d of %d churned", accepted, span, srv.Accepts(), churned)
+	if srv.Accepts() == 0 {
+		t.Fatal("netns B accepted nothing: the test did not run what it claims")
+	}
 
 	var events, outside int
 	var evLatency time.Duration
@@ -118,7 +117,24 @@ func acceptAttribution(t *testing.T, cfg tracer.Config) {
 		}
 		evLatency += e.Latency
 	}
-	counts, err := s.tr.Counts()
+	t.Logf("trace: %d accept events (%d not A's or without a port), latencies summing to %v", events, outside, evLatency)
+	if events != accepted || outside != 0 {
+		t.Errorf("trace: %d accept events (%d not of A's listeners), A accepted %d", events, outside, accepted)
+	}
+	if evLatency > span {
+		t.Errorf("trace: accept latencies sum to %v, more than the %v the rounds lasted", evLatency, span)
+	}
+	for name, tr := range map[string]*tracer.Tracer{"trace": s.tr, "serve": serve} {
+		checkAcceptAggregates(t, name, tr, accepted, span)
+	}
+}
+
+// checkAcceptAggregates compares tr's in-kernel accept counters and latency
+// histograms with the accepts made in rounds that lasted span, and checks
+// that no enqueue record outlived its child.
+func checkAcceptAggregates(t *testing.T, name string, tr *tracer.Tracer, accepted int, span time.Duration) {
+	t.Helper()
+	counts, err := tr.Counts()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +142,7 @@ func acceptAttribution(t *testing.T, cfg tracer.Config) {
 	for _, c := range counts {
 		counted += c.Accept
 	}
-	hists, err := s.tr.Histograms()
+	hists, err := tr.Histograms()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,29 +153,25 @@ func acceptAttribution(t *testing.T, cfg tracer.Config) {
 		noLatency += h.NoLatency
 		histSum += h.LatencySum
 	}
-	t.Logf("netns A accepted %d; synq: %d accept events (%d not A's or without a port), counters %d, histograms %d (%d without latency); latency sum %v (events %v) over rounds lasting %v; netns B accepted %d of %d churned",
-		accepted, events, outside, counted, histAccepts, noLatency, histSum, evLatency, span, srv.Accepts(), churned)
-	if srv.Accepts() == 0 {
-		t.Fatal("netns B accepted nothing: the test did not run what it claims")
+	records, err := tracer.EnqueuedChildren(tr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(cfg.Kinds) == 0 && (events != accepted || outside != 0) {
-		t.Errorf("%d accept events (%d not of A's listeners), A accepted %d", events, outside, accepted)
-	}
+	t.Logf("%s: counters %d accepts, histograms %d (%d without latency, latencies summing to %v); %d enqueue records left",
+		name, counted, histAccepts, noLatency, histSum, records)
 	if counted != uint64(accepted) {
-		t.Errorf("per-listener counters: %d accepts, A accepted %d", counted, accepted)
+		t.Errorf("%s: per-listener counters: %d accepts, A accepted %d", name, counted, accepted)
 	}
 	if histAccepts != uint64(accepted) || noLatency != 0 {
-		t.Errorf("histograms: %d accepts (%d without latency), A accepted %d, all enqueued while traced", histAccepts, noLatency, accepted)
+		t.Errorf("%s: histograms: %d accepts (%d without latency), A accepted %d, all enqueued while traced", name, histAccepts, noLatency, accepted)
+	}
+	if histSum > span {
+		t.Errorf("%s: accept latencies sum to %v, more than the %v the rounds lasted", name, histSum, span)
 	}
 	// Every child of A was accepted (its record read and deleted) or freed
-	// by close(2) of its listener: no record may outlive it.
-	if n, err := tracer.EnqueuedChildren(s.tr); err != nil {
-		t.Fatal(err)
-	} else if n != 0 {
-		t.Errorf("%d enqueue records outlive their children", n)
-	}
-	if histSum > span || evLatency > span {
-		t.Errorf("accept latencies sum to %v (histograms) and %v (events), more than the %v the rounds lasted", histSum, evLatency, span)
+	// by close(2) of its listener.
+	if records != 0 {
+		t.Errorf("%s: %d enqueue records outlive their children", name, records)
 	}
 }
 
@@ -217,7 +229,8 @@ func TestKernelMigratedChildAccepts(t *testing.T) {
 	}
 	l1.Close() // its children move to l2
 	if err := l2.WaitQueue(n, 2*time.Second); err != nil {
-		t.Fatalf("children not migrated: %v", err)
+		// Debian 5.10 has the sysctl but not the migration.
+		t.Skipf("this kernel did not migrate the children of the closed listener: %v", err)
 	}
 	for range n {
 		c, err := l2.Accept()
