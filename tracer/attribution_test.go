@@ -105,6 +105,10 @@ func TestKernelAcceptAttributionAcrossNetns(t *testing.T) {
 		t.Fatal("netns B accepted nothing: the test did not run what it claims")
 	}
 
+	// A program run the kernel skipped (a fentry program is not reentered
+	// on a CPU where it was preempted) is counted, not silent: the only
+	// shortfall allowed.
+	misses := recursionMisses(t, s.tr)
 	var events, outside int
 	var evLatency time.Duration
 	for _, e := range evs {
@@ -117,9 +121,9 @@ func TestKernelAcceptAttributionAcrossNetns(t *testing.T) {
 		}
 		evLatency += e.Latency
 	}
-	t.Logf("trace: %d accept events (%d not A's or without a port), latencies summing to %v", events, outside, evLatency)
-	if events != accepted || outside != 0 {
-		t.Errorf("trace: %d accept events (%d not of A's listeners), A accepted %d", events, outside, accepted)
+	t.Logf("trace: %d accept events (%d not A's or without a port), latencies summing to %v; %d program runs skipped", events, outside, evLatency, misses)
+	if events > accepted || uint64(events)+misses < uint64(accepted) || outside != 0 {
+		t.Errorf("trace: %d accept events (%d not of A's listeners, %d runs skipped), A accepted %d", events, outside, misses, accepted)
 	}
 	if evLatency > span {
 		t.Errorf("trace: accept latencies sum to %v, more than the %v the rounds lasted", evLatency, span)
@@ -157,13 +161,15 @@ func checkAcceptAggregates(t *testing.T, name string, tr *tracer.Tracer, accepte
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s: counters %d accepts, histograms %d (%d without latency, latencies summing to %v); %d enqueue records left",
-		name, counted, histAccepts, noLatency, histSum, records)
-	if counted != uint64(accepted) {
-		t.Errorf("%s: per-listener counters: %d accepts, A accepted %d", name, counted, accepted)
+	misses := recursionMisses(t, tr)
+	t.Logf("%s: counters %d accepts, histograms %d (%d without latency, latencies summing to %v); %d enqueue records left; %d program runs skipped",
+		name, counted, histAccepts, noLatency, histSum, records, misses)
+	want := func(n uint64) bool { return n <= uint64(accepted) && n+misses >= uint64(accepted) }
+	if !want(counted) {
+		t.Errorf("%s: per-listener counters: %d accepts (%d runs skipped), A accepted %d", name, counted, misses, accepted)
 	}
-	if histAccepts != uint64(accepted) || noLatency != 0 {
-		t.Errorf("%s: histograms: %d accepts (%d without latency), A accepted %d, all enqueued while traced", name, histAccepts, noLatency, accepted)
+	if !want(histAccepts) || noLatency > misses {
+		t.Errorf("%s: histograms: %d accepts (%d without latency, %d runs skipped), A accepted %d, all enqueued while traced", name, histAccepts, noLatency, misses, accepted)
 	}
 	if histSum > span {
 		t.Errorf("%s: accept latencies sum to %v, more than the %v the rounds lasted", name, histSum, span)
@@ -278,4 +284,14 @@ func TestKernelMigratedChildAccepts(t *testing.T) {
 	if counts[id2].Accept != want || ev2 != want || h2 != want {
 		t.Errorf("listener that accepted %d: %d accepts counted (%d events, %d in histograms), want %d", n, counts[id2].Accept, ev2, h2, want)
 	}
+}
+
+// recursionMisses is how many runs of tr's programs the kernel skipped.
+func recursionMisses(t *testing.T, tr *tracer.Tracer) uint64 {
+	t.Helper()
+	st, err := tr.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.RecursionMisses
 }
