@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 	"golang.org/x/sys/unix"
@@ -35,7 +36,7 @@ func TestKernelAcceptAttributionAcrossNetns(t *testing.T) {
 		t.Skipf("tier %s sees no accepts here", s.tr.Info().Tier)
 	}
 	a := s.ns
-	serve, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(a.Inode()),
+	serve, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(a.Inode()),
 		Kinds: []tracer.Kind{tracer.KindAckOverflow}, AcceptLatency: true,
 		WakeupBytes: 64 << 10, PollInterval: 100 * time.Millisecond})
 	if err != nil {
