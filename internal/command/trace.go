@@ -27,7 +27,7 @@ type TraceOptions struct {
 // and reconciles with the kernel's counters.
 func Trace(ctx context.Context, env Env, o TraceOptions) error {
 	cfg, only := o.Tracer, o.Only
-	tr, err := openTracerQuiet(cfg)
+	tr, err := openTracerQuiet(env, cfg)
 	if err != nil {
 		return err
 	}
