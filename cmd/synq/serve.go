@@ -25,7 +25,8 @@ func serveCommand() *cli.Command {
 		Usage: "export per-listener drops, queues and accept latency as Prometheus metrics on /metrics",
 		Flags: []cli.Flag{
 			flagNetns, flagBTF,
-			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address for /metrics and /healthz; a non-loopback address exposes them to the network"},
+			&cli.StringFlag{Name: "web.listen-address", Aliases: []string{"listen"}, Value: defaultListen, Usage: "address for /metrics and /healthz; a non-loopback address exposes them to the network (protect them with --web.config.file)"},
+			&cli.StringFlag{Name: "web.config.file", Usage: "exporter-toolkit web configuration `FILE`: TLS, client certificates, basic auth (https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md)"},
 			&cli.IntFlag{Name: "max-listeners", Value: 100, Usage: "listeners with series of their own (busiest first); the rest are summed into port=\"other\""},
 			&cli.DurationFlag{Name: "expire", Value: 5 * time.Minute, Usage: "keep exporting a listener this long after it closed (frozen, without queue gauges), then drop its series"},
 			flagTier,
@@ -39,8 +40,12 @@ func runServe(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("serve takes no arguments, got %q", c.Args().First())
 	}
-	addr := c.String("listen")
+	addr := c.String("web.listen-address")
 	loopback, err := checkListen(addr)
+	if err != nil {
+		return err
+	}
+	webCfg, err := loadWebConfig(c.String("web.config.file"))
 	if err != nil {
 		return err
 	}
@@ -70,8 +75,8 @@ func runServe(c *cli.Context) error {
 	}
 	defer ln.Close()
 	stderr := c.App.ErrWriter
-	if !loopback {
-		fmt.Fprintf(stderr, "synq: warning: --listen %s is not a loopback address: /metrics and /healthz are reachable from the network, without TLS or authentication\n", addr)
+	if !loopback && !webCfg.protected() {
+		fmt.Fprintf(stderr, "synq: warning: --web.listen-address %s is not a loopback address: /metrics and /healthz are reachable from the network, without TLS or authentication (see --web.config.file)\n", addr)
 	}
 
 	tr, err := openTracer(c, cfg)
@@ -134,10 +139,10 @@ func runServe(c *cli.Context) error {
 		return exp.Healthy()
 	}
 
-	srv := exporter.NewServer(reg, health, logger)
+	srv := exporter.NewServer(reg, health, logger, version)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Fprintf(stderr, "synq: serving metrics on http://%s/metrics (reconciling with netns %s)\n", ln.Addr(), src.Reconciled())
+	go func() { serveErr <- webCfg.serve(srv, ln, stderr) }()
+	fmt.Fprintf(stderr, "synq: serving metrics on %s://%s/metrics%s (reconciling with netns %s)\n", webCfg.scheme(), ln.Addr(), webCfg.describe(), src.Reconciled())
 
 	select {
 	case <-ctx.Done():
@@ -160,15 +165,15 @@ func runServe(c *cli.Context) error {
 	return nil
 }
 
-// checkListen validates --listen and says whether it is loopback only.
+// checkListen validates --web.listen-address and says whether it is loopback only.
 // "localhost" counts as loopback; an empty host (":9464") is every address.
 func checkListen(addr string) (loopback bool, err error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return false, usagef("invalid --listen %q: want host:port, e.g. %s", addr, defaultListen)
+		return false, usagef("invalid --web.listen-address %q: want host:port, e.g. %s", addr, defaultListen)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return false, usagef("invalid --listen %q: port must be 0-65535", addr)
+		return false, usagef("invalid --web.listen-address %q: port must be 0-65535", addr)
 	}
 	if host == "localhost" {
 		return true, nil
