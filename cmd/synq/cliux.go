@@ -165,6 +165,11 @@ func flagValueErr(app *cli.App, err error) error {
 	return fmt.Errorf("--%s: want %s, got %q", name, want, got)
 }
 
+var (
+	fishLongAlias  = regexp.MustCompile(`-s ([a-zA-Z0-9][a-zA-Z0-9.-]+)`)
+	manZeroDefault = regexp.MustCompile(` \(default: (0|0s|false)\)`)
+)
+
 var reInvalidValue = regexp.MustCompile(`^invalid value "(.*)" for flag -{1,2}([^:]+): (.*)$`)
 
 // findFlag finds a flag by any of its names in the whole command tree.
@@ -218,10 +223,12 @@ func writeCompletion(app *cli.App, shell string, w io.Writer) error {
 		_, err := io.WriteString(w, zshCompletion)
 		return err
 	case "fish":
-		s, err := app.ToFishCompletion()
+		s, err := docApp(app).ToFishCompletion()
 		if err != nil {
 			return err
 		}
+		// urfave/cli gives a long alias (--listen) as a short option.
+		s = fishLongAlias.ReplaceAllString(s, "-l $1")
 		_, err = io.WriteString(w, s)
 		return err
 	}
@@ -238,14 +245,38 @@ func manCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return usagef("man takes no arguments, got %q", c.Args().First())
 			}
-			s, err := c.App.ToMan()
+			s, err := docApp(c.App).ToMan()
 			if err != nil {
 				return err
 			}
+			s = manZeroDefault.ReplaceAllString(s, "")
 			_, err = io.WriteString(c.App.Writer, s)
 			return err
 		},
 	}
+}
+
+// docApp is app for generated documents: its commands without urfave/cli's
+// help command, which is one value shared by every command and, once run,
+// lists itself among its own subcommands (a cycle the generators would
+// follow forever).
+func docApp(app *cli.App) *cli.App {
+	var strip func([]*cli.Command) []*cli.Command
+	strip = func(cmds []*cli.Command) []*cli.Command {
+		var out []*cli.Command
+		for _, c := range cmds {
+			if c.Name == "help" {
+				continue
+			}
+			cc := *c
+			cc.Subcommands = strip(c.Subcommands)
+			out = append(out, &cc)
+		}
+		return out
+	}
+	a := *app
+	a.Commands = strip(app.Commands)
+	return &a
 }
 
 const bashCompletion = `# bash completion for synq (synq completion bash)

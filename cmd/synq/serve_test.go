@@ -95,7 +95,7 @@ func TestServeBadInput(t *testing.T) {
 		{[]string{"--listen", "127.0.0.1:http"}, "port must be 0-65535"},
 		{[]string{"--max-listeners", "0"}, "invalid --max-listeners 0"},
 		{[]string{"--expire", "0s"}, "invalid --expire 0s"},
-		{[]string{"--expire", "soon"}, "invalid value \"soon\""},
+		{[]string{"--expire", "soon"}, "--expire: want a duration like 10s, got \"soon\""},
 		{[]string{"--tier", "uprobe"}, "unknown tier \"uprobe\""},
 		{[]string{"--netns", "no-such-netns"}, "netns \"no-such-netns\" does not exist"},
 		{[]string{"extra"}, "takes no arguments"},
