@@ -68,7 +68,7 @@ func printVersion(c *cli.Context) {
 func polishApp(app *cli.App) {
 	app.HideHelpCommand = false
 	app.EnableBashCompletion = true
-	app.Commands = append(app.Commands, completionCommand(), manCommand())
+	app.Commands = append(app.Commands, completionCommand(), manCommand(), demoServerCommand())
 	var walk func([]*cli.Command)
 	walk = func(cmds []*cli.Command) {
 		for _, c := range cmds {

@@ -14,13 +14,16 @@ import (
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name: "demo",
-		Usage: "run a slow listener (backlog 8) and a healthy one under load in netns synq-demo, " +
-			"trace them, and reconcile the drops with the kernel's counters",
+		Usage: "run a slow server (backlog 8) and a healthy one under load in netns synq-demo, " +
+			"trace them, and show each listener's drops reconciled with the kernel's counters",
+		Description: "The servers are processes of their own (demo-slow, demo-healthy). The per-listener table and\n" +
+			"the reconciliation go to stdout at the end; --trace also streams every event.",
 		Flags: []cli.Flag{
 			flagOutput, flagBTF,
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long to run"},
 			flagTier,
-			&cli.StringFlag{Name: "events", Usage: "comma list of event kinds to print"},
+			&cli.BoolFlag{Name: "trace", Usage: "also stream every event (as synq trace does) while the demo runs"},
+			&cli.StringFlag{Name: "events", Usage: "with --trace, comma list of event kinds to print"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook"},
 		},
 		Action: runDemo,
@@ -43,14 +46,14 @@ func runDemo(c *cli.Context) error {
 	if c.Duration("duration") <= 0 {
 		return usagef("invalid --duration %v: must be positive", c.Duration("duration"))
 	}
-	d, err := demo.Run(c.Context, demo.Options{})
+	d, err := demo.Run(c.Context, demo.Options{Acceptor: spawnAcceptor(c.App.ErrWriter)})
 	if err != nil {
 		return fmt.Errorf("start demo: %w", err)
 	}
 	defer d.Close()
 	ns := d.Netns()
-	fmt.Fprintf(c.App.ErrWriter, "synq: demo in netns %s (inode %d): slow listener 127.0.0.1:%d (backlog 8), healthy 127.0.0.1:%d\n",
-		ns.Name(), ns.Inode(), d.Ports().Slow, d.Ports().Healthy)
+	fmt.Fprintf(c.App.ErrWriter, "synq: demo in netns %s (inode %d): demo-slow on 127.0.0.1:%d (backlog 8), demo-healthy on 127.0.0.1:%d, for %v\n",
+		ns.Name(), ns.Inode(), d.Ports().Slow, d.Ports().Healthy, c.Duration("duration"))
 
 	cfg.Netns = uint32(ns.Inode())
 	tr, err := openTracer(c, cfg)
@@ -60,15 +63,19 @@ func runDemo(c *cli.Context) error {
 	defer tr.Close()
 	rec := startReconcile(c, tr, &reconcile.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
 	defer rec.Close()
-	if _, err := streamEvents(c, tr, format, rec); err != nil {
+	// Without --trace the events are read (the reconciliation needs them)
+	// but not printed.
+	stdout := c.App.Writer
+	if !c.Bool("trace") {
+		c.App.Writer = io.Discard
+	}
+	_, err = streamEvents(c, tr, format, rec)
+	c.App.Writer = stdout
+	if err != nil {
 		return err
 	}
-	// The per-listener table first, then the reconciliation.
-	return rec.final(c, format, func(rep *reconcile.Report) {
-		if n, ok := rep.Namespace(ns.Inode()); ok {
-			printDemoListeners(c.App.ErrWriter, n.Listeners)
-		}
-	})
+	d.Stop() // the servers' accept counts; the namespace stays for the counters
+	return demoSummary(c, format, rec, d)
 }
 
 // printDemoListeners shows, per listener, what synq counted in the kernel
