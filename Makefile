@@ -20,21 +20,41 @@ GOBUILD = $(GO) build -ldflags "$(LDFLAGS)"
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-# Debian packages: clang/llvm/libbpf-dev for `make generate`, iproute2 for
-# netns inspection, qemu & friends for the kernel VM matrix (vm.mk).
-APT_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file bc curl tmux
+# Debian packages, per entry point. make demo needs none: the BPF objects are
+# committed (tracer/*_bpfel.o), Go builds synq, and the demo makes its network
+# namespace itself. make test needs clang/llvm/libbpf-dev/bpftool for `make
+# generate`, iproute2 for netns inspection, qemu & friends for the kernel VM
+# matrix (vm.mk), tmux for the terminal tests, librsvg2-bin to render
+# docs/connection-journey.svg.
+DEMO_PKGS :=
+TEST_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file bc curl tmux librsvg2-bin
+APT_PKGS := $(DEMO_PKGS) $(TEST_PKGS)
 
-.PHONY: all deps build install demo test test-host test-short generate check-generate vmlinux fuzz bench vet lint vulncheck clean check-vagrant check-deploy
+.PHONY: all deps deps-demo build install demo test test-host test-short generate check-generate vmlinux fuzz bench vet lint vulncheck clean check-vagrant check-deploy
 
 all: build
 
-deps:
-	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# apt_install installs the packages of $(1) that are missing.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+# deps: everything make test needs; deps-demo: what make demo needs.
+deps:
+	$(call apt_install,$(APT_PKGS))
 	$(GO) mod download
+
+deps-demo:
+	$(call apt_install,$(DEMO_PKGS))
+	$(GO) mod download
+
+# make print-VAR prints a variable (the tests read the package lists so).
+print-%:
+	@echo $($*)
 
 build:
 	$(GOBUILD) -o $(BIN) ./cmd/synq
@@ -48,8 +68,11 @@ install: build
 	./$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/synq.fish
 	./$(BIN) man > $(DESTDIR)$(PREFIX)/share/man/man8/synq.8
 
-demo: deps build
-	./$(BIN) demo
+# The demo: its servers under load for 10s, then the per-listener table and
+# the reconciliation on stdout. DEMO_ARGS=--trace streams every event too.
+DEMO_ARGS ?=
+demo: deps-demo build
+	./$(BIN) demo $(DEMO_ARGS)
 
 # Regenerate the BPF objects (bpf2go) from bpf/*.c; needs clang.
 generate:

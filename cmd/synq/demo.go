@@ -22,6 +22,7 @@ func demoCommand() *cli.Command {
 			flagOutput, flagBTF,
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long to run"},
 			flagTier,
+			&cli.IntFlag{Name: "slow-backlog", Value: 8, Usage: "listen(2) backlog of demo-slow: 1024 is the fix for its drops (see README)"},
 			&cli.BoolFlag{Name: "trace", Usage: "also stream every event (as synq trace does) while the demo runs"},
 			&cli.StringFlag{Name: "events", Usage: "with --trace, comma list of event kinds to print"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook"},
@@ -46,14 +47,17 @@ func runDemo(c *cli.Context) error {
 	if c.Duration("duration") <= 0 {
 		return usagef("invalid --duration %v: must be positive", c.Duration("duration"))
 	}
-	d, err := demo.Run(c.Context, demo.Options{Acceptor: spawnAcceptor(c.App.ErrWriter)})
+	if b := c.Int("slow-backlog"); b < 1 || b > 65535 {
+		return usagef("invalid --slow-backlog %d: want 1-65535", b)
+	}
+	d, err := demo.Run(c.Context, demo.Options{Acceptor: spawnAcceptor(c.App.ErrWriter), SlowBacklog: c.Int("slow-backlog")})
 	if err != nil {
 		return fmt.Errorf("start demo: %w", err)
 	}
 	defer d.Close()
 	ns := d.Netns()
-	fmt.Fprintf(c.App.ErrWriter, "synq: demo in netns %s (inode %d): demo-slow on 127.0.0.1:%d (backlog 8), demo-healthy on 127.0.0.1:%d, for %v\n",
-		ns.Name(), ns.Inode(), d.Ports().Slow, d.Ports().Healthy, c.Duration("duration"))
+	fmt.Fprintf(c.App.ErrWriter, "synq: demo in netns %s (inode %d): demo-slow on 127.0.0.1:%d (backlog %d), demo-healthy on 127.0.0.1:%d, for %v\n",
+		ns.Name(), ns.Inode(), d.Ports().Slow, c.Int("slow-backlog"), d.Ports().Healthy, c.Duration("duration"))
 
 	cfg.Netns = uint32(ns.Inode())
 	tr, err := openTracer(c, cfg)
@@ -74,7 +78,6 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	d.Stop() // the servers' accept counts; the namespace stays for the counters
 	return demoSummary(c, format, rec, d)
 }
 

@@ -156,7 +156,10 @@ func demoSummary(c *cli.Context, format render.Format, rec *reconciling, d *demo
 	if rec == nil {
 		return nil
 	}
+	// The report while the listeners are still open (a closed listener's
+	// last drops would be missed), then stop the servers for their counts.
 	rep, err := rec.rec.Report(true)
+	d.Stop()
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
