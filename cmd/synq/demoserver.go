@@ -18,7 +18,6 @@ import (
 
 	"github.com/synq-trace/synq/internal/demo"
 	"github.com/synq-trace/synq/internal/netlab"
-	"github.com/synq-trace/synq/internal/render"
 	"github.com/urfave/cli/v2"
 )
 
@@ -149,28 +148,3 @@ func (p *procAcceptor) Stop() {
 // Accepts is known once the process stopped; 0 before.
 func (p *procAcceptor) Accepts() int64 { return p.n }
 
-// demoSummary is what the demo ends with, on stdout: per listener what synq
-// counted and the drops it attributes, what the servers accepted, then the
-// reconciliation with the kernel's counters (JSON: the report alone).
-func demoSummary(c *cli.Context, format render.Format, rec *reconciling, d *demo.Demo) error {
-	if rec == nil {
-		return nil
-	}
-	// The report while the listeners are still open (a closed listener's
-	// last drops would be missed), then stop the servers for their counts.
-	rep, err := rec.rec.Report(true)
-	d.Stop()
-	if err != nil {
-		return fmt.Errorf("reconcile: %w", err)
-	}
-	w := c.App.Writer
-	if format == render.JSON {
-		return writeReport(w, format, rep)
-	}
-	if n, ok := rep.Namespace(d.Netns().Inode()); ok {
-		printDemoListeners(w, n.Listeners)
-	}
-	st := d.Stats()
-	fmt.Fprintf(w, "\nThe servers accepted: demo-slow %d, demo-healthy %d.\n\n", st.SlowAccepts, st.HealthyAccepts)
-	return writeReport(w, format, rep)
-}

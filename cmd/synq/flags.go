@@ -1,11 +1,10 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
+	"github.com/synq-trace/synq/internal/command"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
@@ -117,11 +116,7 @@ func parseKinds(v string) ([]tracer.Kind, error) {
 	return ks, nil
 }
 
-// kernelErr words tracer errors for the operator.
-func kernelErr(err error) error {
-	switch {
-	case errors.Is(err, tracer.ErrPrivileges), errors.Is(err, tracer.ErrNoBTF):
-		return err
-	}
-	return fmt.Errorf("attach to the kernel: %w", err)
+// env is what every command shares: where it writes, --btf, --verbose.
+func env(c *cli.Context) command.Env {
+	return command.Env{Stdout: c.App.Writer, Stderr: c.App.ErrWriter, BTF: c.String("btf"), Verbose: c.Bool("verbose")}
 }

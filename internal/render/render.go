@@ -1,5 +1,8 @@
-// Package render turns tracer events and listener snapshots into the lines
-// operators read (aligned text) and machines read (JSON lines).
+// Package render is the one place synq's output is formatted: it turns
+// tracer events, listener snapshots, top's frames, latency histograms,
+// counters and socket states into the lines operators read (aligned text,
+// top's full-screen view) and machines read (JSON lines, whose schemas are
+// defined here). One file per command; internal/command feeds them.
 package render
 
 import (
