@@ -147,4 +147,3 @@ func (p *procAcceptor) Stop() {
 
 // Accepts is known once the process stopped; 0 before.
 func (p *procAcceptor) Accepts() int64 { return p.n }
-
