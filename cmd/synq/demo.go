@@ -28,15 +28,7 @@ func demoCommand() *cli.Command {
 }
 
 func runDemo(c *cli.Context) error {
-	format, err := outputFormat(c)
-	if err != nil {
-		return err
-	}
-	kinds, err := parseKinds(c.String("events"))
-	if err != nil {
-		return err
-	}
-	cfg, _, err := tracerConfig(c, kinds)
+	format, cfg, _, err := eventFlags(c)
 	if err != nil {
 		return err
 	}

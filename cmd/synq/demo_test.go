@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/synq-trace/synq/internal/kerneltest"
 )
 
 // In tests the demo's server processes are this test binary as synq.
@@ -14,8 +16,8 @@ func init() { demoServerViaEnv = true }
 // every accept is demo-slow or demo-healthy, never synq's), the event stream
 // is there only with --trace, and stdout ends with the per-listener table,
 // the servers' accepts and the reconciliation.
-func TestDemoOwnProcessesPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelDemoOwnProcesses(t *testing.T) {
+	kerneltest.Root(t)
 	code, out, stderr := runCLI("demo", "--duration", "3s", "--trace", "-o", "json")
 	if code != 0 {
 		t.Fatalf("demo --trace -o json: exit %d: %s", code, stderr)

@@ -22,8 +22,8 @@ func latencyCommand() *cli.Command {
 }
 
 func runLatency(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("latency takes no arguments, got %q", c.Args().First())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	format, err := outputFormat(c)
 	if err != nil {

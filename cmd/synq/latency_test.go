@@ -14,6 +14,7 @@ import (
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/hist"
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -86,21 +87,12 @@ func parseLatency(t *testing.T, out string) []latencyGroupJSON {
 // `latency --output json` by listener (with the stream sampled 1 in 100000)
 // and by port over a listener accepted after known delays and an
 // SO_REUSEPORT pair, in a private netns.
-func TestLatencyJSONPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelLatencyJSON(t *testing.T) {
+	kerneltest.Root(t)
 	name := fmt.Sprintf("synq-lat-%d", os.Getpid())
-	ns, err := netlab.New(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := kerneltest.NamedNetns(t, name)
 	listen := func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener {
-		l, err := ns.Listen("tcp4", addr, backlog, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return l
+		return kerneltest.Listen(t, ns, "tcp4", addr, backlog, opts...)
 	}
 	slow := listen("127.0.0.1:0", 16)
 	rp1 := listen("127.0.0.1:0", 32, netlab.ReusePort())

@@ -31,8 +31,8 @@ func serveCommand() *cli.Command {
 }
 
 func runServe(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("serve takes no arguments, got %q", c.Args().First())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	addr := c.String("web.listen-address")
 	loopback, err := checkListen(addr)

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -82,8 +84,8 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 // scraped by the real Prometheus over TLS with the right password (up 1,
 // synq's series stored), and with a wrong one (up 0: refused); plain HTTP
 // and a wrong password get nothing from /metrics.
-func TestServeTLSBasicAuthPrometheusPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelServeTLSBasicAuth(t *testing.T) {
+	kerneltest.Root(t)
 	promBin := prometheusBinary(t)
 	dir := t.TempDir()
 	certFile, keyFile := selfSigned(t, dir)

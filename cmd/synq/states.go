@@ -38,7 +38,7 @@ func runStates(c *cli.Context) error {
 	case by != "state" && by != "port":
 		return usagef("unknown --by %q (want state or port)", by)
 	case c.NArg() > 0:
-		return usagef("states takes no arguments")
+		return noArgs(c)
 	case c.Bool("all-netns") && c.IsSet("netns"):
 		return usagef("--netns and --all-netns exclude each other")
 	}

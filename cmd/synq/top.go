@@ -24,8 +24,8 @@ func topCommand() *cli.Command {
 }
 
 func runTop(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("top takes no arguments, got %q", c.Args().First())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	format, err := outputFormat(c)
 	if err != nil {

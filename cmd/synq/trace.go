@@ -24,18 +24,10 @@ func traceCommand() *cli.Command {
 }
 
 func runTrace(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("trace takes no arguments, got %q", c.Args().First())
-	}
-	format, err := outputFormat(c)
-	if err != nil {
+	if err := noArgs(c); err != nil {
 		return err
 	}
-	kinds, err := parseKinds(c.String("events"))
-	if err != nil {
-		return err
-	}
-	cfg, only, err := tracerConfig(c, kinds)
+	format, cfg, only, err := eventFlags(c)
 	if err != nil {
 		return err
 	}

@@ -12,40 +12,45 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/hist"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/tracer"
 )
 
-// Top keeps, per listener, what happened since the last refresh. Observe may
-// be called from the event reader's goroutine while Refresh runs elsewhere.
+// Top keeps, per listener, what happened since the last refresh: the
+// counters through the ledger, queue peaks and accept latency from events.
+// Observe may be called from the event reader's goroutine while Refresh
+// runs elsewhere.
 type Top struct {
-	info tracer.Info
+	info  tracer.Info
+	tally *ledger.Tally
 
 	mu     sync.Mutex
 	last   time.Time
 	states map[tracer.ListenerID]*listenerState
 	events uint64 // events observed since the last refresh
-	unattr tracer.Counts
 }
 
+// listenerState is what events said about a listener during the interval.
 type listenerState struct {
-	l      tracer.Listener   // at the last refresh
-	known  bool              // l is valid: the listener was in a snapshot
-	fresh  bool              // created by an event, not yet in any snapshot
-	counts tracer.Counts     // kernel counters at the last refresh
-	hist   *tracer.Histogram // in-kernel histograms at the last refresh
-
-	accPeak, synPeak uint32 // over this interval's events
+	fresh            bool // created by an event, not yet in any snapshot
+	accPeak, synPeak uint32
 	lat              *hist.Hist
 }
 
-// NewTop starts the first interval at start. initial is a snapshot taken
-// before the tracer was attached: it is the baseline of each listener's
-// sk_drops, from which the tracepoint tier derives SYN-side drops. The
+// NewTop starts the first interval at start. initial is a walk taken before
+// the tracer was attached: it is the baseline of each listener's sk_drops,
+// from which SYN-side drops are derived where the hooks cannot see them. The
 // tracer's counters start from zero when it is opened.
 func NewTop(info tracer.Info, start time.Time, initial []tracer.Listener) *Top {
-	t := &Top{info: info, last: start, states: map[tracer.ListenerID]*listenerState{}}
-	for _, l := range initial {
-		t.states[l.ID] = &listenerState{l: l, known: true, lat: hist.New()}
+	return NewTopView(info, start, ledger.ViewOf(initial))
+}
+
+// NewTopView is NewTop from a ledger walk.
+func NewTopView(info tracer.Info, start time.Time, initial *ledger.View) *Top {
+	t := &Top{info: info, tally: ledger.NewTally(), last: start, states: map[tracer.ListenerID]*listenerState{}}
+	t.tally.Update(initial, nil, nil)
+	for _, l := range initial.Listeners() {
+		t.states[l.ID] = &listenerState{lat: hist.New()}
 	}
 	return t
 }
@@ -58,6 +63,7 @@ func (t *Top) Observe(ev *tracer.Event) {
 	if ev.Listener == 0 {
 		return
 	}
+	t.tally.Observe(ev)
 	s := t.states[ev.Listener]
 	if s == nil {
 		s = &listenerState{fresh: true, lat: hist.New()}
@@ -74,7 +80,9 @@ func (t *Top) Observe(ev *tracer.Event) {
 
 // Sample is what the caller read from the kernel at the end of an interval.
 type Sample struct {
-	Time      time.Time
+	Time time.Time
+	// View is the walk (ledger.Walker); without it, Listeners are.
+	View      *ledger.View
 	Listeners []tracer.Listener                   // iter/tcp snapshot, already filtered
 	Counts    map[tracer.ListenerID]tracer.Counts // tracer.Counts
 	// Hists (tracer.Histograms): when set, accept latency and queue peaks
@@ -91,7 +99,8 @@ type Sample struct {
 type Frame struct {
 	Time     time.Time
 	Interval time.Duration
-	Tier     tracer.Tier
+	Tier     tracer.Tier // for its name only: Caps says what it sees
+	Caps     tracer.Capabilities
 	Kernel   string
 	Events   uint64 // events read from the ring buffer in the interval
 	Lost     uint64 // records lost since the start (ring full, recursion, undecodable)
@@ -103,6 +112,16 @@ type Frame struct {
 	// summed over the namespaces traced (set by the caller; nil when not
 	// reconciled).
 	Coverage []Coverage
+}
+
+// SynSide says the rows carry the SYN side by reason (SYNs, cookies, both
+// SYN-side reasons) rather than SYN-side drops derived from ListenDrops: what
+// the hooks see (Caps.SynSide), as the rows show it.
+func (f *Frame) SynSide() bool {
+	if len(f.Rows) > 0 {
+		return f.Rows[0].SynDerived == nil
+	}
+	return f.Caps.SynSide
 }
 
 // Coverage is one counter the tier claims to count in full.
@@ -174,44 +193,47 @@ func (f *Frame) Rate(n uint64) float64 {
 // from the snapshot are gone (closed); listeners in it appear even if they
 // saw no event.
 func (t *Top) Refresh(s Sample) Frame {
+	v := s.View
+	if v == nil {
+		v = ledger.ViewOf(s.Listeners)
+	}
+	t.tally.Update(v, s.Counts, s.Hists)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	f := Frame{
-		Time: s.Time, Interval: s.Time.Sub(t.last), Tier: t.info.Tier, Kernel: t.info.Kernel,
+		Time: s.Time, Interval: s.Time.Sub(t.last), Tier: t.info.Tier, Caps: t.info.Caps(), Kernel: t.info.Kernel,
 		Events: t.events,
 		Lost:   s.Stats.Lost + s.Stats.RecursionMisses + s.Stats.BadRecords,
 	}
-	un := s.Counts[0]
-	f.UnattributedEnqueues = sub(un, t.unattr).Enqueue
-	t.unattr = un
-
-	inSnap := make(map[tracer.ListenerID]bool, len(s.Listeners))
-	f.Rows = make([]Row, 0, len(s.Listeners))
-	for _, l := range s.Listeners {
+	if un := t.tally.Get(0); un != nil {
+		f.UnattributedEnqueues = un.Delta.Enqueue
+	}
+	ls := v.Listeners()
+	inSnap := make(map[tracer.ListenerID]bool, len(ls))
+	f.Rows = make([]Row, 0, len(ls))
+	for _, l := range ls {
 		inSnap[l.ID] = true
 		st := t.states[l.ID]
 		if st == nil {
 			st = &listenerState{lat: hist.New()}
 			t.states[l.ID] = st
 		}
-		before := st.l
-		if !st.known || before.Inode != l.Inode {
-			// New since the last snapshot (or a new socket at a freed
-			// one's address): its sk_drops started from zero.
-			before = tracer.Listener{ID: l.ID, Inode: l.Inode}
+		sock := t.tally.Get(l.ID)
+		if sock == nil {
+			continue // cannot be: the tally was just updated with l
 		}
-		cur := s.Counts[l.ID]
-		var dh *tracer.Histogram
-		if h := s.Hists[l.ID]; h != nil {
-			prev := st.hist
-			if !st.known || st.l.Inode != l.Inode {
-				prev = nil
-			}
-			dh = h.Sub(prev)
-			st.hist = h
+		dh := sock.Hist
+		if s.Hists == nil {
+			dh = nil
 		}
-		f.Rows = append(f.Rows, t.row(l, before, sub(cur, st.counts), st, dh, s))
-		st.l, st.known, st.fresh, st.counts = l, true, false, cur
+		d := sock.Delta
+		if sock.FirstListed {
+			// Counted before any snapshot showed it (created after the
+			// last one): this interval's too.
+			d = sock.Counts
+		}
+		f.Rows = append(f.Rows, t.row(l, sock.Before, d, st, dh, s))
+		st.fresh = false
 		st.accPeak, st.synPeak = 0, 0
 		st.lat.Reset()
 	}
@@ -252,41 +274,17 @@ func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState,
 			}
 		}
 	}
-	r.Drops, r.DropsExact = tracer.ListenDrops(t.info, before, l, d)
-	r.AckOverflow = d.AckOverflow
-	if t.info.Tier == tracer.TierTracepoint {
-		// SYN-side drops are invisible to tracepoints: what ListenDrops
-		// counted beyond the ACK-side drops the hooks saw was a SYN.
-		r.Other = d.AckOther
-		syn := r.Drops - min(r.Drops, d.AckOverflow+d.AckOther)
-		r.SynDerived = &syn
-		return r
+	b := ledger.Breakdown(t.info, before, l, d)
+	r.Drops, r.DropsExact = b.Total, b.Exact
+	r.AckOverflow, r.Other = b.AckOverflow, b.Other
+	r.SynQueueFull, r.AcceptQueueFull, r.SynDerived = b.SynQueueFull, b.AcceptQueueFull, b.SynSide
+	if t.info.Caps().SynSide {
+		r.Syn, r.Cookies = ptr(d.Syn), ptr(d.Cookie)
 	}
-	r.Syn, r.Cookies = ptr(d.Syn), ptr(d.Cookie)
-	r.SynQueueFull, r.AcceptQueueFull = ptr(d.DropSynQueue), ptr(d.DropAcceptQueue)
-	r.Other = d.DropOther + d.AckOther
 	return r
 }
 
 func ptr(v uint64) *uint64 { return &v }
-
-// sub is cur − prev field by field. Counters only grow; if one shrank, the
-// kernel's LRU map evicted the listener's entry and started it again, so cur
-// is all there is since.
-func sub(cur, prev tracer.Counts) tracer.Counts {
-	if cur.Syn < prev.Syn || cur.Cookie < prev.Cookie || cur.SynackRetrans < prev.SynackRetrans ||
-		cur.Enqueue < prev.Enqueue || cur.AckOverflow < prev.AckOverflow || cur.Accept < prev.Accept ||
-		cur.DropSynQueue < prev.DropSynQueue || cur.DropAcceptQueue < prev.DropAcceptQueue ||
-		cur.DropOther < prev.DropOther || cur.RcvDrops < prev.RcvDrops || cur.AckOther < prev.AckOther {
-		return cur
-	}
-	return tracer.Counts{
-		Syn: cur.Syn - prev.Syn, Cookie: cur.Cookie - prev.Cookie, SynackRetrans: cur.SynackRetrans - prev.SynackRetrans,
-		Enqueue: cur.Enqueue - prev.Enqueue, AckOverflow: cur.AckOverflow - prev.AckOverflow, Accept: cur.Accept - prev.Accept,
-		DropSynQueue: cur.DropSynQueue - prev.DropSynQueue, DropAcceptQueue: cur.DropAcceptQueue - prev.DropAcceptQueue,
-		DropOther: cur.DropOther - prev.DropOther, RcvDrops: cur.RcvDrops - prev.RcvDrops, AckOther: cur.AckOther - prev.AckOther,
-	}
-}
 
 // SortKey orders the rows of a Frame.
 type SortKey string

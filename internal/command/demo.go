@@ -8,7 +8,7 @@ import (
 
 	"github.com/synq-trace/synq/internal/demo"
 	"github.com/synq-trace/synq/internal/netlab"
-	"github.com/synq-trace/synq/internal/reconcile"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -47,7 +47,7 @@ func Demo(ctx context.Context, env Env, o DemoOptions) error {
 		return err
 	}
 	defer tr.Close()
-	rec := startReconcile(env, tr, &reconcile.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
+	rec := startReconcile(env, tr, &ledger.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
 	defer rec.Close()
 	// Without --trace the events are read (the reconciliation needs them)
 	// but not printed.

@@ -95,7 +95,7 @@ func Latency(ctx context.Context, env Env, o LatencyOptions) error {
 		return err
 	}
 
-	ls, err := snapshotAll(env.BTF, only)
+	ls, err := snapshotAll(env, only)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "synq: no listener snapshot (no owners; listeners without streamed events left out): %v\n", err)
 	}

@@ -15,7 +15,7 @@ type ListenersOptions struct {
 
 // Listeners prints a snapshot of every listening socket with its owners.
 func Listeners(env Env, o ListenersOptions) error {
-	ls, err := snapshotAll(env.BTF, o.Only)
+	ls, err := snapshotAll(env, o.Only)
 	if err != nil {
 		return err
 	}

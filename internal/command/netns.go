@@ -3,85 +3,57 @@ package command
 import (
 	"fmt"
 
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/tracer"
 )
 
-// topSource snapshots listeners in every netns (or one) with one
-// iter/tcp program loaded for the whole run.
-type topSource struct {
-	snap *tracer.Snapshotter
-	only *netns.NS
-	port uint16
-	// lastN is how many listeners the last list found: the next one
-	// allocates once (10k listeners: ~1 MB, not ~2 MB of doublings).
-	lastN int
+// holdNetns holds --netns open for the run (nil: every namespace): `ip netns
+// del` while processes use it does not lose it.
+func holdNetns(only *netns.NS) (*ledger.Namespace, func(), error) {
+	if only == nil {
+		return nil, func() {}, nil
+	}
+	n, release, err := ledger.Hold(*only)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &n, release, nil
 }
 
-func (s *topSource) list() ([]tracer.Listener, map[uint32]string, error) {
-	var all []netns.NS
-	if s.only != nil {
-		all = []netns.NS{*s.only}
-	} else {
-		var err error
-		if all, err = netns.All(); err != nil {
-			return nil, nil, err
-		}
+// newWalker lists the listeners of only (nil: every namespace) on port (0:
+// all), and says once on stderr what it could not see. The caller calls
+// release when done.
+func newWalker(env Env, snap *tracer.Snapshotter, only *netns.NS, port uint16) (w *ledger.Walker, release func(), err error) {
+	held, release, err := holdNetns(only)
+	if err != nil {
+		return nil, nil, err
 	}
-	out := make([]tracer.Listener, 0, s.lastN)
-	names := map[uint32]string{}
-	for _, ns := range all {
-		err := ns.Do(func() error {
-			ls, err := s.snap.Listeners()
-			for _, l := range ls {
-				if s.port == 0 || l.Port == s.port {
-					out = append(out, l)
-				}
-			}
-			return err
-		})
-		if err != nil {
-			// A namespace may vanish between listing and entering it.
-			if s.only != nil {
-				return nil, nil, fmt.Errorf("netns %s: %w", ns, err)
-			}
-			continue
-		}
-		if ns.Name != "" {
-			names[uint32(ns.Inode)] = ns.Name
-		}
-	}
-	s.lastN = len(out)
-	return out, names, nil
+	return &ledger.Walker{Lister: snap, Port: port, Only: held, Report: reportOnce(env)}, release, nil
 }
 
-// snapshotAll lists listeners in the given namespaces (all when nil).
-func snapshotAll(btfPath string, only *netns.NS) ([]tracer.Listener, error) {
-	snap, err := tracer.NewSnapshotter(btfPath)
+// reportOnce prints what a walk could not see ("synq: cannot list the
+// listeners of netns X: why") on stderr; the Walker says each once.
+func reportOnce(env Env) func(string) {
+	return func(msg string) { fmt.Fprintf(env.Stderr, "synq: %s\n", msg) }
+}
+
+// snapshotAll lists listeners in the given namespaces (all when nil), and
+// says once on stderr which namespaces it could not list, and why.
+func snapshotAll(env Env, only *netns.NS) ([]tracer.Listener, error) {
+	snap, err := tracer.NewSnapshotter(env.BTF)
 	if err != nil {
 		return nil, kernelErr(err)
 	}
 	defer snap.Close()
-	var all []netns.NS
-	if only != nil {
-		all = []netns.NS{*only}
-	} else if all, err = netns.All(); err != nil {
+	w, release, err := newWalker(env, snap, only, 0)
+	if err != nil {
 		return nil, err
 	}
-	var out []tracer.Listener
-	for _, ns := range all {
-		err := ns.Do(func() error {
-			ls, err := snap.Listeners()
-			out = append(out, ls...)
-			return err
-		})
-		if err != nil {
-			// A namespace may vanish between listing and entering it.
-			if only != nil {
-				return nil, fmt.Errorf("netns %s: %w", ns, err)
-			}
-			continue
-		}
+	defer release()
+	v, err := w.Walk()
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return v.Listeners(), nil
 }

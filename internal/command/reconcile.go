@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/internal/render"
@@ -31,13 +32,14 @@ const trackEvery = time.Second
 // traced, or every namespace (the host's is always reported); with every > 0
 // it also reports periodically. When it cannot, it says so and returns nil:
 // tracing goes on without it.
-func startReconcile(env Env, tr *tracer.Tracer, traced *reconcile.Namespace, port uint16, every time.Duration) *reconciling {
+func startReconcile(env Env, tr *tracer.Tracer, traced *ledger.Namespace, port uint16, every time.Duration) *reconciling {
 	snap, err := tracer.NewSnapshotter(env.BTF)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "synq: no reconciliation with the kernel's counters: %v\n", err)
 		return nil
 	}
-	r := startReconcileWith(env, tr, snap, traced, port, every)
+	w := &ledger.Walker{Lister: snap, Only: traced, MIB: true, Report: reportOnce(env)}
+	r := startReconcileWith(env, tr, snap, w, port, every)
 	if r == nil {
 		snap.Close()
 		return nil
@@ -46,16 +48,15 @@ func startReconcile(env Env, tr *tracer.Tracer, traced *reconcile.Namespace, por
 	return r
 }
 
-// startReconcileWith lists listeners with the caller's snapshotter (safe
-// for concurrent use), which it does not close.
-func startReconcileWith(env Env, tr *tracer.Tracer, snap *tracer.Snapshotter, traced *reconcile.Namespace, port uint16, every time.Duration) *reconciling {
+// startReconcileWith reconciles through the caller's walker, which must read
+// each namespace's counters (MIB), and snapshotter, which it does not close.
+func startReconcileWith(env Env, tr *tracer.Tracer, snap *tracer.Snapshotter, w *ledger.Walker, port uint16, every time.Duration) *reconciling {
 	fail := func(err error) *reconciling {
 		fmt.Fprintf(env.Stderr, "synq: no reconciliation with the kernel's counters: %v\n", err)
 		return nil
 	}
-	cfg := reconcile.Config{Traced: traced, Port: port}
-	if traced == nil {
-		cfg.Discover = reconcile.AllNamespaces
+	cfg := reconcile.Config{Traced: w.Only, Port: port, Walker: w}
+	if w.Only == nil {
 		if host, err := netns.Current(); err == nil {
 			cfg.Host = host.Inode
 		}
@@ -73,16 +74,13 @@ func (r *reconciling) Close() {
 	}
 }
 
-// coverage sums the claimed counters over the namespaces reconciled; nil
-// when reconciliation is off or the report failed.
-func (r *reconciling) coverage() []aggregate.Coverage {
-	if r == nil {
+// coverage sums the claimed counters over the namespaces reconciled, from
+// the refresh's own walk and counter read; nil when reconciliation is off.
+func (r *reconciling) coverage(s aggregate.Sample) []aggregate.Coverage {
+	if r == nil || s.View == nil {
 		return nil
 	}
-	rep, err := r.rec.Report(false)
-	if err != nil {
-		return nil
-	}
+	rep := r.rec.ReportView(false, s.View, s.Counts, s.Stats)
 	out := []aggregate.Coverage{}
 	for _, row := range rep.Totals() {
 		out = append(out, aggregate.Coverage{Counter: row.Counter, Kernel: *row.Kernel, Synq: *row.Synq})

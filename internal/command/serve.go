@@ -65,7 +65,9 @@ func Serve(ctx context.Context, env Env, o ServeOptions) error {
 	if err != nil {
 		return err
 	}
+	defer src.Close()
 	logger := log.New(stderr, "synq: ", 0)
+	src.Walker.Report = func(msg string) { logger.Print(msg) }
 	exp, err := exporter.New(src, exporter.Options{
 		MaxListeners:    o.MaxListeners,
 		Expire:          o.Expire,
@@ -106,6 +108,9 @@ func Serve(ctx context.Context, env Env, o ServeOptions) error {
 		err := readErr
 		readMu.Unlock()
 		if err != nil {
+			return err
+		}
+		if err := src.Healthy(); err != nil {
 			return err
 		}
 		return exp.Healthy()

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
-	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -32,17 +32,22 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 	// (16 wakeup batches) is plenty for that, and the ring is mapped twice
 	// into synq's memory: the default 4 MiB would be 8 MiB of its RSS.
 	cfg.RingBytes = 1 << 20
-	src := &topSource{port: cfg.Port, only: only}
-
 	snap, err := tracer.NewSnapshotter(env.BTF)
 	if err != nil {
 		return kernelErr(err)
 	}
 	defer snap.Close()
-	src.snap = snap
+	// One walk per refresh serves the rows and the reconciliation (it reads
+	// each namespace's counters too).
+	walker, release, err := newWalker(env, snap, only, cfg.Port)
+	if err != nil {
+		return err
+	}
+	defer release()
+	walker.MIB = true
 	// The sk_drops baseline comes before the tracer attaches: a drop in
 	// between is in the sk_drops delta and (correctly) counted.
-	initial, _, err := src.list()
+	initial, err := walker.Walk()
 	if err != nil {
 		return err
 	}
@@ -56,14 +61,9 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 	}
 	defer tr.Close()
 	debug.FreeOSMemory()
-	top := aggregate.NewTop(tr.Info(), time.Now(), initial)
+	top := aggregate.NewTopView(tr.Info(), time.Now(), initial)
 	// Reconciliation with the kernel's counters, for the header.
-	var traced *reconcile.Namespace
-	if only != nil {
-		n := reconcile.FromNS(*only)
-		traced = &n
-	}
-	rec := startReconcileWith(env, tr, snap, traced, cfg.Port, 0)
+	rec := startReconcileWith(env, tr, snap, walker, cfg.Port, 0)
 	defer rec.Close()
 	render.ReportTier(env.Stderr, tr.Info(), env.Verbose)
 
@@ -88,8 +88,11 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 	}
 	defer out.Stop()
 
-	stopRec := rec.run(ctx, env, o.Format, nil)
-	defer stopRec()
+	if o.Interval > trackEvery {
+		// Between refreshes, listings place listeners that close early.
+		stopRec := rec.run(ctx, env, o.Format, nil)
+		defer stopRec()
+	}
 	owners := aggregate.OwnerCache{MaxAge: 10 * time.Second}
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
@@ -113,7 +116,7 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 				}
 			}
 		case <-tick.C:
-			s, err := topSample(tr, src, &owners)
+			s, err := topSample(tr, walker, &owners)
 			if err != nil {
 				return err
 			}
@@ -123,7 +126,7 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 				return nil
 			}
 			f := top.Refresh(s)
-			f.Coverage = rec.coverage()
+			f.Coverage = rec.coverage(s)
 			k := out.SortKey(o.Sort)
 			aggregate.Sort(f.Rows, k)
 			last = &f
@@ -137,10 +140,11 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 	}
 }
 
-// topSample reads what the kernel knows at the end of an interval.
-func topSample(tr *tracer.Tracer, src *topSource, owners *aggregate.OwnerCache) (aggregate.Sample, error) {
+// topSample reads what the kernel knows at the end of an interval: one walk
+// over the namespaces, then one read of each map.
+func topSample(tr *tracer.Tracer, walker *ledger.Walker, owners *aggregate.OwnerCache) (aggregate.Sample, error) {
 	now := time.Now()
-	ls, names, err := src.list()
+	v, err := walker.Walk()
 	if err != nil {
 		return aggregate.Sample{}, err
 	}
@@ -156,10 +160,12 @@ func topSample(tr *tracer.Tracer, src *topSource, owners *aggregate.OwnerCache) 
 	if err != nil {
 		return aggregate.Sample{}, err
 	}
-	inodes := make(map[uint64]bool, len(ls))
-	for _, l := range ls {
-		inodes[l.Inode] = true
+	inodes := map[uint64]bool{}
+	for _, n := range v.Netns {
+		for _, l := range n.Listeners {
+			inodes[l.Inode] = true
+		}
 	}
-	return aggregate.Sample{Time: now, Listeners: ls, Counts: counts, Hists: hists, Stats: st,
-		Owners: owners.Lookup(now, inodes), NetnsNames: names}, nil
+	return aggregate.Sample{Time: now, View: v, Counts: counts, Hists: hists, Stats: st,
+		Owners: owners.Lookup(now, inodes), NetnsNames: v.Names()}, nil
 }

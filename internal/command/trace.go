@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/netns"
-	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -38,11 +37,11 @@ func Trace(ctx context.Context, env Env, o TraceOptions) error {
 		fmt.Fprintf(env.Stderr, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
 			tr.Info().Tier, strings.Join(unseen, ", "))
 	}
-	var traced *reconcile.Namespace
-	if only != nil {
-		n := reconcile.FromNS(*only)
-		traced = &n
+	traced, release, err := holdNetns(only)
+	if err != nil {
+		return err
 	}
+	defer release()
 	rec := startReconcile(env, tr, traced, cfg.Port, o.Reconcile)
 	defer rec.Close()
 	if _, err := streamEvents(ctx, env, o.Duration, tr, o.Format, rec); err != nil {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	khist "github.com/synq-trace/synq/internal/hist"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -161,24 +162,9 @@ func (k key) labels() []string {
 	return []string{strconv.FormatUint(uint64(k.netns), 10), k.addr.String(), strconv.FormatUint(uint64(k.port), 10)}
 }
 
-// sock is one listening socket (a kernel address in the counter map).
-type sock struct {
-	inode  uint64
-	ep     key
-	hasEP  bool
-	first  tracer.Listener   // sk_drops baseline (tracepoint tier)
-	last   tracer.Listener   // the latest snapshot that saw it
-	snap   bool              // first/last are set
-	prev   tracer.Counts     // the map's value at the previous refresh
-	prevH  *tracer.Histogram // the histogram map's value at the previous refresh
-	acc    tracer.Counts     // counted since synq first saw this socket
-	hwm    values            // derived values already handed to a series
-	seen   bool              // in this refresh's snapshot
-	inMap  bool              // in this refresh's counter map
-	inHist bool              // in this refresh's histogram map
-	lat    *tracer.Histogram // this refresh's histogram delta, nil if none
-	pre    bool              // counted before the baseline, which did not show it
-	fresh  bool              // known to be created after synq started
+// mark is what a listening socket (ledger.Sock) already handed to series.
+type mark struct {
+	hwm values // derived values already handed to a series
 }
 
 // hist is a latency histogram: counts per bucket (the last is +Inf).
@@ -227,6 +213,7 @@ type Exporter struct {
 	src  Source
 	opts Options
 	info tracer.Info
+	caps tracer.Capabilities
 
 	reasons  []string
 	families map[*prometheus.Desc]value // per-listener counter families this tier has
@@ -235,16 +222,15 @@ type Exporter struct {
 	toProm [tracer.LatencyBuckets]int
 
 	mu          sync.Mutex
-	socks       map[tracer.ListenerID]*sock
+	tally       *ledger.Tally
+	marks       map[tracer.ListenerID]*mark
 	series      map[key]*series
 	other       values
 	otherHist   hist
 	otherUsed   bool
 	otherLive   bool
 	otherGauges gauges
-	startNetns  map[uint32]bool
-	learned     map[tracer.ListenerID]key // from events since the last refresh
-	attributed  values                    // drops and cookies of the reconciled namespace's listeners
+	attributed  values // drops and cookies of the reconciled namespace's listeners
 	kernel0     netstat.Snapshot
 	kernelNow   netstat.Snapshot
 	lost        uint64
@@ -260,40 +246,29 @@ func New(src Source, opts Options) (*Exporter, error) {
 	opts.defaults()
 	e := &Exporter{
 		src: src, opts: opts, info: src.Info(),
-		socks: map[tracer.ListenerID]*sock{}, series: map[key]*series{},
-		otherHist: newHist(len(opts.LatencyBuckets)), startNetns: map[uint32]bool{}, logged: map[string]bool{},
-		learned: map[tracer.ListenerID]key{},
+		tally: ledger.NewTally(), marks: map[tracer.ListenerID]*mark{}, series: map[key]*series{},
+		otherHist: newHist(len(opts.LatencyBuckets)), logged: map[string]bool{},
 	}
+	e.caps = e.info.Caps()
 	e.shape()
 	e.toProm = promBuckets(opts.LatencyBuckets)
 	// Snapshot first, counters second: the same order as every refresh
-	// (see refresh for why).
-	ls, err := src.Listeners()
+	// (see ledger.Tally.Update for why).
+	v, err := src.Walk()
 	if err != nil {
-		if ls == nil {
-			return nil, fmt.Errorf("snapshot listeners: %w", err)
-		}
-		e.logf("snapshot listeners: %v", err)
+		return nil, fmt.Errorf("snapshot listeners: %w", err)
 	}
 	counts, err := src.Counts()
 	if err != nil {
 		return nil, err
 	}
 	now := opts.Now()
-	for _, l := range ls {
-		e.startNetns[l.Netns] = true
-		s := &sock{inode: l.Inode, ep: keyOf(l.Endpoint), hasEP: true, first: l, last: l, snap: true}
-		s.prev = counts[l.ID]
-		e.socks[l.ID] = s
-		e.seriesFor(s.ep, now)
-	}
-	// Counts of sockets the snapshot did not show (closed already, or in a
-	// namespace synq cannot enter) happened before the baseline too.
-	for id, c := range counts {
-		if _, ok := e.socks[id]; !ok {
-			e.socks[id] = &sock{prev: c, pre: true}
+	e.tally.Update(v, counts, nil)
+	e.tally.Each(func(s *ledger.Sock) {
+		if s.Listed {
+			e.seriesFor(keyOf(s.Endpoint), now)
 		}
-	}
+	})
 	if e.kernel0, err = src.KernelCounters(); err != nil {
 		e.logf("kernel counters of netns %d: %v (no synq_kernel_netstat, no reconciliation)", opts.ReconciledNetns, err)
 	}
@@ -302,10 +277,12 @@ func New(src Source, opts Options) (*Exporter, error) {
 
 // shape decides what this tier can export.
 func (e *Exporter) shape() {
-	if e.info.Tier == tracer.TierTracepoint {
-		e.reasons = []string{ReasonSynSide, ReasonAckOverflow}
-	} else {
+	if e.caps.SynSide {
 		e.reasons = []string{ReasonSynQueueFull, ReasonAcceptQueueFull, ReasonAckOverflow, ReasonOther}
+	} else {
+		// The reasons are invisible: what ListenDrops counts beyond the
+		// ACK side is a SYN (ledger.Breakdown).
+		e.reasons = []string{ReasonSynSide, ReasonAckOverflow}
 	}
 	e.families = map[*prometheus.Desc]value{}
 	for _, k := range e.info.Kinds() {
@@ -362,9 +339,6 @@ func (e *Exporter) addLatency(h *hist, d *tracer.Histogram) {
 	h.sum += d.LatencySum.Seconds()
 }
 
-// maxLearned bounds the listener names events teach between two scrapes.
-const maxLearned = 1 << 16
-
 func (e *Exporter) logf(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	if !e.logged[msg] {
@@ -384,17 +358,7 @@ func (e *Exporter) seriesFor(k key, now time.Time) *series {
 
 // Observe takes one event from tracer.Read: it names its listener. Safe to
 // call concurrently with scrapes.
-func (e *Exporter) Observe(ev *tracer.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if ev.Listener != 0 {
-		if s, ok := e.socks[ev.Listener]; !ok || !s.hasEP {
-			if _, ok := e.learned[ev.Listener]; ok || len(e.learned) < maxLearned {
-				e.learned[ev.Listener] = keyOf(ev.Endpoint)
-			}
-		}
-	}
-}
+func (e *Exporter) Observe(ev *tracer.Event) { e.tally.Observe(ev) }
 
 // Healthy is the last scrape's failure to read the tracer, nil if it read.
 func (e *Exporter) Healthy() error {
@@ -403,51 +367,23 @@ func (e *Exporter) Healthy() error {
 	return e.err
 }
 
-// sub is cur - prev field by field; a field that went backwards means the
-// LRU map evicted and recreated the entry, which then counted from zero.
-func sub(cur, prev tracer.Counts) tracer.Counts {
-	d := func(c, p uint64) uint64 {
-		if c >= p {
-			return c - p
-		}
-		return c
-	}
-	return tracer.Counts{
-		Syn: d(cur.Syn, prev.Syn), Cookie: d(cur.Cookie, prev.Cookie), SynackRetrans: d(cur.SynackRetrans, prev.SynackRetrans),
-		Enqueue: d(cur.Enqueue, prev.Enqueue), AckOverflow: d(cur.AckOverflow, prev.AckOverflow), Accept: d(cur.Accept, prev.Accept),
-		DropSynQueue: d(cur.DropSynQueue, prev.DropSynQueue), DropAcceptQueue: d(cur.DropAcceptQueue, prev.DropAcceptQueue),
-		DropOther: d(cur.DropOther, prev.DropOther), RcvDrops: d(cur.RcvDrops, prev.RcvDrops), AckOther: d(cur.AckOther, prev.AckOther),
-	}
-}
-
-func addCounts(a, b tracer.Counts) tracer.Counts {
-	return tracer.Counts{
-		Syn: a.Syn + b.Syn, Cookie: a.Cookie + b.Cookie, SynackRetrans: a.SynackRetrans + b.SynackRetrans,
-		Enqueue: a.Enqueue + b.Enqueue, AckOverflow: a.AckOverflow + b.AckOverflow, Accept: a.Accept + b.Accept,
-		DropSynQueue: a.DropSynQueue + b.DropSynQueue, DropAcceptQueue: a.DropAcceptQueue + b.DropAcceptQueue,
-		DropOther: a.DropOther + b.DropOther, RcvDrops: a.RcvDrops + b.RcvDrops, AckOther: a.AckOther + b.AckOther,
-	}
-}
-
 // derive computes a socket's counters since synq first saw it.
-func (e *Exporter) derive(s *sock) values {
-	a := s.acc
+func (e *Exporter) derive(s *ledger.Sock) values {
+	a := s.Counts
 	var v values
 	v[vSyn], v[vCookie], v[vEnqueue], v[vAccept], v[vSynackRetrans] = a.Syn, a.Cookie, a.Enqueue, a.Accept, a.SynackRetrans
 	v[vDropAckOverflow] = a.AckOverflow
-	if e.info.Tier != tracer.TierTracepoint {
-		v[vDropSynQueue], v[vDropAcceptQueue], v[vDropOther] = a.DropSynQueue, a.DropAcceptQueue, a.DropOther+a.AckOther
+	if !e.caps.SynSide && !s.Snapped {
+		// The SYN side comes from sk_drops, which no snapshot showed
+		// (a namespace synq cannot enter): unknown, no increase.
 		return v
 	}
-	// Tracepoint tier: the listener's ListenDrops come from its sk_drops
-	// between two snapshots; what was not seen failing at the final ACK
-	// happened on the SYN side. Without a snapshot (a namespace synq
-	// cannot enter) the SYN side stays unknown: no increase.
-	if s.snap {
-		ld, _ := tracer.ListenDrops(e.info, s.first, s.last, a)
-		if acked := a.AckOverflow + a.AckOther; ld > acked {
-			v[vDropSynSide] = ld - acked
-		}
+	d := ledger.Breakdown(e.info, s.First, s.Last, a)
+	v[vDropOther] = d.Other
+	if d.SynSide != nil {
+		v[vDropSynSide] = *d.SynSide
+	} else {
+		v[vDropSynQueue], v[vDropAcceptQueue] = *d.SynQueueFull, *d.AcceptQueueFull
 	}
 	return v
 }
@@ -459,11 +395,10 @@ func (e *Exporter) refresh(now time.Time) error {
 	// then shows in the counters first, and the tracepoint tier's
 	// sk_drops-based SYN side can only lag by it, never run ahead (series
 	// keep their high-water mark, so a lead would stick).
-	ls, lerr := e.src.Listeners()
+	v, lerr := e.src.Walk()
 	if lerr != nil {
 		e.logf("snapshot listeners: %v", lerr)
 	}
-	snapFailed := lerr != nil && ls == nil
 	counts, err := e.src.Counts()
 	if err != nil {
 		e.err = fmt.Errorf("read listener counters: %w", err)
@@ -489,111 +424,70 @@ func (e *Exporter) refresh(now time.Time) error {
 		}
 	}
 
-	for _, s := range e.socks {
-		s.seen, s.inMap, s.inHist, s.lat = false, false, false, nil
+	if v == nil {
+		// No listing at all: account the counters, forget nobody.
+		v = &ledger.View{Netns: []ledger.NetnsView{{Err: lerr}}}
 	}
-	for _, l := range ls {
-		s, ok := e.socks[l.ID]
-		switch {
-		case !ok:
-			s = &sock{}
-			e.socks[l.ID] = s
-		case s.snap && s.inode != l.Inode:
-			// A new socket at the kernel address of an old one: the
-			// counter map entry carries on, and what it counts from
-			// now on is the new socket's.
-			s = &sock{prev: s.prev, fresh: true}
-			e.socks[l.ID] = s
-		}
-		if !s.snap {
-			s.first, s.snap = l, true
-			if s.fresh || (!s.pre && e.startNetns[l.Netns]) {
-				// Created after synq started (the baseline covered
-				// its namespace and did not show it): its sk_drops
-				// counted from zero, like its kernel counters.
-				s.first.SkDrops = 0
-			}
-		}
-		s.inode, s.ep, s.hasEP, s.last, s.seen = l.Inode, keyOf(l.Endpoint), true, l, true
-	}
-	for id, c := range counts {
-		s, ok := e.socks[id]
-		if !ok {
-			s = &sock{}
-			e.socks[id] = s
-		}
-		s.acc = addCounts(s.acc, sub(c, s.prev))
-		s.prev, s.inMap = c, true
-	}
-	for id, h := range hists {
-		s, ok := e.socks[id]
-		if !ok {
-			s = &sock{}
-			e.socks[id] = s
-		}
-		s.lat = h.Sub(s.prevH)
-		s.prevH, s.inHist = h, true
-	}
-	for id, k := range e.learned {
-		if s, ok := e.socks[id]; ok && !s.hasEP {
-			s.ep, s.hasEP = k, true
-		}
-	}
-	clear(e.learned)
-
-	for id, s := range e.socks {
-		if !s.inMap {
-			// Evicted or never counted: a later entry counts from zero.
-			s.prev = tracer.Counts{}
-		}
-		if !s.inHist {
-			s.prevH = nil
-		}
-		if !s.seen && !s.inMap && !s.inHist && !snapFailed {
-			delete(e.socks, id)
-			continue
+	e.tally.Update(v, counts, hists)
+	ids := map[tracer.ListenerID]bool{}
+	e.tally.Each(func(s *ledger.Sock) {
+		ids[s.ID] = true
+		m := e.marks[s.ID]
+		if m == nil || s.New {
+			m = &mark{}
+			e.marks[s.ID] = m
 		}
 		v := e.derive(s)
 		var d values
 		for i := range v {
-			if v[i] > s.hwm[i] {
-				d[i], s.hwm[i] = v[i]-s.hwm[i], v[i]
+			if v[i] > m.hwm[i] {
+				d[i], m.hwm[i] = v[i]-m.hwm[i], v[i]
 			}
 		}
-		if s.hasEP {
+		lat := s.Hist
+		if lat != nil && lat.Accepts() == 0 && lat.LatencySum == 0 {
+			lat = nil // nothing new: no reason to keep a series alive
+		}
+		if s.HasEndpoint {
+			k := keyOf(s.Endpoint)
 			// A closed listener's map entry may linger: only activity
 			// or presence keeps its series alive.
-			if s.seen || d.total() > 0 || s.lat != nil {
-				se := e.seriesFor(s.ep, now)
+			if s.Listed || d.total() > 0 || lat != nil {
+				se := e.seriesFor(k, now)
 				se.pending.add(&d)
-				if s.lat != nil {
-					e.addLatency(&se.pendingHist, s.lat)
+				if lat != nil {
+					e.addLatency(&se.pendingHist, lat)
 				}
 			}
-			if s.ep.netns == e.opts.ReconciledNetns {
+			if k.netns == e.opts.ReconciledNetns {
 				e.attributed.add(&d)
 			}
-		} else if d.total() > 0 || s.lat != nil {
+		} else if d.total() > 0 || lat != nil {
 			e.other.add(&d)
-			if s.lat != nil {
-				e.addLatency(&e.otherHist, s.lat)
+			if lat != nil {
+				e.addLatency(&e.otherHist, lat)
 			}
 			e.otherUsed = true
+		}
+	})
+	for id := range e.marks {
+		if !ids[id] {
+			delete(e.marks, id)
 		}
 	}
 
 	for _, se := range e.series {
 		se.live, se.accLen, se.accMax, se.synLen = false, 0, 0, 0
 	}
-	for _, s := range e.socks {
-		if s.seen {
-			se := e.series[s.ep]
+	e.tally.Each(func(s *ledger.Sock) {
+		if s.Listed {
+			se := e.series[keyOf(s.Endpoint)]
 			se.live = true
-			se.accLen += uint64(s.last.AcceptQueueLen)
-			se.accMax += uint64(s.last.AcceptQueueMax)
-			se.synLen += uint64(s.last.SynQueueLen)
+			se.accLen += uint64(s.Last.AcceptQueueLen)
+			se.accMax += uint64(s.Last.AcceptQueueMax)
+			se.synLen += uint64(s.Last.SynQueueLen)
 		}
-	}
+	})
 
 	decay := 1.0
 	if !e.lastRefresh.IsZero() {
@@ -761,21 +655,6 @@ func (e *Exporter) collectListener(ch chan<- prometheus.Metric, lv []string, v *
 	}
 }
 
-// coverage pairs a kernel counter with what synq attributes of it. The
-// SYN-side ones exist only where synq sees the SYN side.
-var coverage = []struct {
-	counter string
-	synSide bool
-	sum     func(v *values) uint64
-}{
-	{"ListenDrops", false, func(v *values) uint64 {
-		return v[vDropSynQueue] + v[vDropAcceptQueue] + v[vDropAckOverflow] + v[vDropOther] + v[vDropSynSide]
-	}},
-	{"ListenOverflows", true, func(v *values) uint64 { return v[vDropAcceptQueue] + v[vDropAckOverflow] }},
-	{"TCPReqQFullDrop", true, func(v *values) uint64 { return v[vDropSynQueue] }},
-	{"SyncookiesSent", true, func(v *values) uint64 { return v[vCookie] }},
-}
-
 func (e *Exporter) collectKernel(ch chan<- prometheus.Metric) {
 	if e.kernelNow == nil {
 		return
@@ -787,15 +666,19 @@ func (e *Exporter) collectKernel(ch chan<- prometheus.Metric) {
 		}
 	}
 	delta := netstat.Delta(e.kernel0, e.kernelNow)
-	for _, c := range coverage {
-		if c.synSide && e.info.Tier == tracer.TierTracepoint {
-			continue
+	a := &e.attributed
+	drops := a[vDropSynQueue] + a[vDropAcceptQueue] + a[vDropAckOverflow] + a[vDropOther] + a[vDropSynSide]
+	counted := tracer.Counts{DropSynQueue: a[vDropSynQueue], DropAcceptQueue: a[vDropAcceptQueue],
+		AckOverflow: a[vDropAckOverflow], Cookie: a[vCookie]}
+	for _, c := range ledger.Coverage(e.caps, counted, drops) {
+		if !c.Whole || c.Synq == nil {
+			continue // only what the hooks are placed to see in full
 		}
-		k, ok := delta["TcpExt."+c.counter]
+		k, ok := delta[c.Key]
 		if !ok {
 			continue
 		}
-		got := float64(c.sum(&e.attributed))
+		got := float64(*c.Synq)
 		ratio := 1.0
 		switch {
 		case k > 0:
@@ -803,6 +686,6 @@ func (e *Exporter) collectKernel(ch chan<- prometheus.Metric) {
 		case got > 0:
 			ratio = math.Inf(1)
 		}
-		ch <- prometheus.MustNewConstMetric(descCoverage, prometheus.GaugeValue, ratio, c.counter)
+		ch <- prometheus.MustNewConstMetric(descCoverage, prometheus.GaugeValue, ratio, c.Name)
 	}
 }

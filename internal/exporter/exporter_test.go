@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	khist "github.com/synq-trace/synq/internal/hist"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -94,14 +95,19 @@ func (f *fakeSource) accepted(id tracer.ListenerID, lat ...time.Duration) {
 	}
 }
 
-func (f *fakeSource) Listeners() ([]tracer.Listener, error) {
+// Walk lists testNetns (always) and every namespace with a listener.
+func (f *fakeSource) Walk() (*ledger.View, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]tracer.Listener, 0, len(f.ls))
+	byNetns := map[uint32][]tracer.Listener{testNetns: {}}
 	for _, l := range f.ls {
-		out = append(out, l)
+		byNetns[l.Netns] = append(byNetns[l.Netns], l)
 	}
-	return out, nil
+	v := &ledger.View{}
+	for ino, ls := range byNetns {
+		v.Netns = append(v.Netns, ledger.NetnsView{NS: ledger.Namespace{Inode: uint64(ino)}, Listeners: ls})
+	}
+	return v, nil
 }
 
 func (f *fakeSource) KernelCounters() (netstat.Snapshot, error) {

@@ -1,13 +1,12 @@
 package exporter
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
-	"golang.org/x/sys/unix"
 )
 
 // Source is what the exporter reads at scrape time. The kernel implements it
@@ -23,10 +22,9 @@ type Source interface {
 	Histograms() (map[tracer.ListenerID]*tracer.Histogram, error)
 	// Stats counts what the event stream lost.
 	Stats() (tracer.Stats, error)
-	// Listeners is a snapshot of every listening socket of the watched
-	// namespaces. An error with a non-nil list says that some namespaces
-	// were left out.
-	Listeners() ([]tracer.Listener, error)
+	// Walk is a snapshot of every listening socket of the watched
+	// namespaces (ledger.Walker.Walk): a nil View is a failed walk.
+	Walk() (*ledger.View, error)
 	// KernelCounters are the SNMP/netstat counters of the reconciled
 	// namespace (synq's own, or --netns).
 	KernelCounters() (netstat.Snapshot, error)
@@ -34,19 +32,28 @@ type Source interface {
 
 // KernelSource reads a live tracer and the iter/tcp snapshotter.
 type KernelSource struct {
-	tr   *tracer.Tracer
-	snap *tracer.Snapshotter
-	only *netns.NS // nil: every namespace netns.All finds
-	self netns.NS  // the reconciled namespace
+	tr      *tracer.Tracer
+	self    netns.NS          // the reconciled namespace
+	held    *ledger.Namespace // it, held open, with --netns
+	release func()
+	// Walker lists the listeners; set its Report to hear, once, of a
+	// namespace it could not see.
+	Walker *ledger.Walker
 }
 
 // NewKernelSource watches only (nil: every namespace) and reconciles with
 // only, or with synq's own namespace. The caller keeps ownership of tr and
 // snap.
 func NewKernelSource(tr *tracer.Tracer, snap *tracer.Snapshotter, only *netns.NS) (*KernelSource, error) {
-	s := &KernelSource{tr: tr, snap: snap, only: only}
+	s := &KernelSource{tr: tr, Walker: &ledger.Walker{Lister: snap}, release: func() {}}
 	if only != nil {
-		s.self = *only
+		// Held open: `ip netns del` while processes use it loses nothing.
+		ns, release, err := ledger.Hold(*only)
+		if err != nil {
+			return nil, err
+		}
+		s.self, s.held, s.release = *only, &ns, release
+		s.Walker.Only = &ns
 	} else {
 		cur, err := netns.Current()
 		if err != nil {
@@ -70,42 +77,37 @@ func (s *KernelSource) Histograms() (map[tracer.ListenerID]*tracer.Histogram, er
 
 func (s *KernelSource) Stats() (tracer.Stats, error) { return s.tr.Stats() }
 
-// Listeners enters each namespace in turn: the kernel binds a TCP iterator to
+// Walk enters each namespace in turn: the kernel binds a TCP iterator to
 // the namespace of the thread that opens it. Entering a namespace other than
-// synq's own needs CAP_SYS_ADMIN. Namespaces that vanish are skipped; ones
-// synq may not enter are skipped too, and said in the error returned with
-// the other namespaces' listeners. Their listeners still count (named by
-// events), without queue gauges.
-func (s *KernelSource) Listeners() ([]tracer.Listener, error) {
-	var all []netns.NS
-	if s.only != nil {
-		all = []netns.NS{*s.only}
-	} else {
-		var err error
-		if all, err = netns.All(); err != nil {
-			return nil, err
-		}
+// synq's own needs CAP_SYS_ADMIN. Namespaces synq cannot list are in the
+// View with their reason, said once by the Walker: their listeners still
+// count (named by events), without queue gauges.
+func (s *KernelSource) Walk() (*ledger.View, error) { return s.Walker.Walk() }
+
+func (s *KernelSource) KernelCounters() (netstat.Snapshot, error) {
+	if s.held == nil {
+		return netstat.ReadNetns(s.self)
 	}
-	out := []tracer.Listener{}
-	denied := 0
-	for _, ns := range all {
-		err := ns.Do(func() error {
-			ls, err := s.snap.Listeners()
-			out = append(out, ls...)
-			return err
-		})
-		if err != nil && s.only != nil {
-			return nil, fmt.Errorf("listeners of netns %s: %w", ns, err)
-		}
-		if errors.Is(err, unix.EPERM) {
-			denied++
-		}
+	var snap netstat.Snapshot
+	err := s.held.Do(func() (err error) {
+		snap, err = netstat.Read("/proc/thread-self/net")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counters of netns %s: %w", s.held, err)
 	}
-	if denied > 0 {
-		// One stable message, logged once: not one per namespace.
-		return out, errors.New("not allowed to enter other network namespaces (needs CAP_SYS_ADMIN): their listeners have no queue gauges")
-	}
-	return out, nil
+	return snap, nil
 }
 
-func (s *KernelSource) KernelCounters() (netstat.Snapshot, error) { return netstat.ReadNetns(s.self) }
+// Healthy says why what synq watches is no longer what the operator asked
+// for: the --netns namespace has no process and no name left (only synq
+// holds it). Nil otherwise.
+func (s *KernelSource) Healthy() error {
+	if s.held != nil && s.held.Orphaned() {
+		return fmt.Errorf("netns %s: no process and no /run/netns name refers to it any more (synq holds it open)", s.held)
+	}
+	return nil
+}
+
+// Close releases the namespace held open.
+func (s *KernelSource) Close() { s.release() }

@@ -51,6 +51,25 @@ func Read(dir string) (Snapshot, error) {
 	return s, nil
 }
 
+// ReadMIB reads net/netstat and net/snmp of the calling thread's network
+// namespace (/proc/thread-self/net: inside netns.NS.Do, that namespace), not
+// snmp6: nothing synq reconciles is there, and it is the slowest to print.
+// The caller locks the thread (Do does).
+func ReadMIB() (Snapshot, error) {
+	s := make(Snapshot, 256)
+	for _, f := range Files[:2] {
+		p := "/proc/thread-self/net/" + f
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read counters: %w", err)
+		}
+		if err := ParseTable(b, s); err != nil {
+			return nil, fmt.Errorf("parse %s: %w", p, err)
+		}
+	}
+	return s, nil
+}
+
 // ReadNetns reads the counters of a network namespace. Inside ns.Do it
 // reads /proc/thread-self/net: /proc/self/net and /proc/net follow the
 // thread-group leader, which stays in the process's namespace.

@@ -15,43 +15,25 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
 
 // Namespace is a network namespace to reconcile.
-type Namespace struct {
-	Inode uint64
-	Name  string // under /run/netns, "" if none
-	// Do runs fn on an OS thread inside the namespace: netns.NS.Do or
-	// netlab.Netns.Do.
-	Do func(fn func() error) error
-}
+type Namespace = ledger.Namespace
 
 // FromNS adapts a namespace found by internal/netns.
-func FromNS(ns netns.NS) Namespace {
-	return Namespace{Inode: ns.Inode, Name: ns.Name, Do: ns.Do}
-}
+func FromNS(ns netns.NS) Namespace { return ledger.FromNS(ns) }
 
 // AllNamespaces lists every namespace netns.All finds: those with a name
 // under /run/netns or a process in them.
-func AllNamespaces() ([]Namespace, error) {
-	all, err := netns.All()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Namespace, len(all))
-	for i, ns := range all {
-		out[i] = FromNS(ns)
-	}
-	return out, nil
-}
+func AllNamespaces() ([]Namespace, error) { return ledger.AllNamespaces() }
 
 // Source is what reconcile reads from the tracer; *tracer.Tracer is one.
 type Source interface {
@@ -62,9 +44,7 @@ type Source interface {
 
 // Lister lists the listening sockets of the calling thread's network
 // namespace; *tracer.Snapshotter is one.
-type Lister interface {
-	Listeners() ([]tracer.Listener, error)
-}
+type Lister = ledger.Lister
 
 // Config says which namespaces are reconciled. It must match the tracer's
 // own filters.
@@ -84,13 +64,16 @@ type Config struct {
 	// ReadCounters reads the counters of the calling thread's namespace;
 	// nil reads /proc/thread-self/net.
 	ReadCounters func() (netstat.Snapshot, error)
+	// Walker, when set, is the walk the caller shares (it must read each
+	// namespace's MIB); otherwise the reconciler makes its own.
+	Walker *ledger.Walker
 }
 
 // Reconciler keeps the baselines and the listener bookkeeping. Its methods
 // are safe for concurrent use.
 type Reconciler struct {
 	src    Source
-	lister Lister
+	walker *ledger.Walker
 	cfg    Config
 	info   tracer.Info
 	start  time.Time
@@ -124,7 +107,6 @@ type nsState struct {
 	// that lived only then were never seen.
 	err    error
 	missed bool
-	seen   bool // found by the last Discover (or Traced): worth entering
 }
 
 // errGone: Discover no longer finds the namespace (no process and no
@@ -156,37 +138,38 @@ type owner struct {
 // namespace(s) and the tracer's per-listener counts, now. What happened
 // before is left out on both sides.
 func New(src Source, lister Lister, cfg Config) (*Reconciler, error) {
-	if cfg.Traced == nil && cfg.Discover == nil {
+	if cfg.Traced == nil && cfg.Discover == nil && cfg.Walker == nil {
 		return nil, errors.New("reconcile: neither a traced namespace nor a way to discover them")
 	}
-	if cfg.ReadCounters == nil {
-		cfg.ReadCounters = readCounters
-	}
 	r := &Reconciler{
-		src: src, lister: lister, cfg: cfg, info: src.Info(), start: time.Now(),
+		src: src, cfg: cfg, info: src.Info(), start: time.Now(),
 		ns:         map[uint64]*nsState{},
 		incs:       map[incKey]*incarnation{},
 		owner:      map[tracer.ListenerID]owner{},
 		listed:     map[tracer.ListenerID]bool{},
 		unreadable: map[uint64]bool{},
 	}
+	r.walker = cfg.Walker
+	if r.walker == nil {
+		r.walker = &ledger.Walker{Lister: lister, Only: cfg.Traced, Discover: cfg.Discover, MIB: true, ReadMIB: cfg.ReadCounters}
+	}
 	r.sampling.Lock()
 	defer r.sampling.Unlock()
-	if err := r.discover(); err != nil {
-		return nil, err
+	v, err := r.walker.Walk()
+	if err != nil && v == nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
 	}
-	if cfg.Traced != nil {
-		if st := r.ns[cfg.Traced.Inode]; st.err != nil {
-			return nil, fmt.Errorf("reconcile: %w", st.err)
-		}
+	if cfg.Traced != nil && v.Netns[0].Err != nil {
+		return nil, fmt.Errorf("reconcile: %w", v.Netns[0].Err)
 	}
 	counts, err := src.Counts()
 	if err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.startCounts = counts
-	r.mu.Unlock()
+	r.apply(v, counts)
 	return r, nil
 }
 
@@ -215,27 +198,21 @@ func (r *Reconciler) Observe(ev *tracer.Event) {
 func (r *Reconciler) Sample() error {
 	r.sampling.Lock()
 	defer r.sampling.Unlock()
-	if err := r.discover(); err != nil {
-		return err
+	v, err := r.walker.Walk()
+	if v == nil {
+		return fmt.Errorf("reconcile: %w", err)
 	}
-	for _, st := range r.namespaces() {
-		if st.base == nil || r.skipGone(st) {
-			continue
-		}
-		var ls []tracer.Listener
-		err := st.ns.Do(func() (err error) {
-			ls, err = r.lister.Listeners()
+	var counts map[tracer.ListenerID]tracer.Counts
+	if r.needsBaseline(v) {
+		// Read after the namespaces' counters, like Report does, so that
+		// events in flight fall on the same side of both baselines.
+		if counts, err = r.src.Counts(); err != nil {
 			return err
-		})
-		r.mu.Lock()
-		if err != nil {
-			st.err, st.missed = err, true
-		} else {
-			st.err = nil
-			r.updateListeners(st, ls, false)
 		}
-		r.mu.Unlock()
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.apply(v, counts)
 	return nil
 }
 
@@ -257,98 +234,57 @@ func (r *Reconciler) Track(ctx context.Context, every time.Duration) {
 	}
 }
 
-// skipGone marks a namespace Discover no longer lists as gone: entering it
-// by an old path could only fail.
-func (r *Reconciler) skipGone(st *nsState) bool {
+// needsBaseline: the view has a namespace without a baseline yet.
+func (r *Reconciler) needsBaseline(v *ledger.View) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if st.seen {
-		return false
-	}
-	st.err, st.missed = errGone, true
-	return true
-}
-
-// namespaces returns the known namespace states (stable pointers).
-func (r *Reconciler) namespaces() []*nsState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]*nsState, 0, len(r.ns))
-	for _, st := range r.ns {
-		out = append(out, st)
-	}
-	return out
-}
-
-// discover adds namespaces not known yet and takes their baselines, and
-// retries baselines that failed. Call with r.sampling held.
-func (r *Reconciler) discover() error {
-	var found []Namespace
-	if r.cfg.Traced != nil {
-		found = []Namespace{*r.cfg.Traced}
-	} else {
-		var err error
-		if found, err = r.cfg.Discover(); err != nil {
-			return fmt.Errorf("reconcile: list network namespaces: %w", err)
+	for _, n := range v.Netns {
+		if st, ok := r.ns[n.NS.Inode]; n.Err == nil && (!ok || st.base == nil) {
+			return true
 		}
 	}
-	r.mu.Lock()
-	var todo []*nsState
-	for _, st := range r.ns {
-		st.seen = false
-	}
-	for _, ns := range found {
-		st, ok := r.ns[ns.Inode]
+	return false
+}
+
+// apply takes a walk: baselines of namespaces seen for the first time (with
+// counts, read after the walk), listings of the others. A namespace known
+// but not in the walk is gone. Call with r.mu held.
+func (r *Reconciler) apply(v *ledger.View, counts map[tracer.ListenerID]tracer.Counts) map[uint64]netstat.Snapshot {
+	now := map[uint64]netstat.Snapshot{}
+	inView := map[uint64]bool{}
+	for _, n := range v.Netns {
+		inView[n.NS.Inode] = true
+		st, ok := r.ns[n.NS.Inode]
 		if !ok {
 			st = &nsState{}
-			r.ns[ns.Inode] = st
-			delete(r.unreadable, ns.Inode)
+			r.ns[n.NS.Inode] = st
+			delete(r.unreadable, n.NS.Inode)
 		}
 		// The path may have changed: the process it came from exited.
-		st.ns, st.seen = ns, true
-		if st.base == nil {
-			todo = append(todo, st)
-		}
-	}
-	r.mu.Unlock()
-	if len(todo) == 0 {
-		return nil
-	}
-	type result struct {
-		ls  []tracer.Listener
-		c   netstat.Snapshot
-		err error
-		at  time.Time
-	}
-	res := make([]result, len(todo))
-	for i, st := range todo {
-		res[i].err = st.ns.Do(func() (err error) {
-			if res[i].ls, err = r.lister.Listeners(); err != nil {
-				return err
+		st.ns = n.NS
+		switch {
+		case n.Err != nil:
+			st.err = n.Err
+			st.missed = st.missed || st.base != nil
+		case st.base == nil:
+			if counts == nil {
+				continue
 			}
-			res[i].c, err = r.cfg.ReadCounters()
-			return err
-		})
-		res[i].at = time.Now()
-	}
-	// Read after the namespaces' counters, like Report does, so that
-	// events in flight fall on the same side of both baselines.
-	counts, err := r.src.Counts()
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, st := range todo {
-		if res[i].err != nil {
-			st.err = res[i].err
-			continue
+			st.err = nil
+			st.base, st.baseCounts, st.baseTime = n.MIB, counts, n.At
+			r.updateListeners(st, n.Listeners, true)
+		default:
+			st.err = nil
+			now[n.NS.Inode] = n.MIB
+			r.updateListeners(st, n.Listeners, false)
 		}
-		st.err = nil
-		st.base, st.baseCounts, st.baseTime = res[i].c, counts, res[i].at
-		r.updateListeners(st, res[i].ls, true)
 	}
-	return nil
+	for ino, st := range r.ns {
+		if !inView[ino] && st.base != nil {
+			st.err, st.missed = errGone, true
+		}
+	}
+	return now
 }
 
 // updateListeners records a successful listing of st's namespace. At the
@@ -393,32 +329,9 @@ func (r *Reconciler) updateListeners(st *nsState, ls []tracer.Listener, baseline
 func (r *Reconciler) Report(final bool) (*Report, error) {
 	r.sampling.Lock()
 	defer r.sampling.Unlock()
-	if err := r.discover(); err != nil {
-		return nil, err
-	}
-	now := map[uint64]netstat.Snapshot{}
-	for _, st := range r.namespaces() {
-		if st.base == nil || r.skipGone(st) {
-			continue
-		}
-		var ls []tracer.Listener
-		var c netstat.Snapshot
-		err := st.ns.Do(func() (err error) {
-			if ls, err = r.lister.Listeners(); err != nil {
-				return err
-			}
-			c, err = r.cfg.ReadCounters()
-			return err
-		})
-		r.mu.Lock()
-		if err != nil {
-			st.err, st.missed = err, true
-		} else {
-			st.err = nil
-			now[st.ns.Inode] = c
-			r.updateListeners(st, ls, false)
-		}
-		r.mu.Unlock()
+	v, err := r.walker.Walk()
+	if v == nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
 	}
 	counts, err := r.src.Counts()
 	if err != nil {
@@ -428,30 +341,22 @@ func (r *Reconciler) Report(final bool) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.ReportView(final, v, counts, stats), nil
+}
+
+// ReportView reconciles from a walk the caller made (its Walker reads each
+// namespace's MIB) and the tracer's counts and stats read after it: one walk
+// and one read of the counter map serve the caller and the report.
+func (r *Reconciler) ReportView(final bool, v *ledger.View, counts map[tracer.ListenerID]tracer.Counts, stats tracer.Stats) *Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.build(final, now, counts, stats), nil
+	now := r.apply(v, counts)
+	return r.build(final, now, counts, stats)
 }
 
 // The reads of a report are ordered to keep the windows in which traffic
 // lands on one side only short: the listing (sk_drops), then the namespace's
 // counters (both move in tcp_listendrop), then the tracer's counts.
-
-// readCounters reads netstat and snmp of the calling thread's namespace
-// (not snmp6: nothing reconciled is there, and it is the slowest to print).
-func readCounters() (netstat.Snapshot, error) {
-	s := make(netstat.Snapshot, 256)
-	for _, f := range []string{"netstat", "snmp"} {
-		b, err := os.ReadFile("/proc/thread-self/net/" + f)
-		if err != nil {
-			return nil, fmt.Errorf("read counters: %w", err)
-		}
-		if err := netstat.ParseTable(b, s); err != nil {
-			return nil, fmt.Errorf("parse /proc/thread-self/net/%s: %w", f, err)
-		}
-	}
-	return s, nil
-}
 
 // agg is what synq counted in one namespace.
 type agg struct {
@@ -495,6 +400,7 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		return a
 	}
 	var unattributed tracer.Counts
+	caps := r.info.Caps()
 	for id := range ids {
 		o, placed := r.owner[id]
 		if r.cfg.Traced != nil {
@@ -505,7 +411,7 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 			// closed between samples and whose events were all lost or
 			// filtered out. (Listener 0 are enqueues whose listener the
 			// tracepoint tier cannot see before 6.6.)
-			unattributed = addCounts(unattributed, sub(counts[id], r.startCounts[id]))
+			unattributed = unattributed.Add(counts[id].Sub(r.startCounts[id]))
 			continue
 		}
 		var base tracer.Counts
@@ -514,7 +420,7 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		} else {
 			base = r.startCounts[id]
 		}
-		c := sub(counts[id], base)
+		c := counts[id].Sub(base)
 		var skDelta uint64
 		var last *incarnation
 		for _, inc := range byID[id] {
@@ -525,14 +431,15 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		}
 		drops, exact := tracer.ListenDrops(r.info, tracer.Listener{}, tracer.Listener{SkDrops: uint32(skDelta)}, c)
 		a := get(o.netns)
-		if r.info.Tier == tracer.TierTracepoint && !r.listed[id] && id != 0 {
+		if !caps.SynSide && !r.listed[id] && id != 0 {
+			// ListenDrops from sk_drops, which no listing showed.
 			a.unlisted++
 			exact = false
 		}
 		if id == 0 {
 			drops, exact = 0, true // no listener: nothing of it is in sk_drops
 		}
-		a.counts = addCounts(a.counts, c)
+		a.counts = a.counts.Add(c)
 		a.drops += drops
 		a.exact = a.exact && exact
 		if c == (tracer.Counts{}) && drops == 0 {
@@ -571,13 +478,16 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		}
 		nr := NetnsReport{Inode: ino, Host: ino == r.cfg.Host}
 		var delta netstat.Snapshot
-		var missed bool
+		var missed, unseen bool
 		if st, ok := r.ns[ino]; ok {
 			nr.Name = st.ns.Name
 			missed = st.missed
 			switch {
 			case st.base == nil && st.err != nil:
-				nr.Err = fmt.Sprintf("not readable: %v", st.err)
+				// Never read: whatever happened there is unknown, not
+				// idle.
+				nr.Err = fmt.Sprintf("not readable: %s", ledger.Why(st.err))
+				unseen = true
 			case st.err != nil:
 				nr.Err = fmt.Sprintf("not readable any more (gone?): %v", st.err)
 			case now[ino] != nil:
@@ -595,7 +505,7 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		nr.Listeners = a.listeners
 		sortListeners(nr.Listeners)
 		traced := r.cfg.Traced != nil && ino == r.cfg.Traced.Inode
-		if !traced && !nr.Host && !a.active && !kernelActive(delta) {
+		if !traced && !nr.Host && !unseen && !a.active && !kernelActive(delta) {
 			rep.Idle++
 			continue
 		}
@@ -605,38 +515,12 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 }
 
 func kernelActive(delta netstat.Snapshot) bool {
-	for _, c := range counters {
-		if c.activity && delta[c.key] != 0 {
+	for _, c := range ledger.Coverage(tracer.Capabilities{}, tracer.Counts{}, 0) {
+		if c.Activity && delta[c.Key] != 0 {
 			return true
 		}
 	}
 	return false
-}
-
-// sub is a - b per field. A field below its baseline means the LRU map
-// evicted the listener and counted it afresh: take a as is.
-func sub(a, b tracer.Counts) tracer.Counts {
-	d := func(x, y uint64) uint64 {
-		if x < y {
-			return x
-		}
-		return x - y
-	}
-	return tracer.Counts{
-		Syn: d(a.Syn, b.Syn), Cookie: d(a.Cookie, b.Cookie), SynackRetrans: d(a.SynackRetrans, b.SynackRetrans),
-		Enqueue: d(a.Enqueue, b.Enqueue), AckOverflow: d(a.AckOverflow, b.AckOverflow), Accept: d(a.Accept, b.Accept),
-		DropSynQueue: d(a.DropSynQueue, b.DropSynQueue), DropAcceptQueue: d(a.DropAcceptQueue, b.DropAcceptQueue),
-		DropOther: d(a.DropOther, b.DropOther), RcvDrops: d(a.RcvDrops, b.RcvDrops), AckOther: d(a.AckOther, b.AckOther),
-	}
-}
-
-func addCounts(a, b tracer.Counts) tracer.Counts {
-	return tracer.Counts{
-		Syn: a.Syn + b.Syn, Cookie: a.Cookie + b.Cookie, SynackRetrans: a.SynackRetrans + b.SynackRetrans,
-		Enqueue: a.Enqueue + b.Enqueue, AckOverflow: a.AckOverflow + b.AckOverflow, Accept: a.Accept + b.Accept,
-		DropSynQueue: a.DropSynQueue + b.DropSynQueue, DropAcceptQueue: a.DropAcceptQueue + b.DropAcceptQueue,
-		DropOther: a.DropOther + b.DropOther, RcvDrops: a.RcvDrops + b.RcvDrops, AckOther: a.AckOther + b.AckOther,
-	}
 }
 
 func sortedKeys(m map[uint64]bool) []uint64 {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -97,115 +98,49 @@ func (r *Report) Namespace(inode uint64) (NetnsReport, bool) {
 
 // The counters reconciled, in the order of the listen path.
 const (
-	ListenDrops     = "ListenDrops"
-	ListenOverflows = "ListenOverflows"
-	TCPReqQFullDrop = "TCPReqQFullDrop"
-	SyncookiesSent  = "SyncookiesSent"
-	PassiveOpens    = "PassiveOpens"
-	TCPSynRetrans   = "TCPSynRetrans"
+	ListenDrops     = ledger.ListenDrops
+	ListenOverflows = ledger.ListenOverflows
+	TCPReqQFullDrop = ledger.TCPReqQFullDrop
+	SyncookiesSent  = ledger.SyncookiesSent
+	PassiveOpens    = ledger.PassiveOpens
+	TCPSynRetrans   = ledger.TCPSynRetrans
 )
 
-var counters = []struct {
-	name, key string
-	// activity: a change means listen-path activity in the namespace
-	// (TCPSynRetrans also moves for clients).
-	activity bool
-}{
-	{ListenDrops, "TcpExt.ListenDrops", true},
-	{ListenOverflows, "TcpExt.ListenOverflows", true},
-	{TCPReqQFullDrop, "TcpExt.TCPReqQFullDrop", true},
-	{SyncookiesSent, "TcpExt.SyncookiesSent", true},
-	{PassiveOpens, "Tcp.PassiveOpens", true},
-	{TCPSynRetrans, "TcpExt.TCPSynRetrans", false},
-}
-
 // Counters lists the names of the counters reconciled.
-func Counters() []string {
-	out := make([]string, len(counters))
-	for i, c := range counters {
-		out[i] = c.name
+func Counters() []string { return ledger.CounterNames() }
+
+// counters are the reconciled counters' names and netstat keys.
+var counters = func() (out []struct{ name, key string }) {
+	for _, c := range ledger.Coverage(tracer.Capabilities{}, tracer.Counts{}, 0) {
+		out = append(out, struct{ name, key string }{c.Name, c.Key})
 	}
 	return out
-}
-
-// claims says, for the tier that is attached, which counters it counts in
-// full, and otherwise why not.
-type claims struct {
-	synSide bool   // ListenDrops, ListenOverflows, TCPReqQFullDrop
-	cookies bool   // SyncookiesSent
-	why     string // why synSide is false (fentry/kprobe: a hook is missing)
-	whyCook string
-	// Tracepoint tier: ack-overflows counted at all (kfree_skb with rx_sk,
-	// 6.11+: cookie ACKs), and all of them (TCP_LISTEN_OVERFLOW, 6.15+).
-	ackCounted, ackKinds bool
-	retrans              bool // SYN-ACK retransmits counted
-}
-
-func tierClaims(info tracer.Info) claims {
-	var c claims
-	attached := map[string]bool{}
-	var missing, missingCookie []string
-	for _, h := range info.Hooks {
-		if h.Err == nil {
-			attached[h.Program] = true
-			continue
-		}
-		name := fmt.Sprintf("%s (%s)", h.Program, h.Target)
-		switch {
-		case strings.Contains(h.Program, "accept") && !strings.Contains(h.Program, "queue_add"),
-			strings.Contains(h.Program, "synack_retrans"):
-			// accept and SYN-ACK retransmits feed no reconciled claim
-		case strings.Contains(h.Program, "cookie"):
-			missingCookie = append(missingCookie, name)
-		default:
-			missing = append(missing, name)
-		}
-	}
-	c.retrans = attached["tp_synack_retrans"]
-	c.ackCounted = attached["tp_kfree_skb"]
-	for _, k := range info.Kinds() {
-		if k == tracer.KindAckOverflow {
-			c.ackKinds = true
-		}
-	}
-	if info.Tier == tracer.TierTracepoint {
-		return c
-	}
-	// A SYN whose cookie is not seen looks dropped: a missing cookie hook
-	// spoils the SYN-side claims too.
-	missing = append(missing, missingCookie...)
-	c.synSide = len(missing) == 0
-	if !c.synSide {
-		c.why = "hook " + strings.Join(missing, ", ") + " not attached"
-	}
-	c.cookies, c.whyCook = c.synSide, c.why
-	return c
-}
+}()
 
 // rows reconciles one namespace. delta is nil when its counters could not be
 // read; missed: some listing of it failed, so short-lived listeners may be
 // missing.
 func (r *Reconciler) rows(delta netstat.Snapshot, a *agg, missed bool, recursionMisses uint64) []Row {
-	info := r.info
-	cl := tierClaims(info)
-	tp := info.Tier == tracer.TierTracepoint
+	caps := r.info.Caps()
 	u := func(v uint64) *uint64 { return &v }
-	c := a.counts
-	rows := make([]Row, 0, len(counters))
-	for _, ctr := range counters {
-		row := Row{Counter: ctr.name}
+	cov := ledger.Coverage(caps, a.counts, a.drops)
+	rows := make([]Row, 0, len(cov))
+	for _, ctr := range cov {
+		row := Row{Counter: ctr.Name, Synq: ctr.Synq, Claimed: ctr.Claimed(), Note: ctr.Partial}
+		if ctr.Whole {
+			row.Note = ctr.Missing
+		}
 		if delta != nil {
-			if v, ok := delta[ctr.key]; ok && v >= 0 {
+			if v, ok := delta[ctr.Key]; ok && v >= 0 {
 				row.Kernel = u(uint64(v))
 			}
 		}
-		switch ctr.name {
-		case ListenDrops:
-			row.Synq = u(a.drops)
+		if ctr.Name == ListenDrops && !caps.SynSide {
+			// Derived from sk_drops: exact only where every listener's
+			// sk_drops are known.
+			row.Claimed = false
 			switch {
-			case !tp:
-				row.Claimed, row.Note = cl.synSide, cl.why
-			case !info.ExactListenDrops:
+			case !caps.ListenDropsExact:
 				row.Note = "approximated by sk_drops: exact needs kfree_skb's rx_sk (6.11+) and kallsyms"
 			case a.unlisted > 0:
 				row.Note = fmt.Sprintf("%d listener(s) never listed: their sk_drops are unknown", a.unlisted)
@@ -217,44 +152,6 @@ func (r *Reconciler) rows(delta netstat.Snapshot, a *agg, missed bool, recursion
 			default:
 				row.Claimed = true
 			}
-		case ListenOverflows:
-			switch {
-			case !tp:
-				row.Synq = u(c.DropAcceptQueue + c.AckOverflow)
-				row.Claimed, row.Note = cl.synSide, cl.why
-			case cl.ackKinds:
-				row.Synq = u(c.AckOverflow)
-				row.Note = "ACK side only: SYN-side overflows are invisible to tracepoints"
-			case cl.ackCounted:
-				row.Synq = u(c.AckOverflow)
-				row.Note = "cookie ACKs only: SYN side invisible to tracepoints, other ACKs need 6.15+"
-			default:
-				row.Note = "SYN-side overflows are invisible to tracepoints, ACK-side ones need 6.11+"
-			}
-		case TCPReqQFullDrop:
-			if tp {
-				row.Note = "SYN-side drops are invisible to tracepoints"
-				break
-			}
-			row.Synq = u(c.DropSynQueue)
-			row.Claimed, row.Note = cl.synSide, cl.why
-		case SyncookiesSent:
-			if tp {
-				row.Note = "cookies are sent on the SYN side, invisible to tracepoints"
-				break
-			}
-			row.Synq = u(c.Cookie)
-			row.Claimed, row.Note = cl.cookies, cl.whyCook
-		case PassiveOpens:
-			row.Synq = u(c.Enqueue)
-			row.Note = "not claimed: the kernel also counts children that never reach the accept queue"
-		case TCPSynRetrans:
-			if !cl.retrans {
-				row.Note = "tcp_retransmit_synack tracepoint not attached"
-				break
-			}
-			row.Synq = u(c.SynackRetrans)
-			row.Note = "not claimed: the kernel also counts client SYN retransmits"
 		}
 		if r.cfg.Port != 0 && row.Claimed {
 			row.Claimed = false
@@ -281,7 +178,9 @@ func (r *Reconciler) gap(kernel, synq, recursionMisses uint64) string {
 	if r.cfg.Traced == nil {
 		why = append(why, "listeners not placed in a netns")
 	}
-	if r.info.Tier == tracer.TierTracepoint {
+	if !r.info.Caps().SynSide {
+		// ListenDrops from sk_drops: a listener's last drops are unseen
+		// if it closed between two listings.
 		why = append(why, "listeners that opened and closed between two samples")
 	}
 	why = append(why, "traffic between the reads of the kernel's and synq's counters")
@@ -312,11 +211,11 @@ func sortListeners(ls []ListenerReport) {
 // both sides are known: one line of coverage for a header (synq top).
 func (r *Report) Totals() []Row {
 	var out []Row
-	for _, c := range counters {
+	for _, name := range Counters() {
 		var k, s uint64
 		seen := false
 		for _, n := range r.Netns {
-			row, ok := n.Row(c.name)
+			row, ok := n.Row(name)
 			if !ok || !row.Claimed || row.Kernel == nil || row.Synq == nil {
 				continue
 			}
@@ -327,7 +226,7 @@ func (r *Report) Totals() []Row {
 		if !seen {
 			continue
 		}
-		row := Row{Counter: c.name, Kernel: &k, Synq: &s, Claimed: true}
+		row := Row{Counter: name, Kernel: &k, Synq: &s, Claimed: true}
 		if k > 0 {
 			pct := 100 * float64(s) / float64(k)
 			row.Coverage = &pct

@@ -23,10 +23,7 @@ func latGroupTitle(g *aggregate.Group, by aggregate.GroupBy) string {
 		}
 		fmt.Fprintf(&b, "port %d (%s; %d listeners)", g.Port, strings.Join(addrs, ", "), len(g.Listeners))
 	}
-	fmt.Fprintf(&b, "  netns %d", g.Netns)
-	if g.NetnsName != "" {
-		fmt.Fprintf(&b, " (%s)", g.NetnsName)
-	}
+	b.WriteString("  netns " + netnsCell(uint64(g.Netns), g.NetnsName))
 	if len(g.Owners) > 0 {
 		own, cg := ownerLabel(g.Owners)
 		b.WriteString("  owner " + own)

@@ -78,16 +78,10 @@ func WriteListeners(w io.Writer, format Format, rows []ListenerRow) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NETNS\tLISTENER\tACCEPT-Q\tSYN-Q\tDROPS\tOWNER")
 	for _, r := range rows {
-		nsName := fmt.Sprint(r.Netns)
-		if r.NetnsName != "" {
-			nsName += " (" + r.NetnsName + ")"
-		}
+		nsName := netnsCell(uint64(r.Netns), r.NetnsName)
 		own := "-"
 		if len(r.PIDs) > 0 {
-			own = fmt.Sprintf("%d/%s", r.PIDs[0], r.Comms[0])
-			if len(r.PIDs) > 1 {
-				own += fmt.Sprintf(" +%d", len(r.PIDs)-1)
-			}
+			own = ownerCell(r.PIDs[0], r.Comms[0], len(r.PIDs)-1)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, r.ep, r.AcceptQueueLen, r.AcceptQueueMax,
 			r.SynQueueLen, r.SynQueueMax, r.Drops, own)

@@ -69,7 +69,8 @@ func NewEventJSON(ev *tracer.Event) EventJSON {
 		j.Peer = ev.Peer.String()
 	}
 	if ev.QueueKnown {
-		// The SYN queue is full when qlen > sk_max_ack_backlog (hookmap §1).
+		// The SYN queue's limit is the accept queue's: it is full when
+		// qlen > sk_max_ack_backlog.
 		j.AcceptQueueLen, j.AcceptQueueMax = &ev.AcceptQueueLen, &ev.AcceptQueueMax
 		j.SynQueueLen, j.SynQueueMax = &ev.SynQueueLen, &ev.AcceptQueueMax
 		j.SkDrops = &ev.SkDrops

@@ -1,7 +1,6 @@
 package render
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -70,21 +69,13 @@ func NewStatesReport(ns netns.NS, at time.Time, c *sockstate.Counts, ports bool)
 // state or port; sep puts a blank line before it.
 func WriteStates(w io.Writer, f Format, r StatesReport, by string, sep bool) error {
 	if f == JSON {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		return writeJSONLine(w, r)
 	}
 	var b strings.Builder
 	if sep {
 		b.WriteString("\n")
 	}
-	ns := fmt.Sprintf("net:[%d]", r.Netns)
-	if r.NetnsName != "" {
-		ns = r.NetnsName + " (" + ns + ")"
-	}
+	ns := netnsHead(r.Netns, r.NetnsName)
 	plural := "s"
 	if r.Total == 1 {
 		plural = ""

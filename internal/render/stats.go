@@ -1,7 +1,6 @@
 package render
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -74,18 +73,10 @@ func NewStatsReport(ns netns.NS, at time.Time, elapsed time.Duration, names []st
 // WriteStats prints a report as one JSON line or a table.
 func WriteStats(w io.Writer, f Format, r StatsReport) error {
 	if f == JSON {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		return writeJSONLine(w, r)
 	}
 	rates := r.IntervalNs > 0
-	ns := fmt.Sprintf("net:[%d]", r.Netns)
-	if r.NetnsName != "" {
-		ns = r.NetnsName + " (" + ns + ")"
-	}
+	ns := netnsHead(r.Netns, r.NetnsName)
 	head := fmt.Sprintf("# %s netns %s", time.Unix(0, r.TimeNs).Format(time.RFC3339), ns)
 	if rates {
 		head += fmt.Sprintf(", rates over %s", time.Duration(r.IntervalNs).Round(time.Millisecond))

@@ -1,6 +1,12 @@
 package render
 
-import "strings"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
 
 // writeTable pads columns to their widest cell, two spaces apart; a last
 // column aligned left is not padded.
@@ -28,4 +34,42 @@ func writeTable(b *strings.Builder, rows [][]string, right []bool) {
 		}
 		b.WriteString("\n")
 	}
+}
+
+// netnsCell names a namespace in a table: "inode (name)", or "inode".
+func netnsCell(inode uint64, name string) string {
+	s := strconv.FormatUint(inode, 10)
+	if name != "" {
+		s += " (" + name + ")"
+	}
+	return s
+}
+
+// netnsHead names a namespace in a heading: "name (net:[inode])", or
+// "net:[inode]".
+func netnsHead(inode uint64, name string) string {
+	s := fmt.Sprintf("net:[%d]", inode)
+	if name != "" {
+		s = name + " (" + s + ")"
+	}
+	return s
+}
+
+// ownerCell is "pid/comm", with " +N" when N more processes hold the socket.
+func ownerCell(pid int, comm string, more int) string {
+	s := fmt.Sprintf("%d/%s", pid, comm)
+	if more > 0 {
+		s += fmt.Sprintf(" +%d", more)
+	}
+	return s
+}
+
+// writeJSONLine writes v as one line of JSON, in one write.
+func writeJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }

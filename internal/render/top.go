@@ -9,12 +9,11 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
-	"github.com/synq-trace/synq/tracer"
 )
 
 // TopText renders a frame as lines: a header, the table, a legend.
 func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []string {
-	tp := f.Tier == tracer.TierTracepoint
+	tp := !f.SynSide()
 	listeners := "listeners"
 	if len(f.Rows) == 1 {
 		listeners = "listener"
@@ -42,10 +41,7 @@ func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 	fmt.Fprintf(tw, "NETNS\tLISTENER\tSYN/s\tACC/s\tDROP/s\t%s\tACK-OVF\tOTHER\tCOOKIE/s\tACCEPT-Q\tSYN-Q\tLATENCY p50/p99/max\tOWNER\tCGROUP\n", reasons)
 	for i := range f.Rows {
 		r := &f.Rows[i]
-		ns := strconv.FormatUint(uint64(r.Netns), 10)
-		if r.NetnsName != "" {
-			ns += " (" + r.NetnsName + ")"
-		}
+		ns := netnsCell(uint64(r.Netns), r.NetnsName)
 		var syn, cookies, why string
 		if tp {
 			syn, cookies = "-", "-"
@@ -91,10 +87,7 @@ func ownerLabel(owners []aggregate.Owner) (string, string) {
 	if len(owners) == 0 {
 		return "-", ""
 	}
-	own := fmt.Sprintf("%d/%s", owners[0].PID, owners[0].Comm)
-	if len(owners) > 1 {
-		own += fmt.Sprintf(" +%d", len(owners)-1)
-	}
+	own := ownerCell(owners[0].PID, owners[0].Comm, len(owners)-1)
 	cg := owners[0].Cgroup
 	if id := owners[0].ContainerID; id != "" {
 		cg = "container " + id[:min(12, len(id))]
