@@ -20,7 +20,7 @@ func serveCommand() *cli.Command {
 		Flags: []cli.Flag{
 			flagNetns, flagBTF,
 			&cli.StringFlag{Name: "web.listen-address", Aliases: []string{"listen"}, Value: defaultListen, Usage: "address for /metrics and /healthz; a non-loopback address exposes them to the network (protect them with --web.config.file)"},
-			&cli.StringFlag{Name: "web.config.file", Usage: "exporter-toolkit web configuration `FILE`: TLS, client certificates, basic auth (https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md)"},
+			&cli.StringFlag{Name: "web.config.file", Usage: "exporter-toolkit web configuration `FILE` (as node_exporter's): TLS, client certificates, basic auth; see docs/exporter.md"},
 			&cli.IntFlag{Name: "max-listeners", Value: 100, Usage: "listeners with series of their own (busiest first); the rest are summed into port=\"other\""},
 			&cli.DurationFlag{Name: "expire", Value: 5 * time.Minute, Usage: "keep exporting a listener this long after it closed (frozen, without queue gauges), then drop its series"},
 			flagTier,
