@@ -7,13 +7,13 @@ import (
 )
 
 // Issue 14.6: what synq_events_lost_total counts is said the same way in its
-// HELP and in the README, and truly: the accept latency histogram is read
+// HELP and in docs/exporter.md, and truly: the accept latency histogram is read
 // from a kernel map (descLatency), so a full ring buffer cannot take counts
 // from it; only program runs skipped for recursion miss from the counters
 // and histograms.
 func TestLostHelpAgreesWithReadme(t *testing.T) {
 	help := descLost.String()
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/exporter.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestLostHelpAgreesWithReadme(t *testing.T) {
 		}
 	}
 	if row == "" {
-		t.Fatal("README has no synq_events_lost_total row")
+		t.Fatal("docs/exporter.md has no synq_events_lost_total row")
 	}
 	if !strings.Contains(descLatency.String(), "kernel's per-listener histogram") {
 		t.Fatalf("the latency histogram is no longer the kernel's: %s", descLatency)

@@ -38,7 +38,7 @@ func WriteText(w io.Writer, rep *Report) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.Counter, count(r.Kernel, "?"), count(r.Synq, "-"), coverage(r), r.Note)
 		}
 		tw.Flush()
-		writeListeners(&b, n.Listeners)
+		writeListeners(&b, n.Listeners, "  ")
 	}
 	text := b.String()
 	b.Reset()
@@ -65,14 +65,29 @@ func WriteText(w io.Writer, rep *Report) error {
 	return err
 }
 
+// WriteListeners prints the per-listener table of a namespace (synq demo).
+func WriteListeners(w io.Writer, ls []ListenerReport) error {
+	var b strings.Builder
+	writeListeners(&b, ls, "")
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(b.String(), "\n") {
+		out.WriteString(strings.TrimRight(line, " \n"))
+		if strings.HasSuffix(line, "\n") {
+			out.WriteByte('\n')
+		}
+	}
+	_, err := io.WriteString(w, out.String())
+	return err
+}
+
 // writeListeners is the per-listener table of a namespace: which listener
 // dropped, and why as far as this kernel tells.
-func writeListeners(b *strings.Builder, ls []ListenerReport) {
+func writeListeners(b *strings.Builder, ls []ListenerReport, indent string) {
 	if len(ls) == 0 {
 		return
 	}
 	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  LISTENER\tENQUEUED\tACCEPTED\tLISTEN-DROPS\tSYN-DROPS\tACK-OVERFLOW\tACK-OTHER\tSYNACK-RETRANS\tACCEPT-Q NOW\tSYN-DROP WHY")
+	fmt.Fprintln(tw, indent+"LISTENER\tENQUEUED\tACCEPTED\tLISTEN-DROPS\tSYN-DROPS\tACK-OVERFLOW\tACK-OTHER\tSYNACK-RETRANS\tACCEPT-Q NOW\tSYN-DROP WHY")
 	for _, l := range ls {
 		name, queue := l.Endpoint.String(), "-"
 		if l.ID == 0 {
@@ -98,7 +113,7 @@ func writeListeners(b *strings.Builder, ls []ListenerReport) {
 		if d.SettledBy != "" {
 			why += " (netns counters)"
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", name, l.Counts.Enqueue, l.Counts.Accept, drops, syn,
+		fmt.Fprintf(tw, indent+"%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", name, l.Counts.Enqueue, l.Counts.Accept, drops, syn,
 			d.AckOverflow, l.Counts.AckOther, l.Counts.SynackRetrans, queue, why)
 	}
 	tw.Flush()
