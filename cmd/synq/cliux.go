@@ -144,7 +144,10 @@ func flagValueErr(app *cli.App, err error) error {
 	}
 	got, name, why := m[1], m[2], m[3]
 	want := ""
-	switch findFlag(app, name).(type) {
+	if why != "parse error" && why != "value out of range" {
+		return fmt.Errorf("--%s: invalid value %q: %s", name, got, why)
+	}
+	switch unwrapFlag(findFlag(app, name)).(type) {
 	case *cli.DurationFlag:
 		want = "a duration like 10s"
 	case *cli.IntFlag, *cli.Int64Flag:

@@ -36,7 +36,7 @@ func TestFlagValueErrorsNameTheFlag(t *testing.T) {
 	for _, cmd := range visible(newApp()) {
 		for _, f := range cmd.Flags {
 			var want string
-			switch f.(type) {
+			switch unwrapFlag(f).(type) {
 			case *cli.DurationFlag:
 				want = "want a duration like 10s, got \"bogus\""
 			case *cli.IntFlag:

@@ -67,6 +67,7 @@ func newApp() *cli.App {
 	}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = app.OnUsageError
+		cmd.Flags = strictFlags(cmd.Flags)
 	}
 	polishApp(app)
 	app.Action = func(c *cli.Context) error {

@@ -81,6 +81,9 @@ func checkListen(addr string) (loopback bool, err error) {
 	if host == "localhost" {
 		return true, nil
 	}
+	if err := checkListenHost(host); err != nil {
+		return false, usagef("invalid --web.listen-address %q: %v", addr, err)
+	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback(), nil
 }

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/demo"
-	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/internal/ledger"
+	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
