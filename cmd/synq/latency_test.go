@@ -174,12 +174,13 @@ func TestKernelLatencyJSON(t *testing.T) {
 	var inBuckets uint64
 	for _, b := range r.Buckets {
 		inBuckets += b.Count
-		if b.FromUs > b.ToUs {
+		if b.FromNs > b.ToNs {
 			t.Errorf("bucket %+v", b)
 		}
 	}
-	// 100-500 ms = 100000-500000 µs: slots 65536-131071 .. 262144-524287.
-	if inBuckets != 5 || len(r.Buckets) == 0 || r.Buckets[0].FromUs != 65536 || r.Buckets[len(r.Buckets)-1].ToUs != 524287 {
+	// 100-500 ms = 100000-500000 µs: slots 65536-131071 .. 262144-524287 µs,
+	// in ns as every duration in the JSON.
+	if inBuckets != 5 || len(r.Buckets) == 0 || r.Buckets[0].FromNs != 65536000 || r.Buckets[len(r.Buckets)-1].ToNs != 524287999 {
 		t.Errorf("slow listener buckets %+v", r.Buckets)
 	}
 	if len(r.Owners) == 0 || r.Owners[0].PID != os.Getpid() {

@@ -219,7 +219,7 @@ func TestKernelListenersJSON(t *testing.T) {
 		t.Fatalf("%d listeners in a netns with two: %v", len(rows), rows)
 	}
 	for _, r := range rows {
-		for _, f := range []string{"netns", "netns_name", "addr", "port", "accept_queue_len", "accept_queue_max", "syn_queue_len", "syn_queue_max", "sk_drops", "uid", "inode"} {
+		for _, f := range []string{"netns", "netns_name", "addr", "port", "accept_queue_len", "accept_queue_max", "syn_queue_len", "syn_queue_max", "sk_drops", "uid", "inode", "owners"} {
 			if _, ok := r[f]; !ok {
 				t.Errorf("row %v lacks %s", r, f)
 			}
@@ -227,9 +227,9 @@ func TestKernelListenersJSON(t *testing.T) {
 		if r["netns"].(float64) != float64(ns.Inode()) || r["netns_name"] != "synq-cli-ls" {
 			t.Errorf("row %v is not in netns synq-cli-ls (%d)", r, ns.Inode())
 		}
-		pids, _ := r["pids"].([]any)
-		if len(pids) == 0 || pids[0].(float64) != float64(os.Getpid()) {
-			t.Errorf("owner pids %v, want this test process %d", r["pids"], os.Getpid())
+		owners, _ := r["owners"].([]any)
+		if len(owners) == 0 || owners[0].(map[string]any)["pid"].(float64) != float64(os.Getpid()) {
+			t.Errorf("owners %v, want this test process %d", r["owners"], os.Getpid())
 		}
 	}
 	// Sorted by port within a netns.

@@ -16,7 +16,9 @@ func statesCommand() *cli.Command {
 		Usage: "count TCP sockets by state (and local port) per netns, with hints",
 		Description: fmt.Sprintf("Counts IPv4 and IPv6 TCP sockets with sock_diag, like ss -tan. Request sockets\n"+
 			"(SYN received, final ACK awaited) are shown as NEW_SYN_RECV; ss calls them SYN-RECV.\n"+
-			"Hints appear from %d TIME_WAIT, %d SYN_RECV+NEW_SYN_RECV or %d CLOSE_WAIT sockets.",
+			"Hints appear from %d TIME_WAIT, %d SYN_RECV+NEW_SYN_RECV or %d CLOSE_WAIT sockets.\n"+
+			"Scope: synq's own network namespace (the host's when run on the host); --netns picks one,\n"+
+			"--all-netns every one (one report per namespace).",
 			sockstate.DefaultThresholds.TimeWait, sockstate.DefaultThresholds.SynRecv, sockstate.DefaultThresholds.CloseWait),
 		Flags: []cli.Flag{
 			flagOutput,

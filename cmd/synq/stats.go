@@ -17,11 +17,16 @@ func statsCommand() *cli.Command {
 			"retransmits, ...). A COUNTER is TcpExt.ListenOverflows, TcpExtListenOverflows,\n" +
 			"node_netstat_TcpExt_ListenOverflows or just ListenOverflows. Counters this kernel\n" +
 			"does not have are shown as \"not on this kernel\", never as 0.\n" +
-			"With --interval, prints per-second rates every interval until Ctrl-C or --count.",
+			"With --interval, prints per-second rates every interval until Ctrl-C or --count.\n" +
+			"Scope: synq's own network namespace (the host's when run on the host), or --netns;\n" +
+			"counters are per namespace, so they are never summed across namespaces.",
 		Flags: []cli.Flag{
 			flagOutput,
 			flagNetns,
-			&cli.BoolFlag{Name: "all", Usage: "every counter of this kernel, plus known ones it lacks"},
+			&cli.BoolFlag{Name: "all-counters", Usage: "every counter of this kernel, plus known ones it lacks (not every netns: see --netns)"},
+			// --all was this flag's name until it looked like states'
+			// --all-netns: kept one release, hidden.
+			&cli.BoolFlag{Name: "all", Hidden: true},
 			&cli.DurationFlag{Name: "interval", Usage: "print rates every `DURATION` (e.g. 1s; at least 100ms)"},
 			&cli.IntFlag{Name: "count", Usage: "with --interval, stop after `N` reports"},
 		},
@@ -44,8 +49,8 @@ func runStats(c *cli.Context) error {
 		return usagef("invalid --count %d: want 1 or more", count)
 	case c.IsSet("count") && !c.IsSet("interval"):
 		return usagef("--count needs --interval")
-	case c.Bool("all") && c.NArg() > 0:
-		return usagef("--all takes no counter names")
+	case allCounters(c) && c.NArg() > 0:
+		return usagef("--all-counters takes no counter names")
 	}
 	ns, ok, err := netnsFilter(c)
 	if err != nil {
@@ -60,7 +65,10 @@ func runStats(c *cli.Context) error {
 		Names: func(s netstat.Snapshot) ([]string, error) { return statsNames(c, s) }})
 }
 
-// statsNames picks the counters to show: the arguments, --all, or the
+// allCounters is --all-counters or its hidden former name --all.
+func allCounters(c *cli.Context) bool { return c.Bool("all-counters") || c.Bool("all") }
+
+// statsNames picks the counters to show: the arguments, --all-counters, or the
 // default set.
 func statsNames(c *cli.Context, s netstat.Snapshot) ([]string, error) {
 	switch {
@@ -74,7 +82,7 @@ func statsNames(c *cli.Context, s netstat.Snapshot) ([]string, error) {
 			names = append(names, n)
 		}
 		return names, nil
-	case c.Bool("all"):
+	case allCounters(c):
 		names := s.Names()
 		for _, k := range netstat.Known() {
 			if _, ok := s[k]; !ok {

@@ -423,7 +423,7 @@ func TestKernelTopJSON(t *testing.T) {
 	var total uint64
 	for _, l := range []*netlab.Listener{full, half, slow, rp1, idle} {
 		for _, r := range topRowsOn(f, l.Port()) {
-			total += r.Drops
+			total += r.ListenDrops
 			d := r.DropsByReason
 			// By reason: SYN side (derived in total where the hooks cannot
 			// see it), ACK overflows, others.
@@ -441,8 +441,8 @@ func TestKernelTopJSON(t *testing.T) {
 			} else {
 				sum += reasons - *d.SynOther // other has the SYN side's others
 			}
-			if sum != r.Drops || !r.DropsExact {
-				t.Errorf("%s:%d: drops %d (exact %v) != sum of reasons %+v", r.Addr, r.Port, r.Drops, r.DropsExact, d)
+			if sum != r.ListenDrops || !r.ListenDropsExact {
+				t.Errorf("%s:%d: drops %d (exact %v) != sum of reasons %+v", r.Addr, r.Port, r.ListenDrops, r.ListenDropsExact, d)
 			}
 			if tp != (d.SynDerived != nil) || (!tp && d.SynQueueFull == nil) || tp != (r.Syn == nil) {
 				t.Errorf("%s:%d: tier %s with reasons %+v syn %v", r.Addr, r.Port, f.Tier, d, r.Syn)
@@ -454,8 +454,8 @@ func TestKernelTopJSON(t *testing.T) {
 	}
 
 	r := one(full)
-	if r.Drops == 0 || r.AcceptQueue.Max != 1 || r.AcceptQueue.Now != queueNow(full) || r.AcceptQueue.Peak < 2 {
-		t.Errorf("backlog-1 listener: drops %d, accept queue %+v (TCP_INFO says %d)", r.Drops, r.AcceptQueue, queueNow(full))
+	if r.ListenDrops == 0 || r.AcceptQueue.Max != 1 || r.AcceptQueue.Now != queueNow(full) || r.AcceptQueue.Peak < 2 {
+		t.Errorf("backlog-1 listener: drops %d, accept queue %+v (TCP_INFO says %d)", r.ListenDrops, r.AcceptQueue, queueNow(full))
 	}
 	if !tp && *r.DropsByReason.AcceptQueueFull == 0 {
 		t.Errorf("backlog-1 listener: no SYN dropped for a full accept queue: %+v", r.DropsByReason)
@@ -468,7 +468,7 @@ func TestKernelTopJSON(t *testing.T) {
 	}
 
 	r = one(half)
-	if r.Drops == 0 {
+	if r.ListenDrops == 0 {
 		t.Errorf("delayed-ACK listener: no drops")
 	}
 	if (!tp || releaseAtLeast(f.Kernel, 6, 15)) && r.DropsByReason.AckOverflow == 0 {
@@ -491,8 +491,8 @@ func TestKernelTopJSON(t *testing.T) {
 	if (!tp || releaseAtLeast(f.Kernel, 6, 6)) && r.AcceptQueue.Peak < 5 {
 		t.Errorf("slow listener: accept queue peak %d, 5 connections waited", r.AcceptQueue.Peak)
 	}
-	if r.AcceptQueue.Now != 0 || r.Drops != 0 {
-		t.Errorf("slow listener: queue %+v, drops %d", r.AcceptQueue, r.Drops)
+	if r.AcceptQueue.Now != 0 || r.ListenDrops != 0 {
+		t.Errorf("slow listener: queue %+v, drops %d", r.AcceptQueue, r.ListenDrops)
 	}
 
 	// SO_REUSEPORT: two sockets, two rows, each with its own queue.
@@ -516,7 +516,7 @@ func TestKernelTopJSON(t *testing.T) {
 	}
 
 	// A listener without any traffic is listed too.
-	if r := one(idle); r.Addr != "::1" || r.AcceptQueue.Max != 5 || r.Drops != 0 || r.Enqueued != 0 {
+	if r := one(idle); r.Addr != "::1" || r.AcceptQueue.Max != 5 || r.ListenDrops != 0 || r.Enqueues != 0 {
 		t.Errorf("idle listener %+v", r)
 	}
 

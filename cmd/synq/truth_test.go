@@ -157,9 +157,9 @@ func TestKernelUnroutableSynDrops(t *testing.T) {
 		t.Fatalf("%d rows for %s: %s", len(rows), l, top.stdout)
 	}
 	r, d := rows[0], rows[0].DropsByReason
-	t.Logf("synq top: drops %d, by reason %s", r.Drops, reasonsText(r))
-	if r.Drops != n {
-		t.Errorf("top: %d drops, the kernel counted ListenDrops %d", r.Drops, n)
+	t.Logf("synq top: drops %d, by reason %s", r.ListenDrops, reasonsText(r))
+	if r.ListenDrops != n {
+		t.Errorf("top: %d drops, the kernel counted ListenDrops %d", r.ListenDrops, n)
 	}
 	if d.SynQueueFull == nil || d.AcceptQueueFull == nil || d.SynOther == nil ||
 		*d.SynQueueFull != 0 || *d.AcceptQueueFull != 0 || *d.SynOther != n || d.SynSettledBy == "" && d.SynDerived != nil {

@@ -1,8 +1,8 @@
 package command
 
 import (
+	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/netns"
-	"github.com/synq-trace/synq/internal/owner"
 	"github.com/synq-trace/synq/internal/render"
 )
 
@@ -23,7 +23,7 @@ func Listeners(env Env, o ListenersOptions) error {
 	for _, l := range ls {
 		want[l.Inode] = true
 	}
-	owners := owner.Index("/proc", want)
+	owners := aggregate.Owners("/proc", want) // with cgroups, as top and latency
 	names := netns.Names()
 	return render.WriteListeners(env.Stdout, o.Format, render.NewListenerRows(ls, o.Port, owners, names))
 }

@@ -242,7 +242,7 @@ func TestFentryRows(t *testing.T) {
 		t.Fatalf("JSON %s", b.String())
 	}
 	c0 := rj.Netns[0].Counters[0]
-	if c0["counter"] != "ListenDrops" || c0["kernel"] != 10.0 || c0["synq"] != 10.0 || c0["coverage_pct"] != 100.0 || c0["claimed"] != true {
+	if c0["counter"] != "ListenDrops" || c0["kernel"] != 10.0 || c0["synq"] != 10.0 || c0["coverage_ratio"] != 1.0 || c0["claimed"] != true {
 		t.Errorf("first counter %v", c0)
 	}
 	if l := rj.Netns[0].Listeners[0]; l["port"] != 80.0 || l["listen_drops"] != 10.0 || l["closed"] != true {

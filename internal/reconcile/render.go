@@ -211,12 +211,12 @@ type netnsJSON struct {
 }
 
 type rowJSON struct {
-	Counter     string   `json:"counter"`
-	Kernel      *uint64  `json:"kernel"`
-	Synq        *uint64  `json:"synq"`
-	CoveragePct *float64 `json:"coverage_pct"`
-	Claimed     bool     `json:"claimed"`
-	Note        string   `json:"note,omitempty"`
+	Counter       string   `json:"counter"`
+	Kernel        *uint64  `json:"kernel"`
+	Synq          *uint64  `json:"synq"`
+	CoverageRatio *float64 `json:"coverage_ratio"` // synq/kernel, 0..1 (text prints it as %)
+	Claimed       bool     `json:"claimed"`
+	Note          string   `json:"note,omitempty"`
 }
 
 type countsJSON struct {
@@ -224,12 +224,12 @@ type countsJSON struct {
 	DropSynQueue    uint64 `json:"syn_drop_syn_queue_full"`
 	DropAcceptQueue uint64 `json:"syn_drop_accept_queue_full"`
 	DropOther       uint64 `json:"syn_drop_other"`
-	Cookie          uint64 `json:"cookie"`
+	Cookies         uint64 `json:"cookies"`
 	SynackRetrans   uint64 `json:"synack_retrans"`
-	Enqueue         uint64 `json:"enqueue"`
+	Enqueues        uint64 `json:"enqueues"`
 	AckOverflow     uint64 `json:"ack_overflow"`
 	AckOther        uint64 `json:"ack_other"`
-	Accept          uint64 `json:"accept"`
+	Accepts         uint64 `json:"accepts"`
 }
 
 type listenerJSON struct {
@@ -265,8 +265,8 @@ func newDropsJSON(d ledger.Drops) dropsJSON {
 func newCountsJSON(c tracer.Counts) countsJSON {
 	return countsJSON{
 		Syn: c.Syn, DropSynQueue: c.DropSynQueue, DropAcceptQueue: c.DropAcceptQueue, DropOther: c.DropOther,
-		Cookie: c.Cookie, SynackRetrans: c.SynackRetrans, Enqueue: c.Enqueue, AckOverflow: c.AckOverflow,
-		AckOther: c.AckOther, Accept: c.Accept,
+		Cookies: c.Cookie, SynackRetrans: c.SynackRetrans, Enqueues: c.Enqueue, AckOverflow: c.AckOverflow,
+		AckOther: c.AckOther, Accepts: c.Accept,
 	}
 }
 
@@ -285,7 +285,12 @@ func (rep *Report) MarshalJSON() ([]byte, error) {
 		nj := netnsJSON{Netns: n.Inode, NetnsName: n.Name, Host: n.Host, Error: n.Err,
 			Counters: []rowJSON{}, Listeners: []listenerJSON{}}
 		for _, r := range n.Rows {
-			nj.Counters = append(nj.Counters, rowJSON{r.Counter, r.Kernel, r.Synq, r.Coverage, r.Claimed, r.Note})
+			rj := rowJSON{r.Counter, r.Kernel, r.Synq, nil, r.Claimed, r.Note}
+			if r.Coverage != nil {
+				ratio := *r.Coverage / 100
+				rj.CoverageRatio = &ratio
+			}
+			nj.Counters = append(nj.Counters, rj)
 		}
 		for _, l := range n.Listeners {
 			lj := listenerJSON{Addr: l.Addr.String(), Port: l.Port, countsJSON: newCountsJSON(l.Counts),

@@ -94,11 +94,12 @@ type LatencyGroupJSON struct {
 	AcceptQueueDepth      latDepthJSON      `json:"accept_queue_depth"`
 }
 
-// latBucketJSON is one log2 slot of latency in whole microseconds,
-// inclusive: as the text histogram prints it.
+// latBucketJSON is one log2 slot of latency, inclusive, in nanoseconds
+// like every duration in synq's JSON: the text histogram's whole-µs slot
+// [from, to] is [from·1000, to·1000+999] ns.
 type latBucketJSON struct {
-	FromUs uint64 `json:"from_us"`
-	ToUs   uint64 `json:"to_us"`
+	FromNs uint64 `json:"from_ns"`
+	ToNs   uint64 `json:"to_ns"`
 	Count  uint64 `json:"count"`
 }
 
@@ -139,7 +140,7 @@ func NewLatencyJSON(g *aggregate.Group, by aggregate.GroupBy) LatencyGroupJSON {
 		j.P50Ns, j.P90Ns, j.P99Ns, j.MaxNs = ns(h.Quantile(0.5)), ns(h.Quantile(0.9)), ns(h.Quantile(0.99)), ns(h.Max())
 	}
 	for _, b := range g.LatencyLog.Buckets() {
-		j.Buckets = append(j.Buckets, latBucketJSON{FromUs: b.From, ToUs: b.To, Count: b.Count})
+		j.Buckets = append(j.Buckets, latBucketJSON{FromNs: b.From * 1000, ToNs: b.To*1000 + 999, Count: b.Count})
 	}
 	if q := g.Depth; q.Count() > 0 {
 		v := func(x uint64) *uint64 { return &x }

@@ -8,32 +8,31 @@ import (
 	"sort"
 	"text/tabwriter"
 
-	"github.com/synq-trace/synq/internal/owner"
+	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/tracer"
 )
 
 // ListenerRow is one listener with its owners, as printed.
 type ListenerRow struct {
-	Netns          uint32   `json:"netns"`
-	NetnsName      string   `json:"netns_name,omitempty"`
-	Addr           string   `json:"addr"`
-	Port           uint16   `json:"port"`
-	AcceptQueueLen uint32   `json:"accept_queue_len"`
-	AcceptQueueMax uint32   `json:"accept_queue_max"`
-	SynQueueLen    uint32   `json:"syn_queue_len"`
-	SynQueueMax    uint32   `json:"syn_queue_max"`
-	SkDrops        uint32   `json:"sk_drops"` // the socket's sk_drops (ss -tlm d<N>), not ListenDrops: see skDropsNote
-	UID            uint32   `json:"uid"`
-	Inode          uint64   `json:"inode"`
-	PIDs           []int    `json:"pids,omitempty"`
-	Comms          []string `json:"comms,omitempty"`
+	Netns          uint32            `json:"netns"`
+	NetnsName      string            `json:"netns_name,omitempty"`
+	Addr           string            `json:"addr"`
+	Port           uint16            `json:"port"`
+	AcceptQueueLen uint32            `json:"accept_queue_len"`
+	AcceptQueueMax uint32            `json:"accept_queue_max"`
+	SynQueueLen    uint32            `json:"syn_queue_len"`
+	SynQueueMax    uint32            `json:"syn_queue_max"`
+	SkDrops        uint32            `json:"sk_drops"` // the socket's sk_drops (ss -tlm d<N>), not ListenDrops: see skDropsNote
+	UID            uint32            `json:"uid"`
+	Inode          uint64            `json:"inode"`
+	Owners         []aggregate.Owner `json:"owners"` // as top's and latency's owners; [] when none found
 
 	ep tracer.Endpoint // for text: Addr as netip.Addr
 }
 
 // NewListenerRows joins listeners (those on port, every port when 0) with
 // their owners and namespace names, sorted by netns, port and address.
-func NewListenerRows(ls []tracer.Listener, port uint16, owners map[uint64][]owner.Proc, names map[uint64]string) []ListenerRow {
+func NewListenerRows(ls []tracer.Listener, port uint16, owners map[uint64][]aggregate.Owner, names map[uint64]string) []ListenerRow {
 	var rows []ListenerRow
 	for _, l := range ls {
 		if port != 0 && l.Port != port {
@@ -42,10 +41,8 @@ func NewListenerRows(ls []tracer.Listener, port uint16, owners map[uint64][]owne
 		r := ListenerRow{Netns: l.Netns, NetnsName: names[uint64(l.Netns)], Addr: l.Addr.String(), Port: l.Port,
 			AcceptQueueLen: l.AcceptQueueLen, AcceptQueueMax: l.AcceptQueueMax,
 			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, SkDrops: l.SkDrops, UID: l.UID, Inode: l.Inode, ep: l.Endpoint}
-		for _, p := range owners[l.Inode] {
-			r.PIDs = append(r.PIDs, p.PID)
-			r.Comms = append(r.Comms, p.Comm)
-		}
+		r.Owners = []aggregate.Owner{}
+		r.Owners = append(r.Owners, owners[l.Inode]...)
 		rows = append(rows, r)
 	}
 	sort.Slice(rows, func(i, j int) bool {
@@ -86,8 +83,8 @@ func WriteListeners(w io.Writer, format Format, rows []ListenerRow) error {
 	for _, r := range rows {
 		nsName := netnsCell(uint64(r.Netns), r.NetnsName)
 		own := "-"
-		if len(r.PIDs) > 0 {
-			own = ownerCell(r.PIDs[0], r.Comms[0], len(r.PIDs)-1)
+		if len(r.Owners) > 0 {
+			own = ownerCell(r.Owners[0].PID, r.Owners[0].Comm, len(r.Owners)-1)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, r.ep, r.AcceptQueueLen, r.AcceptQueueMax,
 			r.SynQueueLen, r.SynQueueMax, r.SkDrops, own)

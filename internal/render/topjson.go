@@ -23,26 +23,26 @@ type TopFrameJSON struct {
 }
 
 type TopRowJSON struct {
-	Netns         uint32            `json:"netns"`
-	NetnsName     string            `json:"netns_name,omitempty"`
-	Addr          string            `json:"addr"`
-	Port          uint16            `json:"port"`
-	Inode         uint64            `json:"inode"`
-	Owners        []aggregate.Owner `json:"owners"`
-	Syn           *uint64           `json:"syn"`
-	SynPerSec     *float64          `json:"syn_per_sec"`
-	Enqueued      uint64            `json:"enqueued"`
-	Accepts       uint64            `json:"accepts"`
-	AcceptsPerSec float64           `json:"accepts_per_sec"`
-	Cookies       *uint64           `json:"cookies"`
-	CookiesPerSec *float64          `json:"cookies_per_sec"`
-	Drops         uint64            `json:"drops"`
-	DropsPerSec   float64           `json:"drops_per_sec"`
-	DropsExact    bool              `json:"drops_exact"`
-	DropsByReason topDropsJSON      `json:"drops_by_reason"`
-	AcceptQueue   topQueueJSON      `json:"accept_queue"`
-	SynQueue      topQueueJSON      `json:"syn_queue"`
-	AcceptLatency topLatencyJSON    `json:"accept_latency"`
+	Netns             uint32            `json:"netns"`
+	NetnsName         string            `json:"netns_name,omitempty"`
+	Addr              string            `json:"addr"`
+	Port              uint16            `json:"port"`
+	Inode             uint64            `json:"inode"`
+	Owners            []aggregate.Owner `json:"owners"`
+	Syn               *uint64           `json:"syn"`
+	SynPerSec         *float64          `json:"syn_per_sec"`
+	Enqueues          uint64            `json:"enqueues"`
+	Accepts           uint64            `json:"accepts"`
+	AcceptsPerSec     float64           `json:"accepts_per_sec"`
+	Cookies           *uint64           `json:"cookies"`
+	CookiesPerSec     *float64          `json:"cookies_per_sec"`
+	ListenDrops       uint64            `json:"listen_drops"`
+	ListenDropsPerSec float64           `json:"listen_drops_per_sec"`
+	ListenDropsExact  bool              `json:"listen_drops_exact"`
+	DropsByReason     topDropsJSON      `json:"drops_by_reason"`
+	AcceptQueue       topQueueJSON      `json:"accept_queue"`
+	SynQueue          topQueueJSON      `json:"syn_queue"`
+	AcceptLatency     topLatencyJSON    `json:"accept_latency"`
 }
 
 type topDropsJSON struct {
@@ -93,9 +93,9 @@ func NewTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) TopFrameJSON {
 	for _, r := range f.Rows {
 		row := TopRowJSON{
 			Netns: r.Netns, NetnsName: r.NetnsName, Addr: r.Addr.String(), Port: r.Port, Inode: r.Inode,
-			Owners: r.Owners, Syn: r.Syn, SynPerSec: perSec(r.Syn), Enqueued: r.Enqueued,
+			Owners: r.Owners, Syn: r.Syn, SynPerSec: perSec(r.Syn), Enqueues: r.Enqueued,
 			Accepts: r.Accepts, AcceptsPerSec: f.Rate(r.Accepts), Cookies: r.Cookies, CookiesPerSec: perSec(r.Cookies),
-			Drops: r.Drops, DropsPerSec: f.Rate(r.Drops), DropsExact: r.DropsExact,
+			ListenDrops: r.Drops, ListenDropsPerSec: f.Rate(r.Drops), ListenDropsExact: r.DropsExact,
 			DropsByReason: topDropsJSON{SynQueueFull: r.SynQueueFull, AcceptQueueFull: r.AcceptQueueFull,
 				SynOther: r.SynOther, SynDerived: r.SynDerived, SynSettledBy: r.SettledBy, AckOverflow: r.AckOverflow, Other: r.Other},
 			AcceptQueue:   topQueueJSON(r.AcceptQueue),
