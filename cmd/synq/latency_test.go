@@ -75,6 +75,8 @@ func parseLatency(t *testing.T, out string) []latencyGroupJSON {
 	t.Helper()
 	var rs []latencyGroupJSON
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		validateLine(t, "latency", []byte(l))
+		assertSchemaStrict(t, "latency", []byte(l), "max_ns")
 		var r latencyGroupJSON
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("not JSON: %q: %v", l, err)

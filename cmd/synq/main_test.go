@@ -123,11 +123,16 @@ func TestKernelTraceJSON(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	kinds := map[string]int{}
-	reconciled := false
+	reconciled, strictChecked := false, false
 	for _, line := range lines {
+		validateLine(t, "trace", []byte(line))
 		var ev map[string]any
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		if _, ok := ev["kind"]; ok && !strictChecked {
+			assertSchemaStrict(t, "trace", []byte(line), "kind")
+			strictChecked = true
 		}
 		if _, ok := ev["reconcile"]; ok {
 			// The reconciliation on exit: the last line.
@@ -264,6 +269,8 @@ func listenersJSON(t *testing.T, args ...string) []map[string]any {
 	}
 	var rows []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		validateLine(t, "listeners", []byte(line))
+		assertSchemaStrict(t, "listeners", []byte(line), "owners")
 		var r map[string]any
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("not JSON: %q", line)

@@ -85,6 +85,8 @@ func TestKernelStates(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	validateLines(t, "states", out)
+	assertSchemaStrict(t, "states", []byte(strings.TrimSpace(out)), "states")
 	var r statesReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
@@ -103,6 +105,7 @@ func TestKernelStates(t *testing.T) {
 	}
 	found := false
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		validateLine(t, "states", []byte(l))
 		var r statesReport
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatal(err)

@@ -62,7 +62,7 @@ func TestStatsBadInput(t *testing.T) {
 		"--interval soon":            `--interval: want a duration like 10s, got "soon"`,
 		"--count -1 --interval 1s":   "invalid --count -1",
 		"--count 2":                  "--count needs --interval",
-		"--all ListenOverflows":      "--all takes no counter names",
+		"--all ListenOverflows":      "--all-counters takes no counter names",
 		"NoSuchCounter":              `unknown counter "NoSuchCounter"`,
 		"InReceives":                 `counter "InReceives" is ambiguous: Ip.InReceives, Ip6.InReceives`,
 		"--netns synq-no-such-netns": `netns "synq-no-such-netns" does not exist`,
@@ -157,6 +157,7 @@ func TestStatsJSONInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range lines {
+		validateLine(t, "stats", []byte(l))
 		var r statsReport
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatal(err)
@@ -203,6 +204,8 @@ func TestKernelStatsNetns(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	validateLines(t, "stats", out)
+	assertSchemaStrict(t, "stats", []byte(strings.TrimSpace(out)), "counters")
 	var r statsReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
@@ -342,6 +345,7 @@ func TestKernelStatsInterval(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
+	validateLines(t, "stats", res.out)
 	var r statsReport
 	if err := json.Unmarshal([]byte(res.out), &r); err != nil {
 		t.Fatal(err)

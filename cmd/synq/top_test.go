@@ -144,6 +144,7 @@ func TestTopRender(t *testing.T) {
 
 	var j map[string]any
 	b, _ := json.Marshal(newTopFrameJSON(f, aggregate.SortDrops))
+	validateLine(t, "top", b) // the tracepoint tier's nulls
 	if err := json.Unmarshal(b, &j); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestTopRender(t *testing.T) {
 	if lat["p50_ns"].(float64) != 18e6 || lat["p99_ns"].(float64) != 39e6 || lat["max_ns"].(float64) != 40e6 || lat["count"].(float64) != 90 {
 		t.Errorf("accept_latency %v", lat)
 	}
-	if row["drops_per_sec"].(float64) != 15.5 || j["ring_records_per_sec"].(float64) != 350 || j["interval_ns"].(float64) != 2e9 {
+	if row["listen_drops_per_sec"].(float64) != 15.5 || j["ring_records_per_sec"].(float64) != 350 || j["interval_ns"].(float64) != 2e9 {
 		t.Errorf("rates: %s", b)
 	}
 	if topClip("abcµdef", 4) != "abcµ" || topClip("ab", 4) != "ab" {
@@ -271,6 +272,8 @@ func parseTopFrames(t *testing.T, out string) []topFrameOut {
 		if l == "" {
 			continue
 		}
+		validateLine(t, "top", []byte(l))
+		assertSchemaStrict(t, "top", []byte(l), "rows")
 		var f topFrameOut
 		if err := json.Unmarshal([]byte(l), &f); err != nil {
 			t.Fatalf("not a JSON frame: %q: %v", l, err)
