@@ -24,6 +24,9 @@ func TestKernelDemoOwnProcesses(t *testing.T) {
 	}
 	comms := map[string]int{}
 	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "{") {
+			validateLine(t, "trace", []byte(line)) // events and the reconcile line
+		}
 		var ev struct {
 			Kind string `json:"kind"`
 			Port int    `json:"port"`
