@@ -111,6 +111,10 @@ func runLatency(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	maxima, err := tr.Maxima() // the first call: since the tracer attached
+	if err != nil {
+		return err
+	}
 	close(endSet)
 	// The reader polls the ring buffer every 100 ms: let it catch up.
 	time.Sleep(ringDrainWait)
@@ -123,7 +127,7 @@ func runLatency(c *cli.Context) error {
 	if err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "synq: no listener snapshot (no owners; listeners without streamed events left out): %v\n", err)
 	}
-	agg.UseKernel(hists, ls)
+	agg.UseKernel(hists, maxima, ls)
 	groups := agg.Groups(latOwners(ls), latNetnsNames())
 	out := bufio.NewWriter(c.App.Writer)
 	if format == render.JSON {

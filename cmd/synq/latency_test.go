@@ -250,3 +250,82 @@ func reusePortLoad(ns *netlab.Netns, rp1, rp2 *netlab.Listener) error {
 	}
 	return nil
 }
+
+// The issue this keeps fixed: `synq latency` printed max 251.66ms (a bucket
+// midpoint) for a true 265.77ms, and "max 18" for a backlog-16 queue whose
+// deepest enqueue was 17. Here 17 connections fill a backlog-16 accept
+// queue (full means more than 16), wait hold and are accepted: every one
+// waited at least hold (all were queued before it started) and at most
+// from before the first dial to after the last accept. The max printed,
+// in JSON and in text, is within those bounds (the text to its two
+// decimals); the depth max is exactly 17; no percentile exceeds a max.
+func TestLatencyExactMaxPrivileged(t *testing.T) {
+	const backlog, n, hold = 16, 17, 265 * time.Millisecond
+	name := fmt.Sprintf("synq-latmax-%d", os.Getpid())
+	ns, l := testListener(t, name, backlog)
+	run := func(format string) (out, stderr string, lo, hi time.Duration) {
+		r := startSynq("latency", "--duration", "1500ms", "--netns", name, "--output", format)
+		r.attached(t)
+		t0 := time.Now()
+		res, err := ns.DialMany(context.Background(), l.String(), n, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Close()
+		if err := l.WaitQueue(n, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(hold)
+		for range n {
+			c, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		}
+		hi = time.Since(t0)
+		lo = hold
+		r.wait(t, 10*time.Second)
+		return r.stdout.String(), r.stderr.String(), lo, hi
+	}
+
+	out, stderr, lo, hi := run("json")
+	t.Logf("json (true max within [%v, %v]):\n%s", lo, hi, out)
+	rows := parseLatency(t, out)
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	r := rows[0]
+	if r.Accepts != n || r.MaxNs == nil || time.Duration(*r.MaxNs) < lo || time.Duration(*r.MaxNs) > hi {
+		t.Errorf("%d accepts, max %v; want %d, max within [%v, %v]", r.Accepts, nsDuration(r.MaxNs), n, lo, hi)
+	} else if *r.P50Ns > *r.MaxNs || *r.P90Ns > *r.MaxNs || *r.P99Ns > *r.MaxNs {
+		t.Errorf("percentiles above the max: p50 %d p90 %d p99 %d max %d", *r.P50Ns, *r.P90Ns, *r.P99Ns, *r.MaxNs)
+	}
+	if last := r.Buckets[len(r.Buckets)-1]; r.MaxNs != nil && (last.ToUs+1)*1000 <= uint64(*r.MaxNs) {
+		t.Errorf("buckets end at %d µs, below the max %v", last.ToUs, nsDuration(r.MaxNs))
+	}
+	depths := kernelHasQueueDepths(stderr)
+	if d := r.AcceptQueueDepth; depths && (d.Max == nil || *d.Max != n || *d.P50 > *d.Max || *d.P99 > *d.Max) {
+		t.Errorf("accept queue depth %+v: want max %d exactly (backlog %d)", d, n, backlog)
+	}
+
+	out, stderr, lo, hi = run("text")
+	t.Logf("text (true max within [%v, %v]):\n%s", lo, hi, out)
+	var maxText, depthText string
+	for _, line := range strings.Split(out, "\n") {
+		_, after, ok := strings.Cut(line, "  max ")
+		switch {
+		case ok && strings.HasPrefix(line, "accept latency:"):
+			maxText, _, _ = strings.Cut(after, " ")
+		case ok && strings.HasPrefix(line, "accept queue depth"):
+			depthText = after
+		}
+	}
+	got, err := time.ParseDuration(strings.Replace(maxText, "µs", "us", 1))
+	if err != nil || got < lo.Truncate(10*time.Microsecond) || got > hi+10*time.Microsecond {
+		t.Errorf("text max %q, want within [%v, %v] (printed to 10µs)", maxText, lo, hi)
+	}
+	if depths && depthText != fmt.Sprint(n) {
+		t.Errorf("text depth max %q, want %d", depthText, n)
+	}
+}

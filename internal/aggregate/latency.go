@@ -82,11 +82,12 @@ func NewLatency(by GroupBy) *Latency {
 
 // UseKernel replaces the distributions taken from events with the kernel's
 // histograms over the run (deltas, see tracer.Histogram.Sub), which are
-// exact whatever the event stream lost or sampled. A listener is placed by
-// the events it was seen in, else by listeners (a snapshot); one that is in
-// neither (closed before any of its events was streamed) cannot be named
-// and is left out.
-func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, listeners []tracer.Listener) {
+// exact whatever the event stream lost or sampled, and their maxima with
+// the kernel's exact ones over the same run (tracer.Maxima; nil: bucket
+// bounds). A listener is placed by the events it was seen in, else by
+// listeners (a snapshot); one that is in neither (closed before any of its
+// events was streamed) cannot be named and is left out.
+func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, maxima map[tracer.ListenerID]tracer.Max, listeners []tracer.Listener) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	backlog := map[tracer.ListenerID]uint32{}
@@ -112,14 +113,28 @@ func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, list
 			continue
 		}
 		g := a.group(id, ep)
-		g.Latency.Merge(toPrecision(d.Latency[:]))
+		m := maxima[id]
+		lh := WithMax(toPrecision(d.Latency[:]), d.Latency[:], uint64(m.Latency))
+		g.Latency.Merge(lh)
+		top := -1
 		for i, c := range d.Latency {
 			if c > 0 {
-				g.LatencyLog.RecordN(kernelBucketMid(i)/uint64(time.Microsecond), c)
+				top = i
 			}
 		}
+		for i, c := range d.Latency {
+			if c == 0 {
+				continue
+			}
+			if i == top && lh.Max() == uint64(m.Latency) {
+				// One of them is the exact max: chart it where it is.
+				g.LatencyLog.Record(lh.Max() / uint64(time.Microsecond))
+				c--
+			}
+			g.LatencyLog.RecordN(kernelBucketMid(i)/uint64(time.Microsecond), c)
+		}
 		g.UnknownLatency += d.NoLatency
-		g.Depth.Merge(toPrecision(d.Depth[:]))
+		g.Depth.Merge(WithMax(toPrecision(d.Depth[:]), d.Depth[:], uint64(m.Depth)))
 		if b, ok := backlog[id]; ok {
 			g.Backlog = max(g.Backlog, b)
 		}
@@ -137,6 +152,24 @@ func toPrecision(buckets []uint64) *hist.Hist {
 		}
 	}
 	return out
+}
+
+// WithMax gives h, built from the kernel buckets, the kernel's exact
+// maximum v when v lies in the highest non-empty bucket. Otherwise (no
+// maximum, or the listener's maxima entry was evicted and restarted apart
+// from its histogram) h keeps the bound its buckets give.
+func WithMax(h *hist.Hist, buckets []uint64, v uint64) *hist.Hist {
+	for i := len(buckets) - 1; i >= 0; i-- {
+		if buckets[i] == 0 {
+			continue
+		}
+		lo, next := hist.BucketLow(tracer.HistPrecision, i), hist.BucketLow(tracer.HistPrecision, i+1)
+		if v >= lo && (v < next || i == len(buckets)-1) {
+			h.SetMax(v)
+		}
+		break
+	}
+	return h
 }
 
 // kernelBucketMid is the midpoint of bucket i of the kernel's histograms.

@@ -88,7 +88,11 @@ type Sample struct {
 	// Hists (tracer.Histograms): when set, accept latency and queue peaks
 	// come from the kernel's histograms, exact whatever the event stream
 	// lost or sampled; otherwise from the events observed.
-	Hists      map[tracer.ListenerID]*tracer.Histogram
+	Hists map[tracer.ListenerID]*tracer.Histogram
+	// Maxima (tracer.Maxima, read with Hists): the interval's exact
+	// longest latency and deepest enqueue; without them, maxima are the
+	// bounds of the histograms' buckets.
+	Maxima     map[tracer.ListenerID]tracer.Max
 	Stats      tracer.Stats
 	Owners     map[uint64][]Owner // by socket inode
 	NetnsNames map[uint32]string
@@ -265,12 +269,15 @@ func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState,
 		Latency:  Summarize(st.lat),
 	}
 	if dh != nil {
-		r.Latency = Summarize(hist.FromBuckets(tracer.HistPrecision, dh.Latency[:]))
-		// The deepest enqueue of the interval, to within its bucket.
-		for i := len(dh.Depth) - 1; i >= 0; i-- {
-			if dh.Depth[i] > 0 {
-				r.AcceptQueue.Peak = max(r.AcceptQueue.Peak, uint32(hist.BucketLow(tracer.HistPrecision, i)))
-				break
+		m, ok := s.Maxima[l.ID]
+		r.Latency = Summarize(WithMax(hist.FromBuckets(tracer.HistPrecision, dh.Latency[:]), dh.Latency[:], uint64(m.Latency)))
+		// The deepest enqueue of the interval: exact from the kernel's
+		// maxima, else at least its bucket's low bound.
+		if d := WithMax(hist.FromBuckets(tracer.HistPrecision, dh.Depth[:]), dh.Depth[:], uint64(m.Depth)); d.Count() > 0 {
+			if ok && d.Max() == uint64(m.Depth) {
+				r.AcceptQueue.Peak = max(r.AcceptQueue.Peak, m.Depth)
+			} else {
+				r.AcceptQueue.Peak = max(r.AcceptQueue.Peak, uint32(hist.BucketLow(tracer.HistPrecision, hist.Index(tracer.HistPrecision, d.Max()))))
 			}
 		}
 	}
