@@ -266,25 +266,7 @@ func TestLatencyExactMaxPrivileged(t *testing.T) {
 	run := func(format string) (out, stderr string, lo, hi time.Duration) {
 		r := startSynq("latency", "--duration", "1500ms", "--netns", name, "--output", format)
 		r.attached(t)
-		t0 := time.Now()
-		res, err := ns.DialMany(context.Background(), l.String(), n, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Close()
-		if err := l.WaitQueue(n, time.Second); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(hold)
-		for range n {
-			c, err := l.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.Close()
-		}
-		hi = time.Since(t0)
-		lo = hold
+		lo, hi = holdAccepts(t, ns, l, n, hold)
 		r.wait(t, 10*time.Second)
 		return r.stdout.String(), r.stderr.String(), lo, hi
 	}
@@ -327,5 +309,66 @@ func TestLatencyExactMaxPrivileged(t *testing.T) {
 	}
 	if depths && depthText != fmt.Sprint(n) {
 		t.Errorf("text depth max %q, want %d", depthText, n)
+	}
+}
+
+// holdAccepts fills l's accept queue with n connections, waits hold and
+// accepts them all: every accept latency lies within [lo, hi].
+func holdAccepts(t *testing.T, ns *netlab.Netns, l *netlab.Listener, n int, hold time.Duration) (lo, hi time.Duration) {
+	t.Helper()
+	t0 := time.Now()
+	res, err := ns.DialMany(context.Background(), l.String(), n, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if err := l.WaitQueue(uint32(n), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(hold)
+	for range n {
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	return hold, time.Since(t0)
+}
+
+// The same in one `synq top` interval, numbers from the kernel alone (the
+// stream sampled to nothing): the latency max is within the bounds, no
+// percentile above it, and the accept queue's peak is exactly 17 (its
+// histogram bucket starts at 16).
+func TestTopExactMaxPrivileged(t *testing.T) {
+	const backlog, n, hold = 16, 17, 265 * time.Millisecond
+	name := fmt.Sprintf("synq-topmax-%d", os.Getpid())
+	ns, l := testListener(t, name, backlog)
+	r := startSynq("top", "--once", "--interval", "1500ms", "--netns", name, "--output", "json", "--sample", "100000")
+	r.attached(t)
+	lo, hi := holdAccepts(t, ns, l, n, hold)
+	r.wait(t, 10*time.Second)
+	t.Logf("true max within [%v, %v]:\n%s", lo, hi, r.stdout)
+	var f struct{ Rows []topRowJSON }
+	if err := json.Unmarshal([]byte(r.stdout.String()), &f); err != nil {
+		t.Fatal(err)
+	}
+	var row *topRowJSON
+	for i := range f.Rows {
+		if f.Rows[i].Port == l.Port() {
+			row = &f.Rows[i]
+		}
+	}
+	if row == nil {
+		t.Fatalf("no row for %s", l)
+	}
+	lat := row.AcceptLatency
+	if lat.Count != n || lat.MaxNs == nil || time.Duration(*lat.MaxNs) < lo || time.Duration(*lat.MaxNs) > hi ||
+		*lat.P50Ns > *lat.MaxNs || *lat.P99Ns > *lat.MaxNs {
+		t.Errorf("accept latency: %d accepts, p50 %v p99 %v max %v; want %d, max within [%v, %v], none above it",
+			lat.Count, nsDuration(lat.P50Ns), nsDuration(lat.P99Ns), nsDuration(lat.MaxNs), n, lo, hi)
+	}
+	if kernelHasQueueDepths(r.stderr.String()) && row.AcceptQueue.Peak != n {
+		t.Errorf("accept queue peak %d, want %d (backlog %d)", row.AcceptQueue.Peak, n, backlog)
 	}
 }
