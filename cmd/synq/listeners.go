@@ -7,6 +7,7 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/owner"
 	"github.com/synq-trace/synq/internal/render"
@@ -36,6 +37,7 @@ type listenerRow struct {
 	Drops          uint32   `json:"drops"`
 	UID            uint32   `json:"uid"`
 	Inode          uint64   `json:"inode"`
+	Member         int      `json:"member,omitempty"` // number in its SO_REUSEPORT group
 	PIDs           []int    `json:"pids,omitempty"`
 	Comms          []string `json:"comms,omitempty"`
 
@@ -84,6 +86,7 @@ func runListeners(c *cli.Context) error {
 	}
 	owners := owner.Index("/proc", want)
 	names := netns.Names()
+	members := aggregate.Members(ls)
 	var rows []listenerRow
 	for _, l := range ls {
 		if port != 0 && l.Port != port {
@@ -91,7 +94,7 @@ func runListeners(c *cli.Context) error {
 		}
 		r := listenerRow{Netns: l.Netns, NetnsName: names[uint64(l.Netns)], Addr: l.Addr.String(), Port: l.Port,
 			AcceptQueueLen: l.AcceptQueueLen, AcceptQueueMax: l.AcceptQueueMax,
-			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, Drops: l.SkDrops, UID: l.UID, Inode: l.Inode, ep: l.Endpoint}
+			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, Drops: l.SkDrops, UID: l.UID, Inode: l.Inode, Member: members[l.Inode], ep: l.Endpoint}
 		for _, p := range owners[l.Inode] {
 			r.PIDs = append(r.PIDs, p.PID)
 			r.Comms = append(r.Comms, p.Comm)
@@ -106,7 +109,10 @@ func runListeners(c *cli.Context) error {
 		if a.Port != b.Port {
 			return a.Port < b.Port
 		}
-		return a.Addr < b.Addr
+		if a.Addr != b.Addr {
+			return a.Addr < b.Addr
+		}
+		return a.Inode < b.Inode
 	})
 	// One write(2) per row (JSON) or per cell (tabwriter) cost more than
 	// the snapshot itself with 10k listeners: buffer.
@@ -134,7 +140,7 @@ func runListeners(c *cli.Context) error {
 				own += fmt.Sprintf(" +%d", len(r.PIDs)-1)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, r.ep, r.AcceptQueueLen, r.AcceptQueueMax,
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, aggregate.MemberLabel(r.ep, r.Member), r.AcceptQueueLen, r.AcceptQueueMax,
 			r.SynQueueLen, r.SynQueueMax, r.Drops, own)
 	}
 	if err := tw.Flush(); err != nil {

@@ -397,6 +397,7 @@ func topText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 		reasons = "SYN-DROP*"
 	}
 	fmt.Fprintf(tw, "NETNS\tLISTENER\tSYN/s\tACC/s\tDROP/s\t%s\tACK-OVF\tOTHER\tCOOKIE/s\tACCEPT-Q\tSYN-Q\tLATENCY p50/p99/max\tOWNER\tCGROUP\n", reasons)
+	accepting, grouped := false, false
 	for i := range f.Rows {
 		r := &f.Rows[i]
 		ns := strconv.FormatUint(uint64(r.Netns), 10)
@@ -420,7 +421,9 @@ func topText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 			lat = render.Duration(r.Latency.P50) + "/" + render.Duration(r.Latency.P99) + "/" + render.Duration(r.Latency.Max)
 		}
 		own, cg := ownerLabel(r.Owners)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ns, r.Endpoint, syn,
+		accepting = accepting || len(r.Owners) > 0 && r.Owners[0].Accepting
+		grouped = grouped || r.Member > 0
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ns, aggregate.MemberLabel(r.Endpoint, r.Member), syn,
 			topRate(f.Rate(r.Accepts)), drops, why, topRate(f.Rate(r.AckOverflow)), topRate(f.Rate(r.Other)), cookies,
 			topQueueText(r.AcceptQueue), topQueueText(r.SynQueue), lat, own, cg)
 	}
@@ -435,6 +438,12 @@ func topText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 			"ACK-OVF final ACK dropped, accept queue full (half-open); OTHER ListenDrops with room in the queues.")
 	}
 	lines = append(lines, "queues: now/peak/max over the interval; ~ = drops approximated by sk_drops (kernel before 6.11).")
+	if grouped {
+		lines = append(lines, "LISTENER #k: the k-th socket (by inode) of an SO_REUSEPORT group on that address and port.")
+	}
+	if accepting {
+		lines = append(lines, "OWNER *: the process seen accepting from this socket; +N more hold it.")
+	}
 	return lines
 }
 
@@ -449,6 +458,9 @@ func ownerLabel(owners []aggregate.Owner) (string, string) {
 		return "-", ""
 	}
 	own := fmt.Sprintf("%d/%s", owners[0].PID, owners[0].Comm)
+	if owners[0].Accepting {
+		own += "*"
+	}
 	if len(owners) > 1 {
 		own += fmt.Sprintf(" +%d", len(owners)-1)
 	}
@@ -494,6 +506,7 @@ type topRowJSON struct {
 	Addr          string            `json:"addr"`
 	Port          uint16            `json:"port"`
 	Inode         uint64            `json:"inode"`
+	Member        int               `json:"member,omitempty"` // number in its SO_REUSEPORT group
 	Owners        []aggregate.Owner `json:"owners"`
 	Syn           *uint64           `json:"syn"`
 	SynPerSec     *float64          `json:"syn_per_sec"`
@@ -555,7 +568,7 @@ func newTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) topFrameJSON {
 	}
 	for _, r := range f.Rows {
 		row := topRowJSON{
-			Netns: r.Netns, NetnsName: r.NetnsName, Addr: r.Addr.String(), Port: r.Port, Inode: r.Inode,
+			Netns: r.Netns, NetnsName: r.NetnsName, Addr: r.Addr.String(), Port: r.Port, Inode: r.Inode, Member: r.Member,
 			Owners: r.Owners, Syn: r.Syn, SynPerSec: perSec(r.Syn), Enqueued: r.Enqueued,
 			Accepts: r.Accepts, AcceptsPerSec: f.Rate(r.Accepts), Cookies: r.Cookies, CookiesPerSec: perSec(r.Cookies),
 			Drops: r.Drops, DropsPerSec: f.Rate(r.Drops), DropsExact: r.DropsExact,

@@ -47,9 +47,15 @@ type Group struct {
 	Port      uint16
 	// Addrs: the listener's address, or every address seen on the port.
 	Addrs []netip.Addr
-	// Listeners are the sockets seen (one for ByListener).
+	// Listeners are the sockets seen (one for ByListener), Inodes their
+	// inodes where a snapshot showed them.
 	Listeners []tracer.ListenerID
-	Owners    []Owner
+	Inodes    []uint64
+	// Member is the listener's number in its SO_REUSEPORT group (ByListener;
+	// 0 when alone on its address and port, see Members).
+	Member int
+	// Owners hold the sockets; the ones seen accepting come first, marked.
+	Owners []Owner
 
 	// Latency of every accept with a known enqueue time, in ns; Log2 of
 	// the same in µs for bcc-style display.
@@ -73,11 +79,16 @@ type Latency struct {
 	groups map[groupKey]*Group
 	// where each listener seen in an event is (for UseKernel)
 	seen map[tracer.ListenerID]tracer.Endpoint
+	acc  acceptors
+	// from the snapshot given to UseKernel
+	inodes  map[tracer.ListenerID]uint64
+	members map[uint64]int
 }
 
 // NewLatency groups by by.
 func NewLatency(by GroupBy) *Latency {
-	return &Latency{by: by, groups: map[groupKey]*Group{}, seen: map[tracer.ListenerID]tracer.Endpoint{}}
+	return &Latency{by: by, groups: map[groupKey]*Group{}, seen: map[tracer.ListenerID]tracer.Endpoint{}, acc: acceptors{},
+		inodes: map[tracer.ListenerID]uint64{}}
 }
 
 // UseKernel replaces the distributions taken from events with the kernel's
@@ -91,7 +102,9 @@ func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, maxi
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	backlog := map[tracer.ListenerID]uint32{}
+	a.members = Members(listeners)
 	for _, l := range listeners {
+		a.inodes[l.ID] = l.Inode
 		if _, ok := a.seen[l.ID]; !ok {
 			a.seen[l.ID] = l.Endpoint
 		}
@@ -208,6 +221,7 @@ func (a *Latency) Observe(ev *tracer.Event) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.acc.observe(ev)
 	if ev.Listener != 0 {
 		a.seen[ev.Listener] = ev.Endpoint
 	}
@@ -235,15 +249,32 @@ func (a *Latency) Groups(owners map[tracer.ListenerID][]Owner, netnsNames map[ui
 	out := make([]*Group, 0, len(a.groups))
 	for _, g := range a.groups {
 		g.NetnsName = netnsNames[g.Netns]
-		g.Owners = nil
+		g.Owners, g.Inodes, g.Member = nil, nil, 0
 		for _, id := range g.Listeners {
-			for _, o := range owners[id] {
-				if !slices.ContainsFunc(g.Owners, func(x Owner) bool { return x.PID == o.PID }) {
+			for _, o := range MarkAccepting(owners[id], a.acc[id]) {
+				if i := slices.IndexFunc(g.Owners, func(x Owner) bool { return x.PID == o.PID }); i < 0 {
 					g.Owners = append(g.Owners, o)
+				} else if o.Accepting {
+					g.Owners[i].Accepting = true
+				}
+			}
+			if ino, ok := a.inodes[id]; ok {
+				g.Inodes = append(g.Inodes, ino)
+				if a.by == ByListener {
+					g.Member = a.members[ino]
 				}
 			}
 		}
-		slices.SortFunc(g.Owners, func(a, b Owner) int { return cmp.Compare(a.PID, b.PID) })
+		// Acceptors first, then by pid.
+		slices.SortFunc(g.Owners, func(a, b Owner) int {
+			if a.Accepting != b.Accepting {
+				if a.Accepting {
+					return -1
+				}
+				return 1
+			}
+			return cmp.Compare(a.PID, b.PID)
+		})
 		slices.SortFunc(g.Addrs, func(a, b netip.Addr) int { return a.Compare(b) })
 		out = append(out, g)
 	}

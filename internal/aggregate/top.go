@@ -28,6 +28,7 @@ type Top struct {
 	last   time.Time
 	states map[tracer.ListenerID]*listenerState
 	events uint64 // events observed since the last refresh
+	acc    acceptors
 }
 
 // listenerState is what events said about a listener during the interval.
@@ -47,7 +48,7 @@ func NewTop(info tracer.Info, start time.Time, initial []tracer.Listener) *Top {
 
 // NewTopView is NewTop from a ledger walk.
 func NewTopView(info tracer.Info, start time.Time, initial *ledger.View) *Top {
-	t := &Top{info: info, tally: ledger.NewTally(), last: start, states: map[tracer.ListenerID]*listenerState{}}
+	t := &Top{info: info, tally: ledger.NewTally(), last: start, states: map[tracer.ListenerID]*listenerState{}, acc: acceptors{}}
 	t.tally.Update(initial, nil, nil)
 	for _, l := range initial.Listeners() {
 		t.states[l.ID] = &listenerState{lat: hist.New()}
@@ -64,6 +65,7 @@ func (t *Top) Observe(ev *tracer.Event) {
 		return
 	}
 	t.tally.Observe(ev)
+	t.acc.observe(ev)
 	s := t.states[ev.Listener]
 	if s == nil {
 		s = &listenerState{fresh: true, lat: hist.New()}
@@ -141,7 +143,12 @@ type Row struct {
 	tracer.Endpoint
 	NetnsName string
 	Inode     uint64
-	Owners    []Owner
+	// Member is the listener's number in its SO_REUSEPORT group (Members),
+	// 0 when it is alone on its address and port.
+	Member int
+	// Owners hold the socket; the ones seen accepting from it come first
+	// (Owner.Accepting).
+	Owners []Owner
 
 	Syn      *uint64 // nil on the tracepoint tier
 	Cookies  *uint64 // nil on the tracepoint tier
@@ -213,6 +220,7 @@ func (t *Top) Refresh(s Sample) Frame {
 		f.UnattributedEnqueues = un.Delta.Enqueue
 	}
 	ls := v.Listeners()
+	members := Members(ls)
 	inSnap := make(map[tracer.ListenerID]bool, len(ls))
 	f.Rows = make([]Row, 0, len(ls))
 	for _, l := range ls {
@@ -236,7 +244,10 @@ func (t *Top) Refresh(s Sample) Frame {
 			// last one): this interval's too.
 			d = sock.Counts
 		}
-		f.Rows = append(f.Rows, t.row(l, sock.Before, d, st, dh, s))
+		r := t.row(l, sock.Before, d, st, dh, s)
+		r.Member = members[l.Inode]
+		r.Owners = MarkAccepting(r.Owners, t.acc[l.ID])
+		f.Rows = append(f.Rows, r)
 		st.fresh = false
 		st.accPeak, st.synPeak = 0, 0
 		st.lat.Reset()
@@ -252,6 +263,7 @@ func (t *Top) Refresh(s Sample) Frame {
 			continue
 		}
 		delete(t.states, id)
+		delete(t.acc, id)
 	}
 	t.events = 0
 	t.last = s.Time
