@@ -205,6 +205,14 @@ func TestLatencyJSONPrivileged(t *testing.T) {
 	if len(members) != 2 || members[0].Accepts+members[1].Accepts != 16 || members[0].Listeners != 1 {
 		t.Errorf("SO_REUSEPORT members by listener: %+v", members)
 	}
+	// Told apart by inode and member number (which process accepts is
+	// known from accept events, sampled away here).
+	inos := map[uint64]bool{inodeOf(t, rp1.FD()): true, inodeOf(t, rp2.FD()): true}
+	for _, m := range members {
+		if !inos[m.Inode] || m.Member == 0 || len(members) == 2 && members[0].Member == members[1].Member {
+			t.Errorf("SO_REUSEPORT member %+v: want inode one of %v, its own member number", m, inos)
+		}
+	}
 	var portRow *latencyGroupJSON
 	prs := parseLatency(t, byPort.stdout.String())
 	for i := range prs {
