@@ -3,6 +3,8 @@
 #   make vmtest [KERNELS="6.1 7.2"] [TIERS="fentry"] [VM_PKGS=./tracer/...] [VM_RUN=Kernel]
 #   make vm-kernels   fetch the kernels only
 #   make vm-procfs    capture /proc/net/{netstat,snmp,snmp6} of each kernel into testdata/procfs
+# VM_RUN=Kernel selects the tests that need root: they are named TestKernel*
+# (internal/kerneltest); VM_PKGS keeps the cells to the tier-dependent ones.
 VM_SCRIPTS := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))/vm
 KERNELS ?= 5.10 6.1 6.12 7.2
 TIERS ?= fentry kprobe tracepoint

@@ -8,6 +8,7 @@ import (
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/exporter"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
@@ -67,7 +68,7 @@ func (benchSource) Histograms() (map[tracer.ListenerID]*tracer.Histogram, error)
 	return map[tracer.ListenerID]*tracer.Histogram{}, nil
 }
 func (benchSource) Stats() (tracer.Stats, error)              { return tracer.Stats{}, nil }
-func (benchSource) Listeners() ([]tracer.Listener, error)     { return []tracer.Listener{}, nil }
+func (benchSource) Walk() (*ledger.View, error)               { return &ledger.View{}, nil }
 func (benchSource) KernelCounters() (netstat.Snapshot, error) { return netstat.Snapshot{}, nil }
 
 // BenchmarkReader measures the user-space cost per event after the ring

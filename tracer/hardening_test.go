@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/hardening"
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 	"golang.org/x/sys/unix"
@@ -109,12 +110,7 @@ func (r *hardReader) stop(t *testing.T) map[tracer.Kind]uint64 {
 
 func hardFloodNetns(t *testing.T, syncookies string) (*netlab.Netns, *hardening.Flooder) {
 	t.Helper()
-	requireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
+	ns := kerneltest.Netns(t, nil)
 	if err := ns.Sysctl("net.ipv4.tcp_syncookies", syncookies); err != nil {
 		t.Fatal(err)
 	}
@@ -139,12 +135,8 @@ func TestKernelSynFlood(t *testing.T) {
 	for _, sc := range []string{"0", "1", "2"} {
 		t.Run("syncookies="+sc, func(t *testing.T) {
 			ns, f := hardFloodNetns(t, sc)
-			l, err := ns.Listen("tcp4", "127.0.0.1:0", backlog)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode()), SampleEvery: 100})
+			l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", backlog)
+			tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode()), SampleEvery: 100})
 			if err != nil {
 				t.Skipf("tier not available: %v", err)
 			}
@@ -245,20 +237,12 @@ func TestKernelSynFlood(t *testing.T) {
 // new connection is delivered, and the per-listener aggregates stay exact.
 func TestKernelStalledReader(t *testing.T) {
 	ns, f := hardFloodNetns(t, "0")
-	flooded, err := ns.Listen("tcp4", "127.0.0.1:0", 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer flooded.Close()
-	busy, err := ns.Listen("tcp4", "127.0.0.1:0", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	flooded := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 8)
+	busy := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 4096)
 	srv := netlab.Serve(busy, netlab.ServerConfig{})
 	defer srv.Stop()
 
-	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode()),
+	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode()),
 		Kinds: []tracer.Kind{tracer.KindEnqueue}, RingBytes: os.Getpagesize()})
 	if err != nil {
 		t.Skipf("tier not available: %v", err)
@@ -372,13 +356,8 @@ func hardConnectOnce(t *testing.T, ns *netlab.Netns, l *netlab.Listener) {
 // while the tracer runs: Read keeps going, snapshots drop closed listeners,
 // listener_counts (an LRU of 16384) and the Go heap stay bounded.
 func TestKernelListenerChurn(t *testing.T) {
-	requireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode())})
+	ns := kerneltest.Netns(t, nil)
+	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode())})
 	if err != nil {
 		t.Skipf("tier not available: %v", err)
 	}
@@ -472,13 +451,8 @@ func TestKernelListenerChurn(t *testing.T) {
 // Consumers tell them apart by the socket inode of the snapshot, which must
 // differ.
 func TestKernelRecycledListenerCounts(t *testing.T) {
-	requireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode())})
+	ns := kerneltest.Netns(t, nil)
+	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode())})
 	if err != nil {
 		t.Skipf("tier not available: %v", err)
 	}

@@ -15,26 +15,11 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/btf"
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 	"golang.org/x/sys/unix"
 )
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
-}
-
-// testTier is the tier under test: SYNQ_TEST_TIER, or the best available.
-func testTier(t *testing.T) tracer.Tier {
-	tier, err := tracer.ParseTier(os.Getenv("SYNQ_TEST_TIER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tier
-}
 
 // session is a tracer filtered to one fresh netns, collecting its events.
 type session struct {
@@ -55,35 +40,9 @@ func newSession(t *testing.T, sysctls map[string]string) *session {
 // newSessionWith traces the new netns with cfg (Tier and Netns are set here).
 func newSessionWith(t *testing.T, sysctls map[string]string, cfg tracer.Config) *session {
 	t.Helper()
-	requireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	for k, v := range sysctls {
-		if err := ns.Sysctl(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg.Tier, cfg.Netns = testTier(t), uint32(ns.Inode())
-	tr, err := tracer.Open(cfg)
-	if err != nil {
-		if os.Getenv("SYNQ_TEST_TIER") != "" && os.Getenv("SYNQ_TEST_TIER") != "tracepoint" {
-			// A tier this kernel refuses is reported as a skip with the
-			// kernel's reason; the matrix shows it.
-			t.Skipf("tier %s not available: %v", os.Getenv("SYNQ_TEST_TIER"), err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	info := tr.Info()
-	t.Logf("tier %s on %s", info.Tier, info.Kernel)
-	for _, h := range info.Hooks {
-		if h.Err != nil {
-			t.Logf("hook %s (%s) not attached: %v", h.Program, h.Target, h.Err)
-		}
-	}
+	ns := kerneltest.Netns(t, sysctls)
+	cfg.Netns = uint32(ns.Inode())
+	tr := kerneltest.Open(t, cfg)
 	s := &session{t: t, ns: ns, tr: tr, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -107,11 +66,7 @@ func (s *session) queued(backlog, n int) *netlab.Listener {
 // queuedOn is queued on network ("tcp4", "tcp6") and addr.
 func (s *session) queuedOn(network, addr string, backlog, n int) *netlab.Listener {
 	s.t.Helper()
-	l, err := s.ns.Listen(network, addr, backlog)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(func() { l.Close() })
+	l := kerneltest.Listen(s.t, s.ns, network, addr, backlog)
 	res, err := s.ns.DialMany(context.Background(), l.Addr().String(), n, 2*time.Second)
 	if err != nil {
 		s.t.Fatal(err)
@@ -226,11 +181,7 @@ func TestKernelOverflowAttribution(t *testing.T) {
 				sysctls["net.ipv4.tcp_syncookies"] = sc.syncookies
 			}
 			s := newSession(t, sysctls)
-			l, err := s.ns.Listen(sc.network, sc.addr, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
+			l := kerneltest.Listen(t, s.ns, sc.network, sc.addr, 1)
 			before := s.snapshot(0, l.Port())
 			c0 := s.counters()
 
@@ -386,11 +337,7 @@ func TestKernelAcceptLatency(t *testing.T) {
 func TestKernelSynackRetrans(t *testing.T) {
 	const n, backlog = 3, 16
 	s := newSession(t, nil)
-	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", backlog, netlab.SockoptInt(unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp4", "127.0.0.1:0", backlog, netlab.SockoptInt(unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1))
 	id := s.snapshot(0, l.Port()).ID
 	c0 := s.counters()
 	res, err := s.ns.DialMany(context.Background(), l.Addr().String(), n, 2*time.Second)
@@ -455,15 +402,7 @@ func kinds(evs []tracer.Event) string {
 // refusal there is a regression that must fail its cell, not turn it into
 // "skip".
 func TestKernelTierEvents(t *testing.T) {
-	requireRoot(t)
-	tr, err := tracer.Open(tracer.Config{Tier: testTier(t)})
-	if err != nil {
-		if os.Getenv("SYNQ_TEST_TIER") != "" && os.Getenv("SYNQ_TEST_TIER") != "tracepoint" && os.Getenv("SYNQ_TEST_REQUIRE_TIER") == "" {
-			t.Skipf("tier %s not available: %v", os.Getenv("SYNQ_TEST_TIER"), err)
-		}
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := kerneltest.OpenRequired(t, tracer.Config{})
 	info := tr.Info()
 	var names []string
 	for _, k := range info.Kinds() {
@@ -527,23 +466,10 @@ func kallsymsHas(name string) bool {
 
 // The kernel-side filters: only the listener on the asked port reports.
 func TestKernelPortFilter(t *testing.T) {
-	requireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	a, err := ns.Listen("tcp4", "127.0.0.1:0", 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := ns.Listen("tcp4", "127.0.0.1:0", 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode()), Port: a.Port()})
+	ns := kerneltest.Netns(t, nil)
+	a := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 16)
+	b := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 16)
+	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode()), Port: a.Port()})
 	if err != nil {
 		t.Skipf("tier not available: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -19,8 +20,8 @@ import (
 // and every map they used, is gone from the kernel afterwards (links hold
 // the only other references).
 func TestKernelCloseReleasesPrograms(t *testing.T) {
-	requireRoot(t)
-	tr, err := tracer.Open(tracer.Config{Tier: testTier(t)})
+	kerneltest.Root(t)
+	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t)})
 	if err != nil {
 		t.Skipf("tier not available: %v", err)
 	}
@@ -97,23 +98,14 @@ func TestKernelCloseReleasesPrograms(t *testing.T) {
 // every record that did not fit is counted, so delivered + lost equals what
 // the kernel counted.
 func TestKernelLostRecordsCounted(t *testing.T) {
-	requireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Netns: uint32(ns.Inode()),
+	ns := kerneltest.Netns(t, nil)
+	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode()),
 		Kinds: []tracer.Kind{tracer.KindEnqueue}, RingBytes: os.Getpagesize()})
 	if err != nil {
 		t.Skipf("tier not available: %v", err)
 	}
 	defer tr.Close()
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 4096)
 	srv := netlab.Serve(l, netlab.ServerConfig{})
 	defer srv.Stop()
 	// No one reads while the connections churn.
@@ -209,12 +201,12 @@ func TestKernelWatermarkWakeup(t *testing.T) {
 // The tracepoint tier hooks accept(2) only when accepts are streamed: its
 // syscall tracepoints slow every syscall on the host while attached.
 func TestKernelAcceptHookOnlyWhenStreamed(t *testing.T) {
-	requireRoot(t)
+	kerneltest.Root(t)
 	for _, c := range []struct {
 		kinds []tracer.Kind
 		want  bool
 	}{{nil, true}, {[]tracer.Kind{tracer.KindAccept}, true}, {[]tracer.Kind{tracer.KindEnqueue, tracer.KindAckOverflow}, false}, {[]tracer.Kind{}, false}} {
-		tr, err := tracer.Open(tracer.Config{Tier: testTier(t), Kinds: c.kinds})
+		tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Kinds: c.kinds})
 		if err != nil {
 			t.Skipf("tier not available: %v", err)
 		}

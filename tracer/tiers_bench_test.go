@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -19,9 +20,7 @@ import (
 // numbers are emulated time: only the tiers' costs relative to each other
 // on the same kernel mean something.
 func BenchmarkKernelTiers(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
+	kerneltest.Root(b)
 	const stats = "/proc/sys/kernel/bpf_stats_enabled"
 	old, err := os.ReadFile(stats)
 	if err != nil {
@@ -32,16 +31,8 @@ func BenchmarkKernelTiers(b *testing.B) {
 	}
 	defer os.WriteFile(stats, old, 0)
 
-	ns, err := netlab.New("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 4096)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
+	ns := kerneltest.Netns(b, nil)
+	l := kerneltest.Listen(b, ns, "tcp4", "127.0.0.1:0", 4096)
 	srv := netlab.Serve(l, netlab.ServerConfig{})
 	defer srv.Stop()
 

@@ -14,7 +14,8 @@
 # Env: KERNELS        series to test ("5.10 6.1 6.12 7.2"), fetched by vm/fetch-kernel.sh
 #      TIERS          "fentry kprobe tracepoint"
 #      VM_PKGS        packages ("./tracer/...")
-#      VM_RUN         -run pattern ("Kernel")
+#      VM_RUN         -run pattern ("Kernel": tests that need root are named
+#                     TestKernel*, see internal/kerneltest)
 #      VM_GOTEST_FLAGS  extra go test flags ("-p 1": one VM at a time, so
 #                     timing-sensitive tests don't compete for the 2 cores)
 #      VM_LOGDIR      ($SYNQ_CACHE/vmlogs)   VM_MATRIX_OUT  (testdata/matrix.md)

@@ -1,14 +1,9 @@
 package main
 
 import (
-	"fmt"
-	"io"
-	"text/tabwriter"
 	"time"
 
-	"github.com/synq-trace/synq/internal/demo"
-	"github.com/synq-trace/synq/internal/ledger"
-	"github.com/synq-trace/synq/internal/reconcile"
+	"github.com/synq-trace/synq/internal/command"
 	"github.com/urfave/cli/v2"
 )
 
@@ -29,69 +24,12 @@ func demoCommand() *cli.Command {
 }
 
 func runDemo(c *cli.Context) error {
-	format, err := outputFormat(c)
-	if err != nil {
-		return err
-	}
-	kinds, err := parseKinds(c.String("events"))
-	if err != nil {
-		return err
-	}
-	cfg, _, err := tracerConfig(c, kinds)
+	format, cfg, _, err := eventFlags(c)
 	if err != nil {
 		return err
 	}
 	if c.Duration("duration") <= 0 {
 		return usagef("invalid --duration %v: must be positive", c.Duration("duration"))
 	}
-	d, err := demo.Run(c.Context, demo.Options{})
-	if err != nil {
-		return fmt.Errorf("start demo: %w", err)
-	}
-	defer d.Close()
-	ns := d.Netns()
-	fmt.Fprintf(c.App.ErrWriter, "synq: demo in netns %s (inode %d): slow listener 127.0.0.1:%d (backlog 8), healthy 127.0.0.1:%d\n",
-		ns.Name(), ns.Inode(), d.Ports().Slow, d.Ports().Healthy)
-
-	cfg.Netns = uint32(ns.Inode())
-	tr, err := openTracer(c, cfg)
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	rec := startReconcile(c, tr, &ledger.Namespace{Inode: ns.Inode(), Name: ns.Name(), Do: ns.Do}, 0, 0)
-	defer rec.Close()
-	if _, err := streamEvents(c, tr, format, rec); err != nil {
-		return err
-	}
-	// The per-listener table first, then the reconciliation.
-	return rec.final(c, format, func(rep *reconcile.Report) {
-		if n, ok := rep.Namespace(ns.Inode()); ok {
-			printDemoListeners(c.App.ErrWriter, n.Listeners)
-		}
-	})
-}
-
-// printDemoListeners shows, per listener, what synq counted in the kernel
-// and the drops it attributes.
-func printDemoListeners(w io.Writer, ls []reconcile.ListenerReport) {
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LISTENER\tENQUEUED\tACCEPTED\tACK-OVERFLOW\tSYNACK-RETRANS\tLISTEN-DROPS\tACCEPT-Q NOW")
-	for _, l := range ls {
-		name, queue := l.Endpoint.String(), "-"
-		if l.ID == 0 {
-			name = "(listener unknown)"
-		}
-		if l.QueueKnown && !l.Closed {
-			queue = fmt.Sprintf("%d/%d", l.AcceptQueueLen, l.AcceptQueueMax)
-		}
-		drops := fmt.Sprint(l.ListenDrops)
-		if !l.ListenDropsExact {
-			drops = "~" + drops
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", name, l.Counts.Enqueue, l.Counts.Accept, l.Counts.AckOverflow,
-			l.Counts.SynackRetrans, drops, queue)
-	}
-	tw.Flush()
+	return command.Demo(c.Context, env(c), command.DemoOptions{Format: format, Tracer: cfg, Duration: c.Duration("duration")})
 }

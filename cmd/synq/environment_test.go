@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/synq-trace/synq/internal/kerneltest"
 )
 
 // fakeProcScript replaces /proc, in the private mount namespace unshare(1)
@@ -34,9 +36,7 @@ exec "$@"
 
 func requireUnshare(t *testing.T) (unshare, setpriv string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mount namespaces")
-	}
+	kerneltest.Root(t)
 	var err error
 	if unshare, err = exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare (util-linux) not installed")
@@ -68,7 +68,7 @@ func runInMountNS(t *testing.T, unshare, script string, env []string, argv ...st
 // says which file and why in one line and exits 1, never panics. synq runs
 // as root without any capability (stats needs none), so a file of mode 000
 // is unreadable to it as to any other user.
-func TestBadProcfs(t *testing.T) {
+func TestKernelBadProcfs(t *testing.T) {
 	unshare, setpriv := requireUnshare(t)
 	real := map[string][]byte{}
 	for _, f := range []string{"netstat", "snmp", "snmp6"} {
@@ -142,7 +142,7 @@ func TestBadProcfs(t *testing.T) {
 				c.modify(t, dir)
 			}
 			code, stdout, stderr := runInMountNS(t, unshare, fakeProcScript,
-				[]string{"SRC=" + dir, "SYNQ_TEST_MAIN_ARGS=stats --output json"},
+				[]string{"SRC=" + dir, kerneltest.MainArgsEnv + "=stats --output json"},
 				setpriv, "--inh-caps=-all", "--bounding-set=-all", os.Args[0])
 			s := strings.TrimSpace(stderr)
 			if strings.Contains(s, "panic") || strings.Contains(s, "goroutine ") {
@@ -184,12 +184,12 @@ exec "$@"
 
 // synq pins nothing, so it needs no bpffs: every BPF command works in a
 // mount namespace without /sys/fs/bpf mounted.
-func TestNoBPFFSPrivileged(t *testing.T) {
+func TestKernelNoBPFFS(t *testing.T) {
 	unshare, _ := requireUnshare(t)
 	for _, args := range []string{"trace --duration 1s", "listeners", "latency --duration 1s"} {
 		t.Run(args, func(t *testing.T) {
 			code, _, stderr := runInMountNS(t, unshare, noBPFFSScript,
-				[]string{"SYNQ_TEST_MAIN_ARGS=" + args}, os.Args[0])
+				[]string{kerneltest.MainArgsEnv + "=" + args}, os.Args[0])
 			if code != 0 {
 				t.Fatalf("exit %d without bpffs, want 0; stderr %q", code, stderr)
 			}

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
+	"github.com/synq-trace/synq/internal/command"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
@@ -32,9 +31,9 @@ func sampleEvery(c *cli.Context) (uint32, error) {
 
 // Every tracing command batches ring-buffer wakeups: the kernel wakes the
 // reader per 64 KiB of records, and the reader polls every 100 ms for the
-// rest. One wakeup per record costs the traced host far more
-// (shared/docs/perf.md: 29% of connection-churn throughput; the accept hook
-// ran ~4.1 µs instead of ~1.3 µs in docs/benchmarks.md's runs).
+// rest. One wakeup per record costs the traced host far more (29% of
+// connection-churn throughput; the accept hook ran ~4.1 µs instead of
+// ~1.3 µs in docs/benchmarks.md's runs).
 const (
 	wakeupBytes  = 64 << 10
 	pollInterval = 100 * time.Millisecond
@@ -68,6 +67,32 @@ func tracerConfig(c *cli.Context, kinds []tracer.Kind) (cfg tracer.Config, only 
 		only = &ns
 	}
 	return cfg, only, nil
+}
+
+// eventFlags reads the flags of the commands that stream events (trace,
+// demo): --output, --events and the tracer's.
+func eventFlags(c *cli.Context) (render.Format, tracer.Config, *netns.NS, error) {
+	format, err := outputFormat(c)
+	if err != nil {
+		return "", tracer.Config{}, nil, err
+	}
+	kinds, err := parseKinds(c.String("events"))
+	if err != nil {
+		return "", tracer.Config{}, nil, err
+	}
+	cfg, only, err := tracerConfig(c, kinds)
+	if err != nil {
+		return "", tracer.Config{}, nil, err
+	}
+	return format, cfg, only, nil
+}
+
+// noArgs refuses arguments to a command that takes none.
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("%s takes no arguments, got %q", c.Command.Name, c.Args().First())
+	}
+	return nil
 }
 
 func outputFormat(c *cli.Context) (render.Format, error) {
@@ -117,11 +142,7 @@ func parseKinds(v string) ([]tracer.Kind, error) {
 	return ks, nil
 }
 
-// kernelErr words tracer errors for the operator.
-func kernelErr(err error) error {
-	switch {
-	case errors.Is(err, tracer.ErrPrivileges), errors.Is(err, tracer.ErrNoBTF):
-		return err
-	}
-	return fmt.Errorf("attach to the kernel: %w", err)
+// env is what every command shares: where it writes, --btf, --verbose.
+func env(c *cli.Context) command.Env {
+	return command.Env{Stdout: c.App.Writer, Stderr: c.App.ErrWriter, BTF: c.String("btf"), Verbose: c.Bool("verbose")}
 }

@@ -6,100 +6,32 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 )
 
-func hardRequireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs synq, which loads BPF programs, in a private network namespace")
-	}
-}
-
-// hardBuffer is written by exec's copier goroutine and read by the test.
-type hardBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *hardBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *hardBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-type hardProc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *hardBuffer
-	done           chan error
-}
-
-// hardStartSynq re-executes this test binary as synq (see TestMain) and waits
+// hardStartSynq runs this test binary as synq (see TestMain) and waits
 // until it has attached.
-func hardStartSynq(t *testing.T, args string) *hardProc {
+func hardStartSynq(t *testing.T, args string) *kerneltest.Proc {
 	t.Helper()
-	p := &hardProc{stdout: &hardBuffer{}, stderr: &hardBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(os.Args[0])
-	p.cmd.Env = append(os.Environ(), "SYNQ_TEST_MAIN_ARGS="+args)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.stderr.String(), " tier on Linux ") {
-		select {
-		case err := <-p.done:
-			t.Fatalf("synq %s exited before attaching (%v); stderr %q", args, err, p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("synq %s did not attach in 20s; stderr %q", args, p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	p := kerneltest.Start(t, kerneltest.Synq(args))
+	if !p.Attached(t, 20*time.Second) {
+		t.Fatalf("synq %s exited before attaching (%v); stderr %q", args, p.Err(), p.Stderr.String())
 	}
 	return p
-}
-
-// wait returns the exit code once synq has exited (-1 for a signal).
-func (p *hardProc) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(timeout):
-		p.cmd.Process.Kill()
-		<-p.done
-		t.Fatalf("synq did not exit within %s; stderr %q", timeout, p.stderr.String())
-		return 0
-	}
 }
 
 // hardHeldPrograms lists the BPF programs a process holds an fd of (programs and
@@ -210,19 +142,15 @@ func hardWaitReleased(t *testing.T, ids map[ebpf.ProgramID]bool) {
 // tests load meanwhile do not count) is gone from the kernel after it exits:
 // cleanly on SIGINT/SIGTERM/SIGHUP, and by the kernel closing its fds on
 // SIGKILL (nothing is pinned).
-func TestPrivilegedSignalsReleasePrograms(t *testing.T) {
-	hardRequireRoot(t)
+func TestKernelSignalsReleasePrograms(t *testing.T) {
+	kerneltest.Root(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
-			ns, err := netlab.New("")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ns.Close()
+			ns := kerneltest.Netns(t, nil)
 			before := hardKernelPrograms(t)
 			p := hardStartSynq(t, fmt.Sprintf("trace --duration 1m --netns /proc/%d/fd/%d", os.Getpid(), ns.FD()))
-			held := hardHeldPrograms(t, p.cmd.Process.Pid)
-			maps := hardHeldMaps(t, p.cmd.Process.Pid)
+			held := hardHeldPrograms(t, p.Cmd.Process.Pid)
+			maps := hardHeldMaps(t, p.Cmd.Process.Pid)
 			if len(held) == 0 {
 				t.Fatal("synq attached but holds no BPF program fd")
 			}
@@ -241,16 +169,16 @@ func TestPrivilegedSignalsReleasePrograms(t *testing.T) {
 			sort.Strings(names)
 			t.Logf("synq holds %d programs (%s) and %d maps", len(held), strings.Join(names, " "), len(maps))
 
-			if err := p.cmd.Process.Signal(sig); err != nil {
+			if err := p.Cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			code := p.wait(t, 10*time.Second)
+			code := p.Wait(t, 10*time.Second)
 			if sig == syscall.SIGKILL {
 				if code != -1 {
 					t.Errorf("exit code %d after SIGKILL, want killed", code)
 				}
 			} else if code != 0 {
-				t.Errorf("exit code %d after %s, want 0; stderr %q", code, sig, p.stderr.String())
+				t.Errorf("exit code %d after %s, want 0; stderr %q", code, sig, p.Stderr.String())
 			}
 			hardWaitReleased(t, held)
 			// Maps are freed from a workqueue after their last reference
@@ -277,18 +205,9 @@ func TestPrivilegedSignalsReleasePrograms(t *testing.T) {
 
 // Two synq processes trace the same netns at once: both attach and both see
 // every connection.
-func TestPrivilegedTwoInstances(t *testing.T) {
-	hardRequireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+func TestKernelTwoInstances(t *testing.T) {
+	ns := kerneltest.Netns(t, nil)
+	l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 128)
 	srv := netlab.Serve(l, netlab.ServerConfig{})
 	defer srv.Stop()
 
@@ -305,21 +224,21 @@ func TestPrivilegedTwoInstances(t *testing.T) {
 		t.Fatalf("server accepted %d of %d", srv.Accepts(), n)
 	}
 	// Give both readers time to drain (default poll interval 100 ms).
-	count := func(p *hardProc, kind string) int {
-		return strings.Count(p.stdout.String(), `"kind":"`+kind+`"`)
+	count := func(p *kerneltest.Proc, kind string) int {
+		return strings.Count(p.Stdout.String(), `"kind":"`+kind+`"`)
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for (count(a, "accept") < n || count(b, "accept") < n) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	for name, p := range map[string]*hardProc{"first": a, "second": b} {
-		p.cmd.Process.Signal(syscall.SIGINT)
-		if code := p.wait(t, 10*time.Second); code != 0 {
-			t.Errorf("%s synq: exit %d; stderr %q", name, code, p.stderr.String())
+	for name, p := range map[string]*kerneltest.Proc{"first": a, "second": b} {
+		p.Cmd.Process.Signal(syscall.SIGINT)
+		if code := p.Wait(t, 10*time.Second); code != 0 {
+			t.Errorf("%s synq: exit %d; stderr %q", name, code, p.Stderr.String())
 		}
 		t.Logf("%s synq: %d enqueue, %d accept events", name, count(p, "enqueue"), count(p, "accept"))
 		if got := count(p, "accept"); got != n {
-			t.Errorf("%s synq saw %d accept events, want %d; stderr %q", name, got, n, p.stderr.String())
+			t.Errorf("%s synq saw %d accept events, want %d; stderr %q", name, got, n, p.Stderr.String())
 		}
 	}
 }

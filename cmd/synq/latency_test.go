@@ -14,6 +14,7 @@ import (
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/hist"
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -86,21 +87,12 @@ func parseLatency(t *testing.T, out string) []latencyGroupJSON {
 // `latency --output json` by listener (with the stream sampled 1 in 100000)
 // and by port over a listener accepted after known delays and an
 // SO_REUSEPORT pair, in a private netns.
-func TestLatencyJSONPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelLatencyJSON(t *testing.T) {
+	kerneltest.Root(t)
 	name := fmt.Sprintf("synq-lat-%d", os.Getpid())
-	ns, err := netlab.New(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := kerneltest.NamedNetns(t, name)
 	listen := func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener {
-		l, err := ns.Listen("tcp4", addr, backlog, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return l
+		return kerneltest.Listen(t, ns, "tcp4", addr, backlog, opts...)
 	}
 	slow := listen("127.0.0.1:0", 16)
 	rp1 := listen("127.0.0.1:0", 32, netlab.ReusePort())
@@ -269,7 +261,7 @@ func reusePortLoad(ns *netlab.Netns, rp1, rp2 *netlab.Listener) error {
 // from before the first dial to after the last accept. The max printed,
 // in JSON and in text, is within those bounds (the text to its two
 // decimals); the depth max is exactly 17; no percentile exceeds a max.
-func TestLatencyExactMaxPrivileged(t *testing.T) {
+func TestKernelLatencyExactMax(t *testing.T) {
 	const backlog, n, hold = 16, 17, 265 * time.Millisecond
 	name := fmt.Sprintf("synq-latmax-%d", os.Getpid())
 	ns, l := testListener(t, name, backlog)
@@ -350,7 +342,7 @@ func holdAccepts(t *testing.T, ns *netlab.Netns, l *netlab.Listener, n int, hold
 // stream sampled to nothing): the latency max is within the bounds, no
 // percentile above it, and the accept queue's peak is exactly 17 (its
 // histogram bucket starts at 16).
-func TestTopExactMaxPrivileged(t *testing.T) {
+func TestKernelTopExactMax(t *testing.T) {
 	const backlog, n, hold = 16, 17, 265 * time.Millisecond
 	name := fmt.Sprintf("synq-topmax-%d", os.Getpid())
 	ns, l := testListener(t, name, backlog)

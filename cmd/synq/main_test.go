@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 )
 
@@ -61,10 +62,8 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestNoBTF(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to get past the privilege check")
-	}
+func TestKernelNoBTF(t *testing.T) {
+	kerneltest.Root(t)
 	code, _, stderr := runCLI("trace", "--btf", filepath.Join(t.TempDir(), "missing"), "--duration", "1s")
 	if code != 1 || !strings.Contains(stderr, "no kernel BTF") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 		t.Errorf("exit %d, stderr %q: want exit 1 and one line about missing BTF", code, stderr)
@@ -73,7 +72,7 @@ func TestNoBTF(t *testing.T) {
 
 // JSON lines carry the documented fields, with real values from a real
 // listener in a private netns.
-func TestTraceJSONPrivileged(t *testing.T) {
+func TestKernelTraceJSON(t *testing.T) {
 	ns, l := testListener(t, "synq-cli-test", 1)
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
@@ -86,11 +85,7 @@ func TestTraceJSONPrivileged(t *testing.T) {
 	// A second listener accepts its connections after a known delay:
 	// accept events with latency_ns.
 	const acceptDelay = 200 * time.Millisecond
-	srv, err := ns.Listen("tcp4", "127.0.0.1:0", 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 16)
 	accepted := make(chan error, 1)
 	go func() {
 		time.Sleep(time.Second)
@@ -194,25 +189,10 @@ func TestTraceJSONPrivileged(t *testing.T) {
 // overflowed listener shows len > max and at least the netns' ListenDrops in
 // drops (each ListenDrops bumps the listener's sk_drops once); --port
 // filters.
-func TestListenersJSONPrivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
-	ns, err := netlab.New("synq-cli-ls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen("tcp6", "[::1]:0", 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	full, err := ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer full.Close()
+func TestKernelListenersJSON(t *testing.T) {
+	ns := kerneltest.NamedNetns(t, "synq-cli-ls")
+	l := kerneltest.Listen(t, ns, "tcp6", "[::1]:0", 7)
+	full := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 1)
 	res, err := ns.DialMany(context.Background(), full.Addr().String(), 6, 1500*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +272,7 @@ func listenersJSON(t *testing.T, args ...string) []map[string]any {
 // --reconcile prints the table periodically while tracing and once more on
 // exit; the exit table agrees with the kernel's counters for what the tier
 // claims (ListenDrops is claimed by every tier on this machine's 6.18).
-func TestTraceReconcilePeriodicPrivileged(t *testing.T) {
+func TestKernelTraceReconcilePeriodic(t *testing.T) {
 	ns, l := testListener(t, "synq-cli-test-reconcile", 1)
 	go func() {
 		time.Sleep(1200 * time.Millisecond)
@@ -351,31 +331,13 @@ func TestTraceReconcilePeriodicPrivileged(t *testing.T) {
 	}
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
-}
-
 // testListener is a fresh named netns (one left by a killed run is deleted
 // first) with a listener on 127.0.0.1 of this backlog; both close when the
 // test ends. Skips unless root.
 func testListener(t *testing.T, nsName string, backlog int) (*netlab.Netns, *netlab.Listener) {
 	t.Helper()
-	requireRoot(t)
-	_ = netlab.DeleteNamed(nsName)
-	ns, err := netlab.New(nsName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", backlog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return ns, l
+	ns := kerneltest.NamedNetns(t, nsName)
+	return ns, kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", backlog)
 }
 
 // connected dials ln (from the calling thread's netns) and accepts: both

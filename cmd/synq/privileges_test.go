@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/internal/kerneltest"
 )
 
-// The test binary doubles as synq when SYNQ_TEST_MAIN_ARGS is set, so tests
+// The test binary doubles as synq when kerneltest.Synq starts it, so tests
 // can run it in another process under other credentials.
 func TestMain(m *testing.M) {
-	if args, ok := os.LookupEnv("SYNQ_TEST_MAIN_ARGS"); ok {
-		os.Exit(run(append([]string{"synq"}, strings.Fields(args)...)))
+	if args, ok := kerneltest.MainArgs(); ok {
+		os.Exit(run(append([]string{"synq"}, args...)))
 	}
 	if n, err := strconv.Atoi(os.Getenv("SYNQ_TEST_WORKER")); err == nil {
 		os.Exit(acceptWorker(n))
@@ -37,8 +37,7 @@ func TestMissingCapabilities(t *testing.T) {
 		t.Run(args, func(t *testing.T) {
 			// Root without any capability: the bounding set is emptied
 			// before exec, so nothing is regained.
-			cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set=-all", os.Args[0])
-			cmd.Env = append(os.Environ(), "SYNQ_TEST_MAIN_ARGS="+args)
+			cmd := kerneltest.Synq(args, setpriv, "--inh-caps=-all", "--bounding-set=-all")
 			out, err := cmd.CombinedOutput()
 			ee, ok := err.(*exec.ExitError)
 			if !ok || ee.ExitCode() != 1 {
@@ -81,40 +80,12 @@ func runWithCaps(t *testing.T, caps []string, args string, attached func()) capR
 	for _, c := range caps {
 		bounding += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
 	}
-	cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set="+bounding, os.Args[0])
-	cmd.Env = append(os.Environ(), "SYNQ_TEST_MAIN_ARGS="+args)
-	stdout, stderr := &hardBuffer{}, &hardBuffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	deadline := time.After(30 * time.Second)
-	for attached != nil && !strings.Contains(stderr.String(), " tier on Linux ") {
-		select {
-		case <-done:
-			return capRun{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
-		case <-deadline:
-			t.Fatalf("synq %s with %v did not attach in 30s; stderr %q", args, caps, stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	if attached != nil {
+	p := kerneltest.Start(t, kerneltest.Synq(args, setpriv, "--inh-caps=-all", "--bounding-set="+bounding))
+	if attached != nil && p.Attached(t, 30*time.Second) {
 		attached()
 	}
-	select {
-	case <-done:
-	case <-deadline:
-		t.Fatalf("synq %s with %v did not exit in 30s; stderr %q", args, caps, stderr.String())
-	}
-	return capRun{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
+	code := p.Wait(t, 30*time.Second)
+	return capRun{code, p.Stdout.String(), p.Stderr.String()}
 }
 
 func without(caps []string, c string) []string {
@@ -130,20 +101,9 @@ func without(caps []string, c string) []string {
 // synq traces with exactly minimalCaps, and with any one of them missing
 // says which, in one line, and exits 1. What each optional capability adds
 // is tested too, so the README's and deploy/'s lists stay measured facts.
-func TestMinimalCapabilitiesPrivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs synq as uid 0 with a reduced capability set")
-	}
-	ns, err := netlab.New("synq-caps-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+func TestKernelMinimalCapabilities(t *testing.T) {
+	ns := kerneltest.NamedNetns(t, "synq-caps-test")
+	l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 16)
 	// Three handshakes once synq has attached: enqueue events, proof that
 	// the programs really run, not just load.
 	dial := func() {
@@ -221,12 +181,11 @@ func TestMinimalCapabilitiesPrivileged(t *testing.T) {
 // A tier the kernel refuses, forced with --tier: one line naming the tier
 // and the kernel's reason, exit 1 (tracer.Open used to panic releasing
 // what it had built).
-func TestForcedTierRefused(t *testing.T) {
-	requireRoot(t)
+func TestKernelForcedTierRefused(t *testing.T) {
+	kerneltest.Root(t)
 	refused := 0
 	for _, tier := range []string{"fentry", "kprobe"} {
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), "SYNQ_TEST_MAIN_ARGS=trace --tier "+tier+" --duration 200ms")
+		cmd := kerneltest.Synq("trace --tier " + tier + " --duration 200ms")
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			continue // this kernel allows it

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"golang.org/x/sys/unix"
 )
@@ -103,26 +104,12 @@ func inodeOf(t *testing.T, fd int) uint64 {
 // its member only. `synq top` must show two rows told apart by member
 // number and inode, the drops on worker 2's member (all of the netns's
 // ListenDrops), and each member's own worker first, marked as accepting.
-func TestReusePortStoppedWorkerPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelReusePortStoppedWorker(t *testing.T) {
 	name := fmt.Sprintf("synq-rpw-%d", os.Getpid())
-	_ = netlab.DeleteNamed(name)
-	ns, err := netlab.New(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
+	ns := kerneltest.NamedNetns(t, name)
 	// Member 1 has room for every burst; member 2 holds 5 (backlog 4).
-	l1, err := ns.Listen("tcp4", "127.0.0.1:0", 128, netlab.ReusePort())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l1.Close() })
-	l2, err := ns.Listen("tcp4", l1.String(), 4, netlab.ReusePort())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l2.Close() })
+	l1 := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 128, netlab.ReusePort())
+	l2 := kerneltest.Listen(t, ns, "tcp4", l1.String(), 4, netlab.ReusePort())
 	var files []*os.File
 	for _, l := range []*netlab.Listener{l1, l2} {
 		fd, err := unix.Dup(l.FD())

@@ -1,19 +1,12 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"log"
 	"net"
-	"net/http"
 	"strconv"
-	"sync"
-	"syscall"
 	"time"
 
+	"github.com/synq-trace/synq/internal/command"
 	"github.com/synq-trace/synq/internal/exporter"
-	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
 )
 
@@ -36,8 +29,8 @@ func serveCommand() *cli.Command {
 }
 
 func runServe(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("serve takes no arguments, got %q", c.Args().First())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	addr := c.String("listen")
 	loopback, err := checkListen(addr)
@@ -63,102 +56,8 @@ func runServe(c *cli.Context) error {
 	// twice: 4 MiB would be 8 MiB of RSS).
 	cfg.RingBytes = 256 << 10
 
-	// Bind before loading anything: an address in use is one line, at once.
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return listenErr(addr, err)
-	}
-	defer ln.Close()
-	stderr := c.App.ErrWriter
-	if !loopback {
-		fmt.Fprintf(stderr, "synq: warning: --listen %s is not a loopback address: /metrics and /healthz are reachable from the network, without TLS or authentication\n", addr)
-	}
-
-	tr, err := openTracer(c, cfg)
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	snap, err := tracer.NewSnapshotter(c.String("btf"))
-	if err != nil {
-		return kernelErr(err)
-	}
-	defer snap.Close()
-	src, err := exporter.NewKernelSource(tr, snap, only)
-	if err != nil {
-		return err
-	}
-	logger := log.New(stderr, "synq: ", 0)
-	src.Walker.Report = func(msg string) { logger.Print(msg) }
-	exp, err := exporter.New(src, exporter.Options{
-		MaxListeners:    c.Int("max-listeners"),
-		Expire:          c.Duration("expire"),
-		Version:         version,
-		ReconciledNetns: uint32(src.Reconciled().Inode),
-		Logf:            logger.Printf,
-	})
-	if err != nil {
-		return err
-	}
-	reg, err := exporter.Registry(exp)
-	if err != nil {
-		return err
-	}
-
-	ctx, cancel := context.WithCancel(c.Context)
-	defer cancel()
-	// Events only name listeners; counters and histograms are read from the
-	// kernel at scrape time.
-	var readErr error
-	var readMu sync.Mutex
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		err := tr.Read(ctx, exp.Observe)
-		readMu.Lock()
-		if err == nil && ctx.Err() == nil {
-			err = errors.New("event reader stopped")
-		}
-		readErr = err
-		readMu.Unlock()
-		if err != nil {
-			logger.Printf("%v", err)
-		}
-	}()
-	health := func() error {
-		readMu.Lock()
-		err := readErr
-		readMu.Unlock()
-		if err != nil {
-			return err
-		}
-		return exp.Healthy()
-	}
-
-	srv := exporter.NewServer(reg, health, logger)
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Fprintf(stderr, "synq: serving metrics on http://%s/metrics (reconciling with netns %s)\n", ln.Addr(), src.Reconciled())
-
-	select {
-	case <-ctx.Done():
-	case err = <-serveErr:
-		cancel()
-		<-readDone
-		return fmt.Errorf("serve metrics: %w", err)
-	case <-readDone:
-		// The tracer broke: say so on /healthz until stopped, so an
-		// orchestrator restarts synq rather than scrape stale numbers.
-		<-ctx.Done()
-	}
-	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	if err := srv.Shutdown(shut); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("stop serving metrics: %w", err)
-	}
-	cancel()
-	<-readDone
-	return nil
+	return command.Serve(c.Context, env(c), command.ServeOptions{Addr: addr, Loopback: loopback,
+		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version})
 }
 
 // checkListen validates --listen and says whether it is loopback only.
@@ -176,18 +75,4 @@ func checkListen(addr string) (loopback bool, err error) {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback(), nil
-}
-
-// listenErr words a failed bind in one line: "cannot listen on ADDR: address
-// already in use".
-func listenErr(addr string, err error) error {
-	var se *net.OpError
-	if errors.As(err, &se) {
-		var errno syscall.Errno
-		if errors.As(se.Err, &errno) {
-			return fmt.Errorf("cannot listen on %s: %v", addr, errno)
-		}
-		return fmt.Errorf("cannot listen on %s: %v", addr, se.Err)
-	}
-	return fmt.Errorf("cannot listen on %s: %v", addr, err)
 }

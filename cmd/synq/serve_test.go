@@ -17,10 +17,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/urfave/cli/v2"
 )
@@ -52,25 +52,6 @@ func serveCLI(ctx context.Context, stderr io.Writer, args ...string) int {
 	return 0
 }
 
-// syncBuffer is a bytes.Buffer safe to write from the server's goroutines
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func oneLine(t *testing.T, stderr, want string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
@@ -96,7 +77,7 @@ func TestServeBadInput(t *testing.T) {
 		{[]string{"extra"}, "takes no arguments"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
-			var stderr syncBuffer
+			var stderr kerneltest.Buffer
 			if code := serveCLI(context.Background(), &stderr, c.args...); code != 2 {
 				t.Errorf("exit code %d, want 2 (stderr %q)", code, stderr.String())
 			}
@@ -112,7 +93,7 @@ func TestServeAddressInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var stderr syncBuffer
+	var stderr kerneltest.Buffer
 	if code := serveCLI(context.Background(), &stderr, "--listen", ln.Addr().String()); code != 1 {
 		t.Errorf("exit code %d, want 1 (stderr %q)", code, stderr.String())
 	}
@@ -122,7 +103,7 @@ func TestServeAddressInUse(t *testing.T) {
 // A non-loopback --listen is said once, before anything else can fail (here
 // the kernel BTF, as root, or the privileges, as anyone else).
 func TestServeNonLoopbackWarns(t *testing.T) {
-	var stderr syncBuffer
+	var stderr kerneltest.Buffer
 	code := serveCLI(context.Background(), &stderr, "--listen", "0.0.0.0:0", "--btf", filepath.Join(t.TempDir(), "missing"))
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 	if code != 1 || len(lines) != 2 || !strings.Contains(lines[0], "warning: --listen 0.0.0.0:0 is not a loopback address") {
@@ -196,7 +177,7 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	var logs syncBuffer
+	var logs kerneltest.Buffer
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -320,12 +301,10 @@ func waitQuery(t *testing.T, base, q string, timeout time.Duration, ok func(floa
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr kerneltest.Buffer
 	done := make(chan int, 1)
 	args = append([]string{"--listen", "127.0.0.1:0"}, args...)
-	if tier := os.Getenv("SYNQ_TEST_TIER"); tier != "" {
-		args = append(args, "--tier", tier)
-	}
+	args = append(args, kerneltest.TierArgs()...)
 	go func() { done <- serveCLI(ctx, &stderr, args...) }()
 	t.Cleanup(func() {
 		cancel()
@@ -360,8 +339,8 @@ func startServe(t *testing.T, args ...string) string {
 
 // The whole path, with a real Prometheus: drops in a private namespace, as
 // the kernel counts them there, arrive in Prometheus exactly.
-func TestServePrometheusPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelServePrometheus(t *testing.T) {
+	kerneltest.Root(t)
 	promBin := prometheusBinary(t)
 	const nsName = "synq-serve-test"
 	ns, l := testListener(t, nsName, 1)
@@ -524,14 +503,10 @@ func sampleOf(ss []sample, name, port string) (float64, bool) {
 // port="other" (its queue gauges summed there); the sum over every series
 // is the kernel's ListenDrops. When the busy listener closes, it stays
 // exported (frozen, without gauges) until --expire, then its series go.
-func TestServeFoldAndExpirePrivileged(t *testing.T) {
+func TestKernelServeFoldAndExpire(t *testing.T) {
 	const nsName = "synq-serve-fold"
 	ns, busy := testListener(t, nsName, 1)
-	idle, err := ns.Listen("tcp4", "127.0.0.1:0", 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
+	idle := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 7)
 	const expire = 3 * time.Second
 	target := startServe(t, "--netns", nsName, "--max-listeners", "1", "--expire", expire.String())
 	busyPort, idlePort := strconv.Itoa(int(busy.Port())), strconv.Itoa(int(idle.Port()))
@@ -666,7 +641,7 @@ func promMust(t *testing.T, base, q string) []json.RawMessage {
 // hold before the application accepts them. The histogram counts exactly n,
 // no bucket below hold holds any, and the sum lies between n·hold and the
 // time the whole exchange took.
-func TestServeAcceptLatencyPrivileged(t *testing.T) {
+func TestKernelServeAcceptLatency(t *testing.T) {
 	const nsName = "synq-serve-latency"
 	ns, ln := testListener(t, nsName, 16)
 	target := startServe(t, "--netns", nsName)
@@ -744,11 +719,18 @@ func promAPI(t *testing.T, u string, v any) {
 // must not be 0.
 func overflow(t *testing.T, ns *netlab.Netns, l *netlab.Listener) uint64 {
 	t.Helper()
+	return dialDrops(t, ns, l, 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
+}
+
+// dialDrops dials l n times with opts, waits for retransmits, resets every
+// client and returns the namespace's ListenDrops delta (which must move).
+func dialDrops(t *testing.T, ns *netlab.Netns, l *netlab.Listener, n int, timeout time.Duration, opts ...netlab.SockOpt) uint64 {
+	t.Helper()
 	c0, err := ns.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := ns.DialMany(context.Background(), l.Addr().String(), 8, 2500*time.Millisecond, netlab.DelayHandshakeACK())
+	res, err := ns.DialMany(context.Background(), l.Addr().String(), n, timeout, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

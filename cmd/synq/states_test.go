@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/synq-trace/synq/internal/netns/netnstest"
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/sockstate"
 )
 
@@ -40,8 +40,8 @@ func TestStatesCurrent(t *testing.T) {
 	}
 }
 
-func TestStatesPrivileged(t *testing.T) {
-	ns := netnstest.New(t)
+func TestKernelStates(t *testing.T) {
+	ns := kerneltest.NS(t)
 	var ln net.Listener
 	var conns []net.Conn
 	defer func() {
@@ -118,8 +118,8 @@ func TestStatesPrivileged(t *testing.T) {
 // close (CLOSE_WAIT), 100 handshakes whose final ACK a TCP_DEFER_ACCEPT
 // listener drops (NEW_SYN_RECV) and 1000 connections a server closed first
 // (TIME_WAIT on its port, as without HTTP keep-alive), each on its own port.
-func TestStatesHintsPrivileged(t *testing.T) {
-	ns := netnstest.New(t)
+func TestKernelStatesHints(t *testing.T) {
+	ns := kerneltest.NS(t)
 	var keep []io.Closer
 	defer func() {
 		for _, c := range keep {

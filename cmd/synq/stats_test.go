@@ -14,8 +14,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netns"
-	"github.com/synq-trace/synq/internal/netns/netnstest"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/internal/render"
 )
@@ -168,8 +168,8 @@ func TestStatsJSONInterval(t *testing.T) {
 	}
 }
 
-func TestStatsNetnsPrivileged(t *testing.T) {
-	ns := netnstest.New(t)
+func TestKernelStatsNetns(t *testing.T) {
+	ns := kerneltest.NS(t)
 	err := ns.Do(func() error {
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
@@ -292,8 +292,8 @@ func TestStatsReportCaptures(t *testing.T) {
 
 // --interval against real traffic: the delta of the interval in which a
 // private netns made 3 connections is 3.
-func TestStatsIntervalPrivileged(t *testing.T) {
-	ns := netnstest.New(t)
+func TestKernelStatsInterval(t *testing.T) {
+	ns := kerneltest.NS(t)
 	type result struct {
 		code        int
 		out, stderr string

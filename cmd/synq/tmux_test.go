@@ -8,29 +8,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/internal/kerneltest"
 )
 
 // `synq top` in a real terminal (tmux): the table is drawn in place (one
 // header on the screen however many refreshes went by), `s` changes the
 // sort, `q` quits with status 0 and leaves the terminal usable.
-func TestTopTmuxPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelTopTmux(t *testing.T) {
+	kerneltest.Root(t)
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
 		t.Fatal("tmux is not installed (make deps installs it)")
 	}
 	name := fmt.Sprintf("synq-tmux-%d", os.Getpid())
-	ns, err := netlab.New(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	ns := kerneltest.NamedNetns(t, name)
+	l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 8)
 
 	sock := fmt.Sprintf("synq-test-%d", os.Getpid()) // a tmux server of our own
 	run := func(args ...string) string {
@@ -41,7 +33,7 @@ func TestTopTmuxPrivileged(t *testing.T) {
 		}
 		return string(out)
 	}
-	shell := fmt.Sprintf("SYNQ_TEST_MAIN_ARGS='top --netns %s --interval 200ms' %s; echo synq-exit=$?; sleep 60", name, os.Args[0])
+	shell := fmt.Sprintf("%s='top --netns %s --interval 200ms' %s; echo synq-exit=$?; sleep 60", kerneltest.MainArgsEnv, name, os.Args[0])
 	run("new-session", "-d", "-s", "top", "-x", "200", "-y", "30", shell)
 	defer exec.Command(tmux, "-L", sock, "kill-server").Run()
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,33 +21,15 @@ import (
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/hist"
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 )
 
-// liveBuffer lets a test read what a command runningSynq in another goroutine
-// has written so far.
-type liveBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *liveBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *liveBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runningSynq is a synq command runningSynq in-process.
 type runningSynq struct {
 	args           []string
-	stdout, stderr *liveBuffer
+	stdout, stderr *kerneltest.Buffer
 	cancel         context.CancelFunc
 	done           chan int
 	code           int
@@ -59,7 +40,7 @@ type runningSynq struct {
 // registered whether or not main.go lists them yet; cancel is Ctrl-C.
 func startSynq(args ...string) *runningSynq {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningSynq{args: args, stdout: &liveBuffer{}, stderr: &liveBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	r := &runningSynq{args: args, stdout: &kerneltest.Buffer{}, stderr: &kerneltest.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	app := newApp()
 	for _, cmd := range []*cli.Command{topCommand(), latencyCommand()} {
 		if !slices.ContainsFunc(app.Commands, func(c *cli.Command) bool { return c.Name == cmd.Name }) {
@@ -311,21 +292,12 @@ func topRowsOn(f topFrameOut, port uint16) []topRowJSON {
 // One interval of `top --once --output json` over listeners with known
 // drops, queues, latencies and owners in a private netns, checked against
 // the namespace's own counters and the sockets' TCP_INFO.
-func TestTopJSONPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelTopJSON(t *testing.T) {
+	kerneltest.Root(t)
 	name := fmt.Sprintf("synq-top-%d", os.Getpid())
-	ns, err := netlab.New(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := kerneltest.NamedNetns(t, name)
 	listen := func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener {
-		l, err := ns.Listen("tcp", addr, backlog, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return l
+		return kerneltest.Listen(t, ns, "tcp", addr, backlog, opts...)
 	}
 	full := listen("127.0.0.1:0", 1)  // never accepts: SYN-side drops
 	half := listen("127.0.0.1:0", 1)  // never accepts, ACKs delayed: final ACKs dropped
@@ -561,14 +533,10 @@ func nsDuration(v *int64) any {
 
 // Listeners come from the snapshot: one appears with no traffic at all, one
 // that closes disappears at the next refresh.
-func TestTopListenersComeAndGoPrivileged(t *testing.T) {
-	requireRoot(t)
+func TestKernelTopListenersComeAndGo(t *testing.T) {
+	kerneltest.Root(t)
 	name := fmt.Sprintf("synq-top-cg-%d", os.Getpid())
-	ns, err := netlab.New(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := kerneltest.NamedNetns(t, name)
 	a, err := ns.Listen("tcp4", "127.0.0.1:0", 4)
 	if err != nil {
 		t.Fatal(err)
@@ -591,11 +559,7 @@ func TestTopListenersComeAndGoPrivileged(t *testing.T) {
 		t.Fatalf("no frame with %s:\n%s", what, top.stdout)
 	}
 	waitFrame("listener a", func(f topFrameOut) bool { return len(topRowsOn(f, a.Port())) == 1 })
-	b, err := ns.Listen("tcp4", "127.0.0.1:0", 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 4)
 	a.Close()
 	waitFrame("b and without a", func(f topFrameOut) bool {
 		return len(topRowsOn(f, a.Port())) == 0 && len(topRowsOn(f, b.Port())) == 1 && len(f.Rows) == 1

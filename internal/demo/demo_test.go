@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 )
 
@@ -42,10 +43,8 @@ func synRecvRetrans(ns *netlab.Netns) (map[uint16]int, error) {
 	return out, nil
 }
 
-func TestPrivilegedDemo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_SYS_ADMIN) to create the demo's network namespace")
-	}
+func TestKernelDemo(t *testing.T) {
+	kerneltest.Root(t)
 	// Not the default name: a synq demo running on this machine must
 	// survive the test.
 	name := fmt.Sprintf("synq-demo-test-%d", os.Getpid())

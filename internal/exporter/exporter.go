@@ -230,7 +230,7 @@ type Exporter struct {
 	otherUsed   bool
 	otherLive   bool
 	otherGauges gauges
-	attributed  values                    // drops and cookies of the reconciled namespace's listeners
+	attributed  values // drops and cookies of the reconciled namespace's listeners
 	kernel0     netstat.Snapshot
 	kernelNow   netstat.Snapshot
 	lost        uint64
@@ -255,7 +255,7 @@ func New(src Source, opts Options) (*Exporter, error) {
 	// Snapshot first, counters second: the same order as every refresh
 	// (see ledger.Tally.Update for why).
 	v, err := src.Walk()
-	if v == nil {
+	if err != nil {
 		return nil, fmt.Errorf("snapshot listeners: %w", err)
 	}
 	counts, err := src.Counts()

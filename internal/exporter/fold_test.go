@@ -209,6 +209,27 @@ func TestTracepointSynSide(t *testing.T) {
 	}
 }
 
+// Final ACKs that failed for another reason than a full queue are
+// ListenDrops too: the tracepoint tier's ListenDrops coverage counts them
+// (it used to leave them out: 8 of 10 here, reported as 80%).
+func TestTracepointCoverageAckOther(t *testing.T) {
+	f := newFake(tracepointInfo())
+	f.listen(1, 8001)
+	e, _ := newTestExporter(t, f, Options{})
+	f.setListener(1, func(l *tracer.Listener) { l.SkDrops = 10 })
+	f.update(1, func(c *tracer.Counts) { c.AckOverflow, c.AckOther = 4, 2 })
+	f.mu.Lock()
+	f.kernel["TcpExt.ListenDrops"] = 10
+	f.mu.Unlock()
+	m := scrape(t, e)
+	if got := m["synq_reconcile_coverage_ratio{counter=ListenDrops}"]; got != 1 {
+		t.Errorf("ListenDrops coverage %v, want 10/10", got)
+	}
+	if got := m["synq_listen_drops_total{"+lid(8001)+",reason=syn-side}"]; got != 4 {
+		t.Errorf("syn-side drops %v, want 10 − 4 − 2", got)
+	}
+}
+
 // Coverage: drops attributed to listeners of the reconciled namespace over
 // the kernel's counter increase since the start.
 func TestCoverage(t *testing.T) {

@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"fmt"
+
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/netstat"
@@ -30,8 +32,10 @@ type Source interface {
 
 // KernelSource reads a live tracer and the iter/tcp snapshotter.
 type KernelSource struct {
-	tr   *tracer.Tracer
-	self netns.NS // the reconciled namespace
+	tr      *tracer.Tracer
+	self    netns.NS          // the reconciled namespace
+	held    *ledger.Namespace // it, held open, with --netns
+	release func()
 	// Walker lists the listeners; set its Report to hear, once, of a
 	// namespace it could not see.
 	Walker *ledger.Walker
@@ -41,10 +45,14 @@ type KernelSource struct {
 // only, or with synq's own namespace. The caller keeps ownership of tr and
 // snap.
 func NewKernelSource(tr *tracer.Tracer, snap *tracer.Snapshotter, only *netns.NS) (*KernelSource, error) {
-	s := &KernelSource{tr: tr, Walker: &ledger.Walker{Lister: snap}}
+	s := &KernelSource{tr: tr, Walker: &ledger.Walker{Lister: snap}, release: func() {}}
 	if only != nil {
-		s.self = *only
-		ns := ledger.FromNS(*only)
+		// Held open: `ip netns del` while processes use it loses nothing.
+		ns, release, err := ledger.Hold(*only)
+		if err != nil {
+			return nil, err
+		}
+		s.self, s.held, s.release = *only, &ns, release
 		s.Walker.Only = &ns
 	} else {
 		cur, err := netns.Current()
@@ -76,4 +84,30 @@ func (s *KernelSource) Stats() (tracer.Stats, error) { return s.tr.Stats() }
 // count (named by events), without queue gauges.
 func (s *KernelSource) Walk() (*ledger.View, error) { return s.Walker.Walk() }
 
-func (s *KernelSource) KernelCounters() (netstat.Snapshot, error) { return netstat.ReadNetns(s.self) }
+func (s *KernelSource) KernelCounters() (netstat.Snapshot, error) {
+	if s.held == nil {
+		return netstat.ReadNetns(s.self)
+	}
+	var snap netstat.Snapshot
+	err := s.held.Do(func() (err error) {
+		snap, err = netstat.Read("/proc/thread-self/net")
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counters of netns %s: %w", s.held, err)
+	}
+	return snap, nil
+}
+
+// Healthy says why what synq watches is no longer what the operator asked
+// for: the --netns namespace has no process and no name left (only synq
+// holds it). Nil otherwise.
+func (s *KernelSource) Healthy() error {
+	if s.held != nil && s.held.Orphaned() {
+		return fmt.Errorf("netns %s: no process and no /run/netns name refers to it any more (synq holds it open)", s.held)
+	}
+	return nil
+}
+
+// Close releases the namespace held open.
+func (s *KernelSource) Close() { s.release() }

@@ -2,11 +2,10 @@ package hardening
 
 import (
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/internal/kerneltest"
 )
 
 // A SYN with its checksum filled in sums to zero, header and pseudo-header.
@@ -31,15 +30,8 @@ func TestBuildSYNChecksums(t *testing.T) {
 // syncookies: the SYN queue fills with requests that never complete, every
 // other SYN is a ListenDrop, and no SYN-ACK is answered (no RST goes out, none is
 // retransmitted by a peer).
-func TestPrivilegedFloodFillsSynQueue(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: raw sockets and network namespaces")
-	}
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+func TestKernelFloodFillsSynQueue(t *testing.T) {
+	ns := kerneltest.Netns(t, nil)
 	if err := ns.Sysctl("net.ipv4.tcp_syncookies", "0"); err != nil {
 		t.Fatal(err)
 	}
@@ -47,11 +39,7 @@ func TestPrivilegedFloodFillsSynQueue(t *testing.T) {
 	if err := Blackhole(ns, src); err != nil {
 		t.Fatal(err)
 	}
-	l, err := ns.Listen("tcp4", "127.0.0.1:0", 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 8)
 	f, err := NewFlooder(ns, src, 1)
 	if err != nil {
 		t.Fatal(err)

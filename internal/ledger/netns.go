@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,8 +19,22 @@ type Namespace struct {
 	Inode uint64
 	Name  string // under /run/netns, "" if none
 	// Do runs fn on an OS thread inside the namespace: netns.NS.Do,
-	// netns.Handle.Do or netlab.Netns.Do.
+	// netns.Held.Do or netlab.Netns.Do.
 	Do func(fn func() error) error
+	// Orphaned, if set, says that nothing but its holders (synq, sockets)
+	// refers to the namespace any more (see Hold).
+	Orphaned func() bool
+}
+
+// Hold opens ns and keeps it open until release: a namespace deleted with
+// `ip netns del` while something still uses it stays listed, and when
+// nothing but synq holds it any more, Walk says so once.
+func Hold(ns netns.NS) (n Namespace, release func(), err error) {
+	h, err := ns.Hold()
+	if err != nil {
+		return Namespace{}, nil, err
+	}
+	return Namespace{Inode: h.Inode, Name: h.Name, Do: h.Do, Orphaned: h.Orphaned}, func() { h.Close() }, nil
 }
 
 func (n Namespace) String() string {
@@ -210,7 +225,9 @@ func (w *Walker) wasListed(inode uint64) bool {
 	return ok
 }
 
-// account applies the error policy and remembers what was listed.
+// account applies the error policy and remembers what was listed: each
+// namespace that could not be listed is said once (again only if why
+// changes), those with the same reason in one line.
 func (w *Walker) account(v *View, found []Namespace) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -218,7 +235,7 @@ func (w *Walker) account(v *View, found []Namespace) {
 		w.said, w.listed = map[uint64]string{}, map[uint64]Namespace{}
 	}
 	w.lastN = len(v.Listeners())
-	var msgs []string
+	byWhy := map[string][]string{}
 	for _, n := range v.Netns {
 		if n.Err == nil {
 			w.listed[n.NS.Inode] = n.NS
@@ -228,15 +245,31 @@ func (w *Walker) account(v *View, found []Namespace) {
 		if w.Only != nil {
 			continue // Walk returns it
 		}
-		why := n.Err.Error()
-		if errors.Is(n.Err, unix.EPERM) {
-			why = "not allowed to enter it (needs CAP_SYS_ADMIN)"
-		}
+		why := Why(n.Err)
 		if w.said[n.NS.Inode] == why {
 			continue
 		}
 		w.said[n.NS.Inode] = why
-		msgs = append(msgs, fmt.Sprintf("netns %s not listed: %s; its listeners are counted without queues", n.NS, why))
+		byWhy[why] = append(byWhy[why], n.NS.String())
+	}
+	var msgs []string
+	for why, names := range byWhy {
+		what := "netns " + names[0]
+		if len(names) > 1 {
+			what = fmt.Sprintf("%d network namespaces (%s)", len(names), strings.Join(names, ", "))
+		}
+		msgs = append(msgs, fmt.Sprintf("cannot list the listeners of %s: %s", what, why))
+	}
+	if w.Only != nil && w.Only.Orphaned != nil && v.Netns[0].Err == nil {
+		if w.Only.Orphaned() {
+			v.Gone = []Namespace{*w.Only}
+			if w.said[w.Only.Inode] != "orphaned" {
+				w.said[w.Only.Inode] = "orphaned"
+				msgs = append(msgs, fmt.Sprintf("netns %s: no process and no /run/netns name refers to it any more; synq holds it open and goes on watching it", w.Only))
+			}
+		} else if w.said[w.Only.Inode] == "orphaned" {
+			delete(w.said, w.Only.Inode)
+		}
 	}
 	if w.Only == nil {
 		present := make(map[uint64]bool, len(found))
@@ -258,6 +291,14 @@ func (w *Walker) account(v *View, found []Namespace) {
 			w.Report(m)
 		}
 	}
+}
+
+// Why words why a namespace could not be listed.
+func Why(err error) string {
+	if errors.Is(err, unix.EPERM) {
+		return "not allowed to enter (needs CAP_SYS_ADMIN)"
+	}
+	return err.Error()
 }
 
 // vanished: the namespace is no longer there to enter.

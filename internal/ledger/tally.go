@@ -49,11 +49,13 @@ type Sock struct {
 type Tally struct {
 	mu    sync.Mutex
 	socks map[tracer.ListenerID]*Sock
-	// known namespaces: a listener that appears in one after its first
-	// listing was created since, its sk_drops counted from 0.
-	known   map[uint32]bool
-	started bool
-	learned map[tracer.ListenerID]tracer.Endpoint
+	// known: namespaces listed before; atStart: namespaces the baseline
+	// found, listed or not. A listener first listed after the baseline was
+	// created since (its sk_drops count from 0) if its namespace was known,
+	// or did not exist at the start; not if synq could not list it then.
+	known, atStart map[uint32]bool
+	started        bool
+	learned        map[tracer.ListenerID]tracer.Endpoint
 }
 
 // maxLearned bounds the listener names events teach between two refreshes.
@@ -61,7 +63,8 @@ const maxLearned = 1 << 16
 
 // NewTally starts empty; the first Update is the baseline.
 func NewTally() *Tally {
-	return &Tally{socks: map[tracer.ListenerID]*Sock{}, known: map[uint32]bool{}, learned: map[tracer.ListenerID]tracer.Endpoint{}}
+	return &Tally{socks: map[tracer.ListenerID]*Sock{}, known: map[uint32]bool{}, atStart: map[uint32]bool{},
+		learned: map[tracer.ListenerID]tracer.Endpoint{}}
 }
 
 // Observe learns the endpoint of an event's listener.
@@ -96,12 +99,14 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 		s.Listed, s.FirstListed, s.New, s.inMap, s.inHist, s.Hist, s.Delta = false, false, false, false, false, nil, tracer.Counts{}
 	}
 	for _, nv := range v.Netns {
+		ino := uint32(nv.NS.Inode)
+		if baseline {
+			t.atStart[ino] = true
+		}
 		if nv.Err != nil {
 			continue
 		}
-		// A namespace first listed after the baseline was created since
-		// (or only now entered: see Walker): its listeners too.
-		fresh := !baseline
+		fresh := !baseline && (t.known[ino] || !t.atStart[ino])
 		for _, l := range nv.Listeners {
 			s, ok := t.socks[l.ID]
 			switch {
@@ -114,7 +119,7 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 			}
 			if !s.Snapped {
 				s.First, s.Before, s.Snapped, s.FirstListed = l, l, true, true
-				if s.New || (!s.pre && (fresh || t.known[l.Netns])) {
+				if s.New || (!s.pre && fresh) {
 					s.First.SkDrops, s.Before.SkDrops = 0, 0
 				}
 			} else {
@@ -129,11 +134,7 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 		}
 	}
 	for id, c := range counts {
-		s, ok := t.socks[id]
-		if !ok {
-			s = &Sock{ID: id, pre: baseline}
-			t.socks[id] = s
-		}
+		s := t.sock(id, baseline)
 		if baseline {
 			s.prev = c
 		}
@@ -142,11 +143,7 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 		s.prev, s.inMap = c, true
 	}
 	for id, h := range hists {
-		s, ok := t.socks[id]
-		if !ok {
-			s = &Sock{ID: id, pre: baseline}
-			t.socks[id] = s
-		}
+		s := t.sock(id, baseline)
 		if baseline {
 			s.prevH = h
 		}
@@ -172,6 +169,17 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 			delete(t.socks, id)
 		}
 	}
+}
+
+// sock is the listener at id, new if none: one the baseline did not list
+// was counted before it (pre).
+func (t *Tally) sock(id tracer.ListenerID, baseline bool) *Sock {
+	s, ok := t.socks[id]
+	if !ok {
+		s = &Sock{ID: id, pre: baseline}
+		t.socks[id] = s
+	}
+	return s
 }
 
 // Each calls fn for every listener the ledger accounts, with the lock held:

@@ -1,4 +1,4 @@
-package netlab
+package netlab_test
 
 import (
 	"context"
@@ -11,19 +11,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/synq-trace/synq/internal/kerneltest"
+	"github.com/synq-trace/synq/internal/netlab"
 )
 
-// requireRoot skips privileged tests: they create network namespaces.
-func requireRoot(t *testing.T) {
+func newNetns(t *testing.T, name string) *netlab.Netns {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_SYS_ADMIN) to create network namespaces")
-	}
-}
-
-func newNetns(t *testing.T, name string) *Netns {
-	t.Helper()
-	n, err := New(name)
+	n, err := netlab.New(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,13 +41,13 @@ func threadNetnsInode(t *testing.T) uint64 {
 	return st.Ino
 }
 
-func TestPrivilegedNetnsLifecycle(t *testing.T) {
-	requireRoot(t)
+func TestKernelNetnsLifecycle(t *testing.T) {
+	kerneltest.Root(t)
 	host := threadNetnsInode(t)
 
 	for _, name := range []string{"", fmt.Sprintf("synq-netlab-test-%d", os.Getpid())} {
 		t.Run(fmt.Sprintf("name=%q", name), func(t *testing.T) {
-			n, err := New(name)
+			n, err := netlab.New(name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,13 +74,13 @@ func TestPrivilegedNetnsLifecycle(t *testing.T) {
 			}
 			l.Close()
 
-			path := filepath.Join(NetnsDir, name)
+			path := filepath.Join(netlab.NetnsDir, name)
 			if name != "" {
 				var st unix.Stat_t
 				if err := unix.Stat(path, &st); err != nil || st.Ino != n.Inode() {
 					t.Fatalf("%s: inode %d, err %v; want inode %d", path, st.Ino, err, n.Inode())
 				}
-				if _, err := New(name); err == nil {
+				if _, err := netlab.New(name); err == nil {
 					t.Fatal("second New with the same name succeeded")
 				}
 			}
@@ -97,15 +92,15 @@ func TestPrivilegedNetnsLifecycle(t *testing.T) {
 					t.Fatalf("%s still there after Close: %v", path, err)
 				}
 			}
-			if err := n.Do(func() error { return nil }); err != ErrClosed {
+			if err := n.Do(func() error { return nil }); err != netlab.ErrClosed {
 				t.Fatalf("Do after Close: %v, want ErrClosed", err)
 			}
 		})
 	}
 }
 
-func TestPrivilegedSysctl(t *testing.T) {
-	requireRoot(t)
+func TestKernelSysctl(t *testing.T) {
+	kerneltest.Root(t)
 	n := newNetns(t, "")
 	tests := []struct{ key, value string }{
 		{"net.ipv4.tcp_syncookies", "0"},
@@ -116,7 +111,7 @@ func TestPrivilegedSysctl(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {
-			hostBefore, err := os.ReadFile(sysctlPath(tt.key))
+			hostBefore, err := os.ReadFile(netlab.SysctlPath(tt.key))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +126,7 @@ func TestPrivilegedSysctl(t *testing.T) {
 			if strings.Join(strings.Fields(got), " ") != tt.value {
 				t.Fatalf("read back %q, want %q", got, tt.value)
 			}
-			hostAfter, _ := os.ReadFile(sysctlPath(tt.key))
+			hostAfter, _ := os.ReadFile(netlab.SysctlPath(tt.key))
 			if string(hostAfter) != string(hostBefore) {
 				t.Fatalf("host %s changed: %q -> %q", tt.key, hostBefore, hostAfter)
 			}
@@ -139,16 +134,12 @@ func TestPrivilegedSysctl(t *testing.T) {
 	}
 }
 
-func TestPrivilegedListenOverflow(t *testing.T) {
-	requireRoot(t)
+func TestKernelListenOverflow(t *testing.T) {
+	kerneltest.Root(t)
 	n := newNetns(t, "")
-	l, err := n.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, n, "tcp4", "127.0.0.1:0", 1)
 
-	host0, err := ReadCounters()
+	host0, err := netlab.ReadCounters()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +158,7 @@ func TestPrivilegedListenOverflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host1, err := ReadCounters()
+	host1, err := netlab.ReadCounters()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,18 +187,14 @@ func TestPrivilegedListenOverflow(t *testing.T) {
 	}
 }
 
-func TestPrivilegedServerDelay(t *testing.T) {
-	requireRoot(t)
+func TestKernelServerDelay(t *testing.T) {
+	kerneltest.Root(t)
 	n := newNetns(t, "")
-	l, err := n.Listen("tcp4", "127.0.0.1:0", 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, n, "tcp4", "127.0.0.1:0", 16)
 	const delay, conns = 50 * time.Millisecond, 6
 
 	start := time.Now()
-	s := Serve(l, ServerConfig{Delay: delay, Keep: true})
+	s := netlab.Serve(l, netlab.ServerConfig{Delay: delay, Keep: true})
 	defer s.Stop()
 	res, err := n.DialMany(context.Background(), l.String(), conns, time.Second)
 	if err != nil {
@@ -232,10 +219,10 @@ func TestPrivilegedServerDelay(t *testing.T) {
 	}
 }
 
-func TestPrivilegedTCP6AndReusePort(t *testing.T) {
-	requireRoot(t)
+func TestKernelTCP6AndReusePort(t *testing.T) {
+	kerneltest.Root(t)
 	n := newNetns(t, "")
-	l1, err := n.Listen("tcp6", "[::1]:0", 128, ReusePort())
+	l1, err := n.Listen("tcp6", "[::1]:0", 128, netlab.ReusePort())
 	if err != nil {
 		if strings.Contains(err.Error(), "not supported") {
 			t.Skip(err)
@@ -243,7 +230,7 @@ func TestPrivilegedTCP6AndReusePort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l1.Close()
-	l2, err := n.Listen("tcp6", l1.String(), 128, ReusePort())
+	l2, err := n.Listen("tcp6", l1.String(), 128, netlab.ReusePort())
 	if err != nil {
 		t.Fatalf("second SO_REUSEPORT listener on %s: %v", l1, err)
 	}
@@ -252,7 +239,7 @@ func TestPrivilegedTCP6AndReusePort(t *testing.T) {
 		t.Fatal("listener without SO_REUSEPORT bound a shared port")
 	}
 
-	s1, s2 := Serve(l1, ServerConfig{}), Serve(l2, ServerConfig{})
+	s1, s2 := netlab.Serve(l1, netlab.ServerConfig{}), netlab.Serve(l2, netlab.ServerConfig{})
 	got := n.Churn(context.Background(), l1.String(), 2, 300*time.Millisecond)
 	s1.Stop()
 	s2.Stop()
@@ -265,15 +252,11 @@ func TestPrivilegedTCP6AndReusePort(t *testing.T) {
 	}
 }
 
-func TestPrivilegedChurnLeavesNoTimeWait(t *testing.T) {
-	requireRoot(t)
+func TestKernelChurnLeavesNoTimeWait(t *testing.T) {
+	kerneltest.Root(t)
 	n := newNetns(t, "")
-	l, err := n.Listen("tcp4", "127.0.0.1:0", 128)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s := Serve(l, ServerConfig{})
+	l := kerneltest.Listen(t, n, "tcp4", "127.0.0.1:0", 128)
+	s := netlab.Serve(l, netlab.ServerConfig{})
 	c0, _ := n.Counters()
 	got := n.Churn(context.Background(), l.String(), 4, 300*time.Millisecond)
 	s.Stop()
@@ -283,7 +266,7 @@ func TestPrivilegedChurnLeavesNoTimeWait(t *testing.T) {
 		t.Fatal("churn made no connections")
 	}
 	var tcp string
-	err = n.Do(func() error {
+	err := n.Do(func() error {
 		b, err := os.ReadFile("/proc/thread-self/net/tcp")
 		tcp = string(b)
 		return err

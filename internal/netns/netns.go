@@ -333,7 +333,52 @@ func (ns NS) Do(fn func() error) (err error) {
 			return fmt.Errorf("netns %s is %w: %s now refers to net:[%d]", ns, ErrGone, ns.Path, ino)
 		}
 	}
+	return ns.doIn(target, fn)
+}
 
+// Held is a namespace held open by a file descriptor: it stays enterable
+// whatever happens to the path it was found by (`ip netns del`, the process
+// exiting), for as long as it is held.
+type Held struct {
+	NS
+	fd vnetns.NsHandle
+}
+
+// Hold opens ns by its path and keeps it open until Close.
+func (ns NS) Hold() (*Held, error) {
+	h, err := vnetns.GetFromPath(ns.Path)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", ns, err)
+	}
+	ino, err := inspectFd(int(h))
+	if err == nil && ns.Inode != 0 && ino != ns.Inode {
+		err = fmt.Errorf("netns %s is %w: %s now refers to net:[%d]", ns, ErrGone, ns.Path, ino)
+	}
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	ns.Inode = ino
+	return &Held{NS: ns, fd: h}, nil
+}
+
+// Do is NS.Do through the held descriptor.
+func (h *Held) Do(fn func() error) error { return h.doIn(h.fd, fn) }
+
+// Close lets the namespace go.
+func (h *Held) Close() error { return h.fd.Close() }
+
+// Orphaned says that no /run/netns name and no process refers to the
+// namespace any more: only what holds it (synq, sockets) keeps it alive.
+func (h *Held) Orphaned() bool {
+	if _, ok := Names()[h.Inode]; ok {
+		return false
+	}
+	return procPathOf(h.Inode) == ""
+}
+
+// doIn runs fn on a locked thread inside target (see Do).
+func (ns NS) doIn(target vnetns.NsHandle, fn func() error) (err error) {
 	runtime.LockOSThread()
 	if cur, err := statInode("/proc/thread-self/ns/net"); err == nil && cur == ns.Inode {
 		// Already there: setns would only add the need for CAP_SYS_ADMIN.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netns"
-	"github.com/synq-trace/synq/internal/netns/netnstest"
 )
 
 func threadNetns(t *testing.T) string {
@@ -103,8 +103,8 @@ func TestResolveSelf(t *testing.T) {
 	}
 }
 
-func TestNamedNetnsPrivileged(t *testing.T) {
-	ns := netnstest.New(t)
+func TestKernelNamedNetns(t *testing.T) {
+	ns := kerneltest.NS(t)
 	if ns.Name == "" || ns.Path != "/run/netns/"+ns.Name {
 		t.Fatalf("new netns = %+v, want a name under /run/netns", ns)
 	}

@@ -8,32 +8,16 @@ package reconcile_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/tracer"
 )
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces")
-	}
-}
-
-// testTier is the tier under test: SYNQ_TEST_TIER, or the best available.
-func testTier(t *testing.T) tracer.Tier {
-	tier, err := tracer.ParseTier(os.Getenv("SYNQ_TEST_TIER"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tier
-}
 
 // session is a private netns, a tracer (filtered to it, or to nothing) whose
 // events feed a reconciler, and the reconciler.
@@ -49,36 +33,12 @@ type session struct {
 // discovers namespaces and places listeners itself; it is given only ns).
 func newSession(t *testing.T, sysctls map[string]string, all bool) *session {
 	t.Helper()
-	requireRoot(t)
-	ns, err := netlab.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	for k, v := range sysctls {
-		if err := ns.Sysctl(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := tracer.Config{Tier: testTier(t)}
+	ns := kerneltest.Netns(t, sysctls)
+	cfg := tracer.Config{}
 	if !all {
 		cfg.Netns = uint32(ns.Inode())
 	}
-	tr, err := tracer.Open(cfg)
-	if err != nil {
-		if tier := os.Getenv("SYNQ_TEST_TIER"); tier != "" && tier != "tracepoint" {
-			t.Skipf("tier %s not available: %v", tier, err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	info := tr.Info()
-	t.Logf("tier %s on %s", info.Tier, info.Kernel)
-	for _, h := range info.Hooks {
-		if h.Err != nil {
-			t.Logf("hook %s (%s) not attached: %v", h.Program, h.Target, h.Err)
-		}
-	}
+	tr := kerneltest.Open(t, cfg)
 	snap, err := tracer.NewSnapshotter("")
 	if err != nil {
 		t.Fatal(err)
@@ -227,11 +187,7 @@ func (s *session) checkScope(n reconcile.NetnsReport, filtered bool, moved ...st
 // accept queue (ListenOverflows at SYN time).
 func TestKernelReconcileSynOverflow(t *testing.T) {
 	s := newSession(t, nil, false)
-	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp4", "127.0.0.1:0", 1)
 	s.overflow(l)
 	s.check(s.report(), reconcile.ListenDrops, reconcile.ListenOverflows, reconcile.PassiveOpens)
 }
@@ -240,11 +196,7 @@ func TestKernelReconcileSynOverflow(t *testing.T) {
 // SYN-ACK retransmits).
 func TestKernelReconcileAckOverflow(t *testing.T) {
 	s := newSession(t, nil, false)
-	l, err := s.ns.Listen("tcp6", "[::1]:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp6", "[::1]:0", 1)
 	s.overflow(l, netlab.DelayHandshakeACK())
 	s.check(s.report(), reconcile.ListenDrops, reconcile.ListenOverflows)
 }
@@ -252,11 +204,7 @@ func TestKernelReconcileAckOverflow(t *testing.T) {
 // Without cookies the SYN queue of a backlog-1 listener fills.
 func TestKernelReconcileSynQueueFull(t *testing.T) {
 	s := newSession(t, map[string]string{"net.ipv4.tcp_syncookies": "0"}, false)
-	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp4", "127.0.0.1:0", 1)
 	s.overflow(l, netlab.DelayHandshakeACK())
 	s.check(s.report(), reconcile.ListenDrops, reconcile.TCPReqQFullDrop)
 }
@@ -264,11 +212,7 @@ func TestKernelReconcileSynQueueFull(t *testing.T) {
 // With syncookies=2 every SYN gets a cookie.
 func TestKernelReconcileCookies(t *testing.T) {
 	s := newSession(t, map[string]string{"net.ipv4.tcp_syncookies": "2"}, false)
-	l, err := s.ns.Listen("tcp6", "[::1]:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp6", "[::1]:0", 1)
 	s.overflow(l, netlab.DelayHandshakeACK())
 	s.check(s.report(), reconcile.ListenDrops, reconcile.SyncookiesSent)
 }
@@ -287,11 +231,7 @@ func TestKernelReconcileListenerClosedMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	l2, err := s.ns.Listen("tcp4", l.Addr().String(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.Close()
+	l2 := kerneltest.Listen(t, s.ns, "tcp4", l.Addr().String(), 1)
 	s.overflow(l2, netlab.DelayHandshakeACK())
 	n := s.report()
 	s.check(n, reconcile.ListenDrops, reconcile.ListenOverflows)
@@ -308,11 +248,7 @@ func TestKernelReconcileListenerClosedMidRun(t *testing.T) {
 // listing them and from events, and other namespaces' traffic stays out.
 func TestKernelReconcileAllNetns(t *testing.T) {
 	s := newSession(t, nil, true)
-	l, err := s.ns.Listen("tcp4", "127.0.0.1:0", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := kerneltest.Listen(t, s.ns, "tcp4", "127.0.0.1:0", 1)
 	s.overflow(l, netlab.DelayHandshakeACK())
 	s.checkScope(s.report(), false, reconcile.ListenDrops, reconcile.ListenOverflows)
 }

@@ -478,13 +478,16 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		}
 		nr := NetnsReport{Inode: ino, Host: ino == r.cfg.Host}
 		var delta netstat.Snapshot
-		var missed bool
+		var missed, unseen bool
 		if st, ok := r.ns[ino]; ok {
 			nr.Name = st.ns.Name
 			missed = st.missed
 			switch {
 			case st.base == nil && st.err != nil:
-				nr.Err = fmt.Sprintf("not readable: %v", st.err)
+				// Never read: whatever happened there is unknown, not
+				// idle.
+				nr.Err = fmt.Sprintf("not readable: %s", ledger.Why(st.err))
+				unseen = true
 			case st.err != nil:
 				nr.Err = fmt.Sprintf("not readable any more (gone?): %v", st.err)
 			case now[ino] != nil:
@@ -502,7 +505,7 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		nr.Listeners = a.listeners
 		sortListeners(nr.Listeners)
 		traced := r.cfg.Traced != nil && ino == r.cfg.Traced.Inode
-		if !traced && !nr.Host && !a.active && !kernelActive(delta) {
+		if !traced && !nr.Host && !unseen && !a.active && !kernelActive(delta) {
 			rep.Idle++
 			continue
 		}

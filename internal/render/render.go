@@ -1,5 +1,8 @@
-// Package render turns tracer events and listener snapshots into the lines
-// operators read (aligned text) and machines read (JSON lines).
+// Package render is the one place synq's output is formatted: it turns
+// tracer events, listener snapshots, top's frames, latency histograms,
+// counters and socket states into the lines operators read (aligned text,
+// top's full-screen view) and machines read (JSON lines, whose schemas are
+// defined here). One file per command; internal/command feeds them.
 package render
 
 import (
@@ -66,7 +69,8 @@ func NewEventJSON(ev *tracer.Event) EventJSON {
 		j.Peer = ev.Peer.String()
 	}
 	if ev.QueueKnown {
-		// The SYN queue is full when qlen > sk_max_ack_backlog (hookmap §1).
+		// The SYN queue's limit is the accept queue's: it is full when
+		// qlen > sk_max_ack_backlog.
 		j.AcceptQueueLen, j.AcceptQueueMax = &ev.AcceptQueueLen, &ev.AcceptQueueMax
 		j.SynQueueLen, j.SynQueueMax = &ev.SynQueueLen, &ev.AcceptQueueMax
 		j.SkDrops = &ev.SkDrops

@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netns"
-	"github.com/synq-trace/synq/internal/netns/netnstest"
 )
 
 func TestStateNames(t *testing.T) {
@@ -145,8 +145,8 @@ func waitEOF(t *testing.T, c net.Conn) {
 
 func port(a net.Addr) uint16 { return uint16(a.(*net.TCPAddr).Port) }
 
-func TestCountPrivileged(t *testing.T) {
-	ns := netnstest.New(t)
+func TestKernelCount(t *testing.T) {
+	ns := kerneltest.NS(t)
 	l := &lab{t: t, ns: ns}
 	defer func() {
 		for i := len(l.close) - 1; i >= 0; i-- {
@@ -328,7 +328,7 @@ func BenchmarkCount(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	ns := netnstest.New(b)
+	ns := kerneltest.NS(b)
 	var keep []io.Closer
 	defer func() {
 		for _, c := range keep {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,27 +8,10 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/synq-trace/synq/internal/kerneltest"
 )
-
-// syncBuf collects a child's output while we poll it.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runExternal runs the churn under a tracer started as a separate process
 // (`synq trace`, `synq serve`, bpftrace). It is ready when its output holds
@@ -41,7 +23,7 @@ func runExternal(c config, env *churnEnv, x *run1, argv []string, ready string) 
 		return err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	var out, errb syncBuf
+	var out, errb kerneltest.Buffer // a child's output, polled while it runs
 	if ready != "" {
 		cmd.Stdout = &out
 	} // else /dev/null: `synq trace -o json > /dev/null`

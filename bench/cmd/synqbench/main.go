@@ -148,8 +148,8 @@ func newChurnEnv() (*churnEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Without a wide port range TIME_WAIT reuse caps churn at 15-20k conn/s
-	// (docs/perf.md); netlab's churn also closes with RST.
+	// Without a wide port range TIME_WAIT reuse caps churn at 15-20k conn/s;
+	// netlab's churn also closes with RST.
 	if err := ns.Sysctl("net.ipv4.ip_local_port_range", "10000 65000"); err != nil {
 		ns.Close()
 		return nil, err

@@ -1,0 +1,133 @@
+package command
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/synq-trace/synq/internal/netns"
+	"github.com/synq-trace/synq/internal/render"
+	"github.com/synq-trace/synq/tracer"
+)
+
+// TraceOptions are trace's flags, checked.
+type TraceOptions struct {
+	Format    render.Format
+	Tracer    tracer.Config // from tracerConfig, with --events as Kinds
+	Only      *netns.NS     // --netns, nil for every namespace
+	Duration  time.Duration // --duration, 0 until ctx ends
+	Reconcile time.Duration // --reconcile: periodic reports, 0 on exit only
+}
+
+// Trace streams events until ctx ends or Duration, then says what it saw
+// and reconciles with the kernel's counters.
+func Trace(ctx context.Context, env Env, o TraceOptions) error {
+	cfg, only := o.Tracer, o.Only
+	tr, err := openTracer(env, cfg)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	if unseen := UnseenKinds(o.Tracer.Kinds, tr.Info()); len(unseen) > 0 {
+		fmt.Fprintf(env.Stderr, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
+			tr.Info().Tier, strings.Join(unseen, ", "))
+	}
+	traced, release, err := holdNetns(only)
+	if err != nil {
+		return err
+	}
+	defer release()
+	rec := startReconcile(env, tr, traced, cfg.Port, o.Reconcile)
+	defer rec.Close()
+	if _, err := streamEvents(ctx, env, o.Duration, tr, o.Format, rec); err != nil {
+		return err
+	}
+	return rec.final(env, o.Format, nil)
+}
+
+// UnseenKinds are the asked kinds (--events) the attached hooks cannot
+// produce, e.g. syn on the tracepoint tier.
+func UnseenKinds(asked []tracer.Kind, info tracer.Info) []string {
+	var out []string
+	for _, k := range asked {
+		if !slices.Contains(info.Kinds(), k) && !slices.Contains(out, k.String()) {
+			out = append(out, k.String())
+		}
+	}
+	return out
+}
+
+// streamEvents prints events until Ctrl-C or --duration, then the summary.
+// With rec it also keeps rec's listener bookkeeping and prints its periodic
+// reports.
+func streamEvents(ctx context.Context, env Env, d time.Duration, tr *tracer.Tracer, format render.Format, rec *reconciling) (map[tracer.Kind]uint64, error) {
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	// 64 KiB: one write(2) per ~250 JSON lines in a storm, not per 16.
+	out := bufio.NewWriterSize(env.Stdout, 64<<10)
+	ew := render.NewEventWriter(out, format)
+	if err := ew.Header(); err != nil {
+		return nil, err
+	}
+	byKind := map[tracer.Kind]uint64{}
+	// Flush at least every poll so a terminal sees events promptly.
+	flush := time.NewTicker(200 * time.Millisecond)
+	defer flush.Stop()
+	var mu sync.Mutex // out: events here, JSON reports from rec's goroutine
+	var werr error
+	// Periodic reports: JSON between the event lines, text on stderr once
+	// the events so far are out.
+	stop := rec.run(ctx, env, format, func(write func(w io.Writer) error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if werr == nil {
+			werr = out.Flush()
+		}
+		switch {
+		case format != render.JSON:
+			_ = write(env.Stderr)
+		case werr == nil:
+			if werr = write(out); werr == nil {
+				werr = out.Flush()
+			}
+		}
+	})
+	err := tr.Read(ctx, func(ev *tracer.Event) {
+		byKind[ev.Kind]++
+		rec.observe(ev)
+		mu.Lock()
+		if werr == nil {
+			werr = ew.Write(ev)
+		}
+		select {
+		case <-flush.C:
+			out.Flush()
+		default:
+		}
+		mu.Unlock()
+	})
+	stop()
+	if ferr := out.Flush(); werr == nil {
+		werr = ferr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("write output: %w", werr)
+	}
+	st, err := tr.Stats()
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(env.Stderr, render.SummaryLine(byKind, st))
+	return byKind, nil
+}
