@@ -293,7 +293,7 @@ func TestKernelLatencyExactMax(t *testing.T) {
 		t.Errorf("accept queue depth %+v: want max %d exactly (backlog %d)", d, n, backlog)
 	}
 
-	out, stderr, lo, hi = run("text")
+	out, _, lo, hi = run("text")
 	t.Logf("text (true max within [%v, %v]):\n%s", lo, hi, out)
 	var maxText, depthText string
 	for _, line := range strings.Split(out, "\n") {
