@@ -85,11 +85,15 @@ test-host: lint
 test-short:
 	$(GO) test -count=1 -short ./...
 
+# FUZZMINIMIZE bounds the minimisation of each new input (go test's default
+# is 60s per input, during which the run shows 0 execs/s: a 25s FuzzParse run
+# did 34 execs with it, 234k with 100x).
 FUZZTIME ?= 30s
+FUZZMINIMIZE ?= 100x
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$pkg || exit 1; \
 		done; \
 	done
 

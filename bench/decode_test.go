@@ -104,6 +104,12 @@ func BenchmarkReader(b *testing.B) {
 				ew := render.NewEventWriter(io.Discard, render.JSON)
 				return func(ev *tracer.Event) { _ = ew.Write(ev) }
 			}},
+			// What `synq trace --output json` writes through: the
+			// buffer flushed at most 100 ms after an event.
+			{"decode+trace-json-buffered", func(*testing.B) func(*tracer.Event) {
+				ew := render.NewEventWriter(render.NewFlushingWriter(io.Discard, 64<<10, 100*time.Millisecond), render.JSON)
+				return func(ev *tracer.Event) { _ = ew.Write(ev) }
+			}},
 		} {
 			b.Run(consumer.name+"/"+c.name, func(b *testing.B) {
 				observe := consumer.observe(b)

@@ -33,16 +33,13 @@ const enum synq_kind *unused_synq_kind __attribute__((unused));
 const enum synq_reason *unused_synq_reason __attribute__((unused));
 const enum synq_counter *unused_synq_counter __attribute__((unused));
 
-/* Set by the loader before load. 0 means "any". */
-const volatile __u32 filter_netns = 0;
-const volatile __u16 filter_port = 0;
-/* Bit (1 << kind) set: stream that kind through the ring buffer. Counters are
- * kept for every kind regardless. */
-const volatile __u32 kinds_mask = 0xffffffff;
-/* Wake the reader only once this many bytes wait in the ring buffer; below it
- * the reader polls on a timer. Ring-buffer wakeups are the dominant cost of
- * tracing (one per record: 29% of churn throughput): batching them helps. */
-const volatile __u64 wakeup_bytes = 0;
+/* Set by the loader before load (see struct synq_config); these defaults
+ * trace everything. Read-only: the verifier prunes what it turns off. */
+const volatile struct synq_config synq_cfg = {
+	.kinds_mask = 0xffffffff,
+	.accept_by_fd = 1,
+	.track_accept = 1,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -96,11 +93,6 @@ struct {
 	__type(value, __u64);
 } max_epoch SEC(".maps");
 
-/* Stream one in sample_every syn, enqueue and accept events (0 or 1: all);
- * drops, cookies, retransmits and overflows always go through. Counters and
- * histograms see every event. */
-const volatile __u32 sample_every = 0;
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SYNQ_KIND_MAX);
@@ -109,13 +101,18 @@ struct {
 } sample_ctr SEC(".maps");
 
 /* A child in an accept queue: when it entered, and its listener (0 when the
- * hook could not see it). */
+ * hook could not see it) with that listener's socket inode. */
 struct enqueued {
 	__u64 time_ns;
 	__u64 listener;
+	__u64 listener_ino;
 };
 
-/* Child socket -> when and where it was queued, read at accept(). */
+/* Child socket -> when and where it was queued, read at accept(). Keyed by
+ * the child's address, which the kernel gives to the next socket once the
+ * child is freed: an entry must go when its child does (accept, or
+ * tp_destroy_sock for a child freed unaccepted), and an accept checks the
+ * entry against the listener it names. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -143,12 +140,36 @@ static __always_inline __u32 sk_netns(const struct sock *sk, const bool btf)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+/* A socket's inode number (socket:[ino] in /proc/PID/fd), 0 when it has no
+ * struct socket (orphaned: closed by its owner). The inode follows the
+ * struct socket in struct socket_alloc, so no file is needed. Unlike the
+ * socket's address, which the kernel reuses once the socket is freed, an
+ * inode number is not given to another socket while the first one lives. */
+static __always_inline __u64 sk_ino(const struct sock *sk, const bool btf)
+{
+	struct socket *so = RD(btf, sk, sk_socket);
+
+	if (!so)
+		return 0;
+	return BPF_CORE_READ((struct socket_alloc *)so, vfs_inode.i_ino);
+}
+
+/* The listener an enqueue recorded (with its inode), at accept: still the
+ * same socket, not a later one at its address. Closing a listener orphans it
+ * (sk_socket = NULL: inode 0) before its struct sock can be freed, and a
+ * listener never gets another inode, so equal inodes mean the same open
+ * listener; a listening socket always has one (kernel sockets too). */
+static __always_inline bool listener_unchanged(const struct sock *sk, __u64 ino)
+{
+	return ino && sk_ino(sk, false) == ino;
+}
+
 /* The filters of the loader, applied before any work. */
 static __always_inline bool sk_wanted(const struct sock *sk, const bool btf)
 {
-	if (filter_port && RD(btf, sk, __sk_common.skc_num) != filter_port)
+	if (synq_cfg.filter_port && RD(btf, sk, __sk_common.skc_num) != synq_cfg.filter_port)
 		return false;
-	if (filter_netns && sk_netns(sk, btf) != filter_netns)
+	if (synq_cfg.filter_netns && sk_netns(sk, btf) != synq_cfg.filter_netns)
 		return false;
 	return true;
 }
@@ -220,15 +241,15 @@ static __always_inline bool kind_wanted(__u8 kind)
 {
 	__u32 key = kind, *n;
 
-	if (!(kinds_mask & (1u << kind)))
+	if (!(synq_cfg.kinds_mask & (1u << kind)))
 		return false;
-	if (sample_every <= 1 ||
+	if (synq_cfg.sample_every <= 1 ||
 	    (kind != SYNQ_KIND_SYN && kind != SYNQ_KIND_ENQUEUE && kind != SYNQ_KIND_ACCEPT))
 		return true;
 	n = bpf_map_lookup_elem(&sample_ctr, &key);
 	if (!n)
 		return true;
-	if (++*n < sample_every)
+	if (++*n < synq_cfg.sample_every)
 		return false;
 	*n = 0;
 	return true;
@@ -392,9 +413,9 @@ static __always_inline void submit(struct synq_event *e)
 {
 	__u64 flags = 0, avail;
 
-	if (wakeup_bytes) {
+	if (synq_cfg.wakeup_bytes) {
 		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		flags = avail >= wakeup_bytes && avail / wakeup_bytes != (avail - SYNQ_RECORD_STRIDE) / wakeup_bytes
+		flags = avail >= synq_cfg.wakeup_bytes && avail / synq_cfg.wakeup_bytes != (avail - SYNQ_RECORD_STRIDE) / synq_cfg.wakeup_bytes
 				? BPF_RB_FORCE_WAKEUP
 				: BPF_RB_NO_WAKEUP;
 	}

@@ -114,4 +114,49 @@ struct synq_listener {
 	__u8 laddr[16];
 };
 
+/* Everything the loader sets before load (tracer/tracer.go): one read-only
+ * global, synq_cfg in common.h, of this type, generated into Go with -type
+ * so that the loader fills a struct whose fields cannot be misspelt or go
+ * missing. 0 means "any" or "off" unless said otherwise. */
+struct synq_config {
+	/* Wake the reader only once this many bytes wait in the ring buffer;
+	 * below it the reader polls on a timer. Ring-buffer wakeups are the
+	 * dominant cost of tracing: batching them keeps the hot path cheap. */
+	__u64 wakeup_bytes;
+	/* __per_cpu_offset from kallsyms (0 when unreadable): with the two
+	 * mib_* indexes, drops are classified by the kernel's own per-CPU
+	 * counters (synside.h). */
+	__u64 per_cpu_offset;
+	/* [lo, hi) of tcp_v4_rcv and tcp_v6_rcv from kallsyms (tp.c). */
+	__u64 rcv4_lo, rcv4_hi, rcv6_lo, rcv6_hi;
+	__u32 filter_netns; /* inode of the only netns traced */
+	/* Bit (1 << kind) set: stream that kind through the ring buffer.
+	 * Counters are kept for every kind regardless. */
+	__u32 kinds_mask;
+	/* Stream one in sample_every syn, enqueue and accept events (0 or 1:
+	 * all); drops, cookies, retransmits and overflows always go through.
+	 * Counters and histograms see every event. */
+	__u32 sample_every;
+	/* Indexes of LINUX_MIB_LISTENOVERFLOWS and LINUX_MIB_TCPREQQFULLDROP
+	 * in this kernel's struct linux_mib. */
+	__u32 mib_listen_overflows;
+	__u32 mib_reqq_full_drop;
+	__u16 filter_port; /* the only local port traced */
+	/* The sk_data_ready tracepoint exists (6.6+): enqueue events carry the
+	 * listener's queue depths, and its child_enqueued record the listener. */
+	__u8 have_data_ready;
+	/* accept() exits find the listener through the syscall's listening fd,
+	 * saved at entry: needed when enqueues do not record it. */
+	__u8 accept_by_fd;
+	/* accept(2) is hooked: otherwise nobody reads child_enqueued, and
+	 * filling it would only churn its LRU. */
+	__u8 track_accept;
+	/* tcp_syn_flood_action is a real function whose verdict is hooked. */
+	__u8 have_flood_action;
+	/* This kernel's "SYN queue full" test is qlen >= max, not qlen > max
+	 * (before 3479c7549fb1, v6.13 and its stable backports). */
+	__u8 synq_full_ge;
+	__u8 pad[5];
+};
+
 #endif

@@ -33,24 +33,21 @@ struct syn_state {
  * kallsyms (per_cpu_offset, 0 when unreadable) and the counters' indexes
  * from the running kernel's BTF (the loader sets all three). Without them,
  * drops are classified from queue lengths (below). */
-const volatile __u64 per_cpu_offset = 0;
-const volatile __u32 mib_listen_overflows = 0;
-const volatile __u32 mib_reqq_full_drop = 0;
 
 static __always_inline bool mib_read(const struct sock *sk, __u64 out[2])
 {
 	__u64 off, base;
 	__u32 cpu;
 
-	if (!per_cpu_offset || !mib_listen_overflows || !mib_reqq_full_drop)
+	if (!synq_cfg.per_cpu_offset || !synq_cfg.mib_listen_overflows || !synq_cfg.mib_reqq_full_drop)
 		return false;
 	cpu = bpf_get_smp_processor_id();
-	if (bpf_probe_read_kernel(&off, sizeof(off), (void *)(per_cpu_offset + (__u64)cpu * sizeof(__u64))))
+	if (bpf_probe_read_kernel(&off, sizeof(off), (void *)(synq_cfg.per_cpu_offset + (__u64)cpu * sizeof(__u64))))
 		return false;
 	base = (__u64)BPF_CORE_READ(sk, __sk_common.skc_net.net, mib.net_statistics) + off;
-	if (bpf_probe_read_kernel(&out[0], sizeof(__u64), (void *)(base + mib_listen_overflows * sizeof(__u64))))
+	if (bpf_probe_read_kernel(&out[0], sizeof(__u64), (void *)(base + synq_cfg.mib_listen_overflows * sizeof(__u64))))
 		return false;
-	if (bpf_probe_read_kernel(&out[1], sizeof(__u64), (void *)(base + mib_reqq_full_drop * sizeof(__u64))))
+	if (bpf_probe_read_kernel(&out[1], sizeof(__u64), (void *)(base + synq_cfg.mib_reqq_full_drop * sizeof(__u64))))
 		return false;
 	return true;
 }
@@ -60,8 +57,6 @@ static __always_inline bool mib_read(const struct sock *sk, __u64 out[2])
  * queue lengths the kernel saw, with its own test for "SYN queue full":
  * qlen > max since 3479c7549fb1 (v6.13, stable backports), qlen >= max
  * before (synq_full_ge, set from the kernel version). */
-const volatile bool have_flood_action = false;
-const volatile bool synq_full_ge = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -184,11 +179,11 @@ static __always_inline void syn_exit(const struct sock *sk)
 	if (s->have_mib && mib_read(sk, mib))
 		reason = mib[1] != s->mib[1] ? SYNQ_REASON_SYN_QUEUE_FULL :
 			 mib[0] != s->mib[0] ? SYNQ_REASON_ACCEPT_QUEUE_FULL : SYNQ_REASON_OTHER;
-	else if (have_flood_action)
+	else if (synq_cfg.have_flood_action)
 		reason = s->flood == FLOOD_DROP ? SYNQ_REASON_SYN_QUEUE_FULL :
 			 s->acc_len > s->acc_max ? SYNQ_REASON_ACCEPT_QUEUE_FULL : SYNQ_REASON_OTHER;
 	else if (s->syncookies == 0 &&
-		 (s->syn_len > s->acc_max || (synq_full_ge && s->syn_len == s->acc_max)))
+		 (s->syn_len > s->acc_max || (synq_cfg.synq_full_ge && s->syn_len == s->acc_max)))
 		reason = SYNQ_REASON_SYN_QUEUE_FULL;
 	else if (s->acc_len > s->acc_max)
 		reason = SYNQ_REASON_ACCEPT_QUEUE_FULL;
@@ -306,6 +301,7 @@ static __always_inline void emit_enqueue(const struct sock *sk, const struct soc
 	now = bpf_ktime_get_ns();
 	v.time_ns = now;
 	v.listener = (__u64)sk;
+	v.listener_ino = 0; /* accept() checks the listener itself */
 	bpf_map_update_elem(&child_enqueued, &key, &v, BPF_ANY);
 	hist_depth(sk, false);
 	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE, false);
@@ -320,27 +316,34 @@ static __always_inline void emit_accept(const struct sock *sk, const struct sock
 {
 	struct enqueued *t;
 	struct synq_event *e;
-	__u64 key, now;
+	__u64 key, now, enq = 0;
 
 	if (!child || !sk_wanted(sk, false))
 		return;
 	key = (__u64)child;
 	now = bpf_ktime_get_ns();
 	t = bpf_map_lookup_elem(&child_enqueued, &key);
-	hist_latency(sk, t ? now - t->time_ns : 0, t != NULL);
-	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT, false);
-	if (e) {
-		if (t)
-			e->latency_ns = now - t->time_ns;
-		else
-			e->flags |= SYNQ_F_NO_LATENCY;
-		e->pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		fill_peer(e, &child->__sk_common, false);
-		submit(e);
-	}
-	if (t)
+	if (t) {
+		/* The enqueue of this child at this listener: not of an earlier
+		 * socket at the child's address (an entry that outlived its
+		 * child), nor at another listener (a child migrated within its
+		 * SO_REUSEPORT group when its listener closed). */
+		if (t->listener == (__u64)sk)
+			enq = t->time_ns;
 		bpf_map_delete_elem(&child_enqueued, &key);
+	}
+	hist_latency(sk, now - enq, enq != 0);
+	e = listener_event(sk, SYNQ_KIND_ACCEPT, SYNQ_KIND_ACCEPT, false);
+	if (!e)
+		return;
+	if (enq)
+		e->latency_ns = now - enq;
+	else
+		e->flags |= SYNQ_F_NO_LATENCY;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	fill_peer(e, &child->__sk_common, false);
+	submit(e);
 }
 
 #endif

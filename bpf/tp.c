@@ -5,22 +5,15 @@
  * The SYN side (tcp_conn_request) has no tracepoint: see fentry.c/kprobe.c. */
 #include "common.h"
 
-/* [lo, hi) of tcp_v4_rcv and tcp_v6_rcv from kallsyms. A kfree_skb there with
+/* synq_cfg.rcv{4,6}_{lo,hi}: a kfree_skb in tcp_v4_rcv or tcp_v6_rcv with
  * rx_sk = a listener went through discard_and_relse, which bumped the
  * listener's sk_drops without touching ListenDrops; subtracting those from the
- * sk_drops delta leaves exactly the listener's ListenDrops. 0 = unknown. */
-const volatile __u64 rcv4_lo = 0, rcv4_hi = 0, rcv6_lo = 0, rcv6_hi = 0;
-/* The sk_data_ready tracepoint exists (6.6+): enqueue events then carry the
- * listener's queue depths. Without it they carry the child's address only. */
-const volatile bool have_data_ready = false;
-/* accept() exits find the listener through the syscall's listening fd, saved
- * at entry. Not needed when enqueues record the listener (have_data_ready):
- * the exit then looks the accepted child up alone, and the entry programs are
- * not attached. */
-const volatile bool accept_by_fd = true;
-/* accept(2) is hooked (the loader sets it): otherwise nobody reads
- * child_enqueued, and filling it would only churn its LRU. */
-const volatile bool track_accept = true;
+ * sk_drops delta leaves exactly the listener's ListenDrops. 0 = unknown.
+ *
+ * With the sk_data_ready tracepoint (synq_cfg.have_data_ready) enqueues
+ * record the listener, so accept() exits need not find it through the
+ * syscall's listening fd saved at entry (synq_cfg.accept_by_fd), and the
+ * entry programs are not attached. */
 
 struct pending_child {
 	__u64 child;
@@ -86,9 +79,9 @@ int BPF_PROG(tp_set_state, const struct sock *sk, const int oldstate, const int 
 	 * is a passive child (or a simultaneous open, which has no listener: its
 	 * pending slot is never claimed). */
 	now = bpf_ktime_get_ns();
-	if (!have_data_ready) {
+	if (!synq_cfg.have_data_ready) {
 		v.time_ns = now;
-		if (track_accept)
+		if (synq_cfg.track_accept)
 			bpf_map_update_elem(&child_enqueued, &key, &v, BPF_ANY);
 		enqueue_without_listener(sk, now);
 		return 0;
@@ -121,10 +114,12 @@ int BPF_PROG(tp_data_ready, const struct sock *sk)
 	p->child = 0;
 	if (sk->__sk_common.skc_num != p->lport || sk_netns(sk, true) != p->netns)
 		return 0;
-	v.time_ns = p->time_ns;
-	v.listener = (__u64)sk;
-	if (track_accept)
+	if (synq_cfg.track_accept) {
+		v.time_ns = p->time_ns;
+		v.listener = (__u64)sk;
+		v.listener_ino = sk_ino(sk, true);
 		bpf_map_update_elem(&child_enqueued, &child, &v, BPF_ANY);
+	}
 	hist_depth(sk, true);
 	e = listener_event(sk, SYNQ_KIND_ENQUEUE, SYNQ_KIND_ENQUEUE, true);
 	if (!e)
@@ -150,9 +145,29 @@ int BPF_PROG(tp_synack_retrans, const struct sock *sk, const struct request_sock
 	return 0;
 }
 
+/* The socket is about to be freed (tcp_v4_destroy_sock, which IPv6 sockets
+ * run too; the tracepoint exists since 4.15). A child freed unaccepted, its
+ * listener closed with it queued, takes its child_enqueued entry with it:
+ * otherwise the next socket the kernel allocates at its address, in any
+ * netns, would be accepted with this child's enqueue. Attached on every
+ * tier that records enqueues for accept(). */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(tp_destroy_sock, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (!sk_wanted(sk, true))
+		return 0;
+	/* Most sockets have no entry (clients; children accepted): a lookup
+	 * takes no bucket lock, a delete does. */
+	if (bpf_map_lookup_elem(&child_enqueued, &key))
+		bpf_map_delete_elem(&child_enqueued, &key);
+	return 0;
+}
+
 static __always_inline bool in_rcv(__u64 loc)
 {
-	return (loc >= rcv4_lo && loc < rcv4_hi) || (loc >= rcv6_lo && loc < rcv6_hi);
+	return (loc >= synq_cfg.rcv4_lo && loc < synq_cfg.rcv4_hi) || (loc >= synq_cfg.rcv6_lo && loc < synq_cfg.rcv6_hi);
 }
 
 /* kfree_skb with the receiving socket (6.11+). Loaded only when the running
@@ -175,7 +190,7 @@ int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_re
 		if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW))
 			overflow = reason == bpf_core_enum_value(enum skb_drop_reason,
 								 SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
-	} else if (rcv4_lo && reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET)) {
+	} else if (synq_cfg.rcv4_lo && reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET)) {
 		/* A cookie ACK whose child did not fit: cookie_v{4,6}_check
 		 * returns NULL and tcp_v{4,6}_do_rcv drops the ACK with
 		 * NO_SOCKET (6.9+, 65be4393f363). Other NO_SOCKET drops of a
@@ -241,14 +256,14 @@ static __always_inline int accept_enter(__u64 fd)
 
 static __always_inline int accept_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid(), lfd = 0, *p, key, now, enq = 0;
+	__u64 id = bpf_get_current_pid_tgid(), lfd = 0, *p, key, now, enq = 0, lino = 0;
 	struct task_struct *task;
 	struct sock *child, *sk = NULL;
 	struct enqueued *t;
 	struct synq_event *e;
 	__u16 family;
 
-	if (accept_by_fd) {
+	if (synq_cfg.accept_by_fd) {
 		p = bpf_map_lookup_elem(&accepting, &id);
 		if (!p)
 			return 0;
@@ -266,9 +281,21 @@ static __always_inline int accept_exit(long ret)
 	if (t) {
 		enq = t->time_ns;
 		sk = (struct sock *)t->listener;
+		lino = t->listener_ino;
 		bpf_map_delete_elem(&child_enqueued, &key);
+		/* The enqueue named the listener (sk_data_ready): the accept is
+		 * that listener's only if it still listens as the same socket.
+		 * It does not when the child was migrated to another listener
+		 * of its SO_REUSEPORT group (tcp_migrate_req) when that one
+		 * closed, or when the entry outlived its child (a missed
+		 * tp_destroy_sock run). Then neither the listener nor the
+		 * latency is known. */
+		if (sk && !listener_unchanged(sk, lino)) {
+			sk = NULL;
+			enq = 0;
+		}
 	}
-	if (!sk && accept_by_fd) {
+	if (!sk && synq_cfg.accept_by_fd) {
 		sk = fd_to_sock(task, lfd);
 		if (!sk || !sk_is_tcp_listener(sk, false))
 			return 0;

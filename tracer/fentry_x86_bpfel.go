@@ -23,9 +23,10 @@ type fentryAckState struct {
 }
 
 type fentryEnqueued struct {
-	_        structs.HostLayout
-	TimeNs   uint64
-	Listener uint64
+	_           structs.HostLayout
+	TimeNs      uint64
+	Listener    uint64
+	ListenerIno uint64
 }
 
 type fentryHashdance struct {
@@ -46,6 +47,28 @@ type fentrySynState struct {
 	Flood      uint8
 	HaveMib    uint8
 	_          [4]byte
+}
+
+type fentrySynqConfig struct {
+	_                  structs.HostLayout
+	WakeupBytes        uint64
+	PerCpuOffset       uint64
+	Rcv4Lo             uint64
+	Rcv4Hi             uint64
+	Rcv6Lo             uint64
+	Rcv6Hi             uint64
+	FilterNetns        uint32
+	KindsMask          uint32
+	SampleEvery        uint32
+	MibListenOverflows uint32
+	MibReqqFullDrop    uint32
+	FilterPort         uint16
+	HaveDataReady      uint8
+	AcceptByFd         uint8
+	TrackAccept        uint8
+	HaveFloodAction    uint8
+	SynqFullGe         uint8
+	Pad                [5]uint8
 }
 
 type fentrySynqCounts struct {
@@ -105,15 +128,7 @@ const (
 	fentryProgFxSynRecv4A7        = "fx_syn_recv4_a7"
 	fentryProgFxSynRecv6A6        = "fx_syn_recv6_a6"
 	fentryProgFxSynRecv6A7        = "fx_syn_recv6_a7"
-	fentryVarFilterNetns          = "filter_netns"
-	fentryVarFilterPort           = "filter_port"
-	fentryVarHaveFloodAction      = "have_flood_action"
-	fentryVarKindsMask            = "kinds_mask"
-	fentryVarMibListenOverflows   = "mib_listen_overflows"
-	fentryVarMibReqqFullDrop      = "mib_reqq_full_drop"
-	fentryVarPerCpuOffset         = "per_cpu_offset"
-	fentryVarSampleEvery          = "sample_every"
-	fentryVarSynqFullGe           = "synq_full_ge"
+	fentryVarSynqCfg              = "synq_cfg"
 	fentryVarUnusedSynqCounter    = "unused_synq_counter"
 	fentryVarUnusedSynqCounts     = "unused_synq_counts"
 	fentryVarUnusedSynqEvent      = "unused_synq_event"
@@ -122,7 +137,6 @@ const (
 	fentryVarUnusedSynqListener   = "unused_synq_listener"
 	fentryVarUnusedSynqMax        = "unused_synq_max"
 	fentryVarUnusedSynqReason     = "unused_synq_reason"
-	fentryVarWakeupBytes          = "wakeup_bytes"
 )
 
 // loadFentry returns the embedded CollectionSpec for fentry.
@@ -208,15 +222,7 @@ type fentryMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fentryVariableSpecs struct {
-	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
-	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
-	HaveFloodAction    *ebpf.VariableSpec `ebpf:"have_flood_action"`
-	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
-	MibListenOverflows *ebpf.VariableSpec `ebpf:"mib_listen_overflows"`
-	MibReqqFullDrop    *ebpf.VariableSpec `ebpf:"mib_reqq_full_drop"`
-	PerCpuOffset       *ebpf.VariableSpec `ebpf:"per_cpu_offset"`
-	SampleEvery        *ebpf.VariableSpec `ebpf:"sample_every"`
-	SynqFullGe         *ebpf.VariableSpec `ebpf:"synq_full_ge"`
+	SynqCfg            *ebpf.VariableSpec `ebpf:"synq_cfg"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
@@ -225,7 +231,6 @@ type fentryVariableSpecs struct {
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
 	UnusedSynqMax      *ebpf.VariableSpec `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
-	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // fentryObjects contains all objects after they have been loaded into the kernel.
@@ -283,15 +288,7 @@ func (m *fentryMaps) Close() error {
 //
 // It can be passed to loadFentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fentryVariables struct {
-	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
-	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
-	HaveFloodAction    *ebpf.Variable `ebpf:"have_flood_action"`
-	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
-	MibListenOverflows *ebpf.Variable `ebpf:"mib_listen_overflows"`
-	MibReqqFullDrop    *ebpf.Variable `ebpf:"mib_reqq_full_drop"`
-	PerCpuOffset       *ebpf.Variable `ebpf:"per_cpu_offset"`
-	SampleEvery        *ebpf.Variable `ebpf:"sample_every"`
-	SynqFullGe         *ebpf.Variable `ebpf:"synq_full_ge"`
+	SynqCfg            *ebpf.Variable `ebpf:"synq_cfg"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`
@@ -300,7 +297,6 @@ type fentryVariables struct {
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
 	UnusedSynqMax      *ebpf.Variable `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`
-	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // fentryPrograms contains all programs after they have been loaded into the kernel.

@@ -14,9 +14,32 @@ import (
 )
 
 type iterEnqueued struct {
-	_        structs.HostLayout
-	TimeNs   uint64
-	Listener uint64
+	_           structs.HostLayout
+	TimeNs      uint64
+	Listener    uint64
+	ListenerIno uint64
+}
+
+type iterSynqConfig struct {
+	_                  structs.HostLayout
+	WakeupBytes        uint64
+	PerCpuOffset       uint64
+	Rcv4Lo             uint64
+	Rcv4Hi             uint64
+	Rcv6Lo             uint64
+	Rcv6Hi             uint64
+	FilterNetns        uint32
+	KindsMask          uint32
+	SampleEvery        uint32
+	MibListenOverflows uint32
+	MibReqqFullDrop    uint32
+	FilterPort         uint16
+	HaveDataReady      uint8
+	AcceptByFd         uint8
+	TrackAccept        uint8
+	HaveFloodAction    uint8
+	SynqFullGe         uint8
+	Pad                [5]uint8
 }
 
 type iterSynqCounts struct {
@@ -72,10 +95,7 @@ const (
 	iterMapMaxEpoch           = "max_epoch"
 	iterMapSampleCtr          = "sample_ctr"
 	iterProgIterListeners     = "iter_listeners"
-	iterVarFilterNetns        = "filter_netns"
-	iterVarFilterPort         = "filter_port"
-	iterVarKindsMask          = "kinds_mask"
-	iterVarSampleEvery        = "sample_every"
+	iterVarSynqCfg            = "synq_cfg"
 	iterVarUnusedSynqCounter  = "unused_synq_counter"
 	iterVarUnusedSynqCounts   = "unused_synq_counts"
 	iterVarUnusedSynqEvent    = "unused_synq_event"
@@ -84,7 +104,6 @@ const (
 	iterVarUnusedSynqListener = "unused_synq_listener"
 	iterVarUnusedSynqMax      = "unused_synq_max"
 	iterVarUnusedSynqReason   = "unused_synq_reason"
-	iterVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadIter returns the embedded CollectionSpec for iter.
@@ -150,10 +169,7 @@ type iterMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type iterVariableSpecs struct {
-	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
-	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
-	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
-	SampleEvery        *ebpf.VariableSpec `ebpf:"sample_every"`
+	SynqCfg            *ebpf.VariableSpec `ebpf:"synq_cfg"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
@@ -162,7 +178,6 @@ type iterVariableSpecs struct {
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
 	UnusedSynqMax      *ebpf.VariableSpec `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
-	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // iterObjects contains all objects after they have been loaded into the kernel.
@@ -212,10 +227,7 @@ func (m *iterMaps) Close() error {
 //
 // It can be passed to loadIterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type iterVariables struct {
-	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
-	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
-	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
-	SampleEvery        *ebpf.Variable `ebpf:"sample_every"`
+	SynqCfg            *ebpf.Variable `ebpf:"synq_cfg"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`
@@ -224,7 +236,6 @@ type iterVariables struct {
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
 	UnusedSynqMax      *ebpf.Variable `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`
-	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // iterPrograms contains all programs after they have been loaded into the kernel.

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,43 +96,3 @@ func (t *Tracer) haveSymbol(name string) bool {
 }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// kernelVersion is the running kernel's upstream version: Debian's uname -r
-// says 5.10.0-32, its /proc/version names the stable release (5.10.223).
-func kernelVersion() [3]int {
-	b, _ := os.ReadFile("/proc/version")
-	// The last match: the compiler's version ("gcc-10 (Debian 10.2.1-6)")
-	// comes first.
-	if m := debianVersion.FindAllSubmatch(b, -1); m != nil {
-		return parseVersion(string(m[len(m)-1][1]))
-	}
-	return parseVersion(kernelRelease())
-}
-
-var debianVersion = regexp.MustCompile(`Debian (\d+\.\d+\.\d+)`)
-
-func parseVersion(s string) (v [3]int) {
-	for i, f := range strings.SplitN(s, ".", 3) {
-		n := 0
-		for _, c := range f {
-			if c < '0' || c > '9' {
-				break
-			}
-			n = n*10 + int(c-'0')
-		}
-		v[i] = n
-	}
-	return v
-}
-
-// reqQueueFullFixed: inet_csk_reqsk_queue_is_full() tests qlen > max, not
-// qlen >= max (3479c7549fb1, v6.13, and its stable backports). Thresholds
-// from the stable branches' backports; seen in our VMs: 5.10.223 without,
-// 6.1.192 and 6.12.117 with.
-func reqQueueFullFixed(v [3]int) bool {
-	minor := map[[2]int]int{{6, 12}: 10, {6, 6}: 70, {6, 1}: 125, {5, 15}: 177, {5, 10}: 234}
-	if z, ok := minor[[2]int{v[0], v[1]}]; ok {
-		return v[2] >= z
-	}
-	return v[0] > 6 || (v[0] == 6 && v[1] >= 13)
-}

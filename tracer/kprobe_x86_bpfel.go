@@ -23,9 +23,10 @@ type kprobeAckState struct {
 }
 
 type kprobeEnqueued struct {
-	_        structs.HostLayout
-	TimeNs   uint64
-	Listener uint64
+	_           structs.HostLayout
+	TimeNs      uint64
+	Listener    uint64
+	ListenerIno uint64
 }
 
 type kprobeHashdance struct {
@@ -51,6 +52,28 @@ type kprobeSynState struct {
 	Flood      uint8
 	HaveMib    uint8
 	_          [4]byte
+}
+
+type kprobeSynqConfig struct {
+	_                  structs.HostLayout
+	WakeupBytes        uint64
+	PerCpuOffset       uint64
+	Rcv4Lo             uint64
+	Rcv4Hi             uint64
+	Rcv6Lo             uint64
+	Rcv6Hi             uint64
+	FilterNetns        uint32
+	KindsMask          uint32
+	SampleEvery        uint32
+	MibListenOverflows uint32
+	MibReqqFullDrop    uint32
+	FilterPort         uint16
+	HaveDataReady      uint8
+	AcceptByFd         uint8
+	TrackAccept        uint8
+	HaveFloodAction    uint8
+	SynqFullGe         uint8
+	Pad                [5]uint8
 }
 
 type kprobeSynqCounts struct {
@@ -110,15 +133,7 @@ const (
 	kprobeProgKrpSynFlood          = "krp_syn_flood"
 	kprobeProgKrpSynRecv4          = "krp_syn_recv4"
 	kprobeProgKrpSynRecv6          = "krp_syn_recv6"
-	kprobeVarFilterNetns           = "filter_netns"
-	kprobeVarFilterPort            = "filter_port"
-	kprobeVarHaveFloodAction       = "have_flood_action"
-	kprobeVarKindsMask             = "kinds_mask"
-	kprobeVarMibListenOverflows    = "mib_listen_overflows"
-	kprobeVarMibReqqFullDrop       = "mib_reqq_full_drop"
-	kprobeVarPerCpuOffset          = "per_cpu_offset"
-	kprobeVarSampleEvery           = "sample_every"
-	kprobeVarSynqFullGe            = "synq_full_ge"
+	kprobeVarSynqCfg               = "synq_cfg"
 	kprobeVarUnusedSynqCounter     = "unused_synq_counter"
 	kprobeVarUnusedSynqCounts      = "unused_synq_counts"
 	kprobeVarUnusedSynqEvent       = "unused_synq_event"
@@ -127,7 +142,6 @@ const (
 	kprobeVarUnusedSynqListener    = "unused_synq_listener"
 	kprobeVarUnusedSynqMax         = "unused_synq_max"
 	kprobeVarUnusedSynqReason      = "unused_synq_reason"
-	kprobeVarWakeupBytes           = "wakeup_bytes"
 )
 
 // loadKprobe returns the embedded CollectionSpec for kprobe.
@@ -213,15 +227,7 @@ type kprobeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type kprobeVariableSpecs struct {
-	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
-	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
-	HaveFloodAction    *ebpf.VariableSpec `ebpf:"have_flood_action"`
-	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
-	MibListenOverflows *ebpf.VariableSpec `ebpf:"mib_listen_overflows"`
-	MibReqqFullDrop    *ebpf.VariableSpec `ebpf:"mib_reqq_full_drop"`
-	PerCpuOffset       *ebpf.VariableSpec `ebpf:"per_cpu_offset"`
-	SampleEvery        *ebpf.VariableSpec `ebpf:"sample_every"`
-	SynqFullGe         *ebpf.VariableSpec `ebpf:"synq_full_ge"`
+	SynqCfg            *ebpf.VariableSpec `ebpf:"synq_cfg"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
@@ -230,7 +236,6 @@ type kprobeVariableSpecs struct {
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
 	UnusedSynqMax      *ebpf.VariableSpec `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
-	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // kprobeObjects contains all objects after they have been loaded into the kernel.
@@ -290,15 +295,7 @@ func (m *kprobeMaps) Close() error {
 //
 // It can be passed to loadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type kprobeVariables struct {
-	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
-	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
-	HaveFloodAction    *ebpf.Variable `ebpf:"have_flood_action"`
-	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
-	MibListenOverflows *ebpf.Variable `ebpf:"mib_listen_overflows"`
-	MibReqqFullDrop    *ebpf.Variable `ebpf:"mib_reqq_full_drop"`
-	PerCpuOffset       *ebpf.Variable `ebpf:"per_cpu_offset"`
-	SampleEvery        *ebpf.Variable `ebpf:"sample_every"`
-	SynqFullGe         *ebpf.Variable `ebpf:"synq_full_ge"`
+	SynqCfg            *ebpf.Variable `ebpf:"synq_cfg"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`
@@ -307,7 +304,6 @@ type kprobeVariables struct {
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
 	UnusedSynqMax      *ebpf.Variable `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`
-	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // kprobePrograms contains all programs after they have been loaded into the kernel.

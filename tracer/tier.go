@@ -2,6 +2,8 @@ package tracer
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -54,8 +56,11 @@ type hook struct {
 	fallback *hook
 }
 
-// kernelFeatures is what the running kernel's BTF says about the hooks whose
-// shape changed between versions. All version differences are decided here.
+// kernelFeatures is what the running kernel's BTF (and, where BTF cannot
+// tell, its version) says about the hooks and kernel behaviour that changed
+// between versions. All version differences are decided here, in
+// probeKernel; kallsyms (kallsyms.go) only says which symbols this kernel
+// exposes.
 type kernelFeatures struct {
 	dataReady    bool // sk_data_ready tracepoint (6.6+)
 	kfreeRxSk    bool // kfree_skb tracepoint with rx_sk (6.11+)
@@ -73,6 +78,10 @@ type kernelFeatures struct {
 	// Indexes of LINUX_MIB_LISTENOVERFLOWS and LINUX_MIB_TCPREQQFULLDROP in
 	// struct linux_mib on this kernel (an anonymous enum in BTF; 0 = absent).
 	mibListenOverflows, mibReqQFullDrop uint32
+	// reqQueueFullFixed: the SYN queue is full when qlen > max, not
+	// qlen >= max (see reqQueueFullFixed). Behaviour, not a type: only the
+	// version tells.
+	reqQueueFullFixed bool
 	// wantAccept: the configuration streams accept events (the tracepoint
 	// tier hooks accept(2) only then).
 	wantAccept bool
@@ -108,8 +117,11 @@ func tracepointArgs(spec *btf.Spec, name string) (int, bool) {
 	return len(proto.Params) - 1, true
 }
 
-func probeKernel(spec *btf.Spec) kernelFeatures {
+// probeKernel reads the features of the kernel with BTF spec and upstream
+// version (kernelVersion).
+func probeKernel(spec *btf.Spec, version [3]int) kernelFeatures {
 	var f kernelFeatures
+	f.reqQueueFullFixed = reqQueueFullFixed(version)
 	if n, ok := tracepointArgs(spec, "sk_data_ready"); ok && n == 1 {
 		f.dataReady = true
 	}
@@ -139,6 +151,12 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 	add := func(obj, prog string, core bool) { hs = append(hs, hook{obj: obj, prog: prog, core: core}) }
 	// Tracepoints every tier uses.
 	add("tp", "tp_synack_retrans", false)
+	// A child freed unaccepted takes its enqueue record with it, so that
+	// no later socket at its address is accepted with it: wherever accepts
+	// are hooked (the tracepoint tier hooks them only on demand).
+	if t != TierTracepoint || f.wantAccept {
+		add("tp", "tp_destroy_sock", false)
+	}
 	switch t {
 	case TierTracepoint:
 		add("tp", "tp_set_state", true)
@@ -266,4 +284,44 @@ func mibIndexes(spec *btf.Spec) (overflows, reqQFull uint32) {
 		}
 	}
 	return 0, 0
+}
+
+// kernelVersion is the running kernel's upstream version: Debian's uname -r
+// says 5.10.0-32, its /proc/version names the stable release (5.10.223).
+func kernelVersion() [3]int {
+	b, _ := os.ReadFile("/proc/version")
+	// The last match: the compiler's version ("gcc-10 (Debian 10.2.1-6)")
+	// comes first.
+	if m := debianVersion.FindAllSubmatch(b, -1); m != nil {
+		return parseVersion(string(m[len(m)-1][1]))
+	}
+	return parseVersion(kernelRelease())
+}
+
+var debianVersion = regexp.MustCompile(`Debian (\d+\.\d+\.\d+)`)
+
+func parseVersion(s string) (v [3]int) {
+	for i, f := range strings.SplitN(s, ".", 3) {
+		n := 0
+		for _, c := range f {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		v[i] = n
+	}
+	return v
+}
+
+// reqQueueFullFixed: inet_csk_reqsk_queue_is_full() tests qlen > max, not
+// qlen >= max (3479c7549fb1, v6.13, and its stable backports). Thresholds
+// from the stable branches' backports; seen in our VMs: 5.10.223 without,
+// 6.1.192 and 6.12.117 with.
+func reqQueueFullFixed(v [3]int) bool {
+	minor := map[[2]int]int{{6, 12}: 10, {6, 6}: 70, {6, 1}: 125, {5, 15}: 177, {5, 10}: 234}
+	if z, ok := minor[[2]int{v[0], v[1]}]; ok {
+		return v[2] >= z
+	}
+	return v[0] > 6 || (v[0] == 6 && v[1] >= 13)
 }

@@ -14,9 +14,10 @@ import (
 )
 
 type tpEnqueued struct {
-	_        structs.HostLayout
-	TimeNs   uint64
-	Listener uint64
+	_           structs.HostLayout
+	TimeNs      uint64
+	Listener    uint64
+	ListenerIno uint64
 }
 
 type tpPendingChild struct {
@@ -26,6 +27,28 @@ type tpPendingChild struct {
 	Netns  uint32
 	Lport  uint16
 	_      [2]byte
+}
+
+type tpSynqConfig struct {
+	_                  structs.HostLayout
+	WakeupBytes        uint64
+	PerCpuOffset       uint64
+	Rcv4Lo             uint64
+	Rcv4Hi             uint64
+	Rcv6Lo             uint64
+	Rcv6Hi             uint64
+	FilterNetns        uint32
+	KindsMask          uint32
+	SampleEvery        uint32
+	MibListenOverflows uint32
+	MibReqqFullDrop    uint32
+	FilterPort         uint16
+	HaveDataReady      uint8
+	AcceptByFd         uint8
+	TrackAccept        uint8
+	HaveFloodAction    uint8
+	SynqFullGe         uint8
+	Pad                [5]uint8
 }
 
 type tpSynqCounter uint32
@@ -124,6 +147,7 @@ const (
 	tpMapPending            = "pending"
 	tpMapSampleCtr          = "sample_ctr"
 	tpProgTpDataReady       = "tp_data_ready"
+	tpProgTpDestroySock     = "tp_destroy_sock"
 	tpProgTpEnterAccept     = "tp_enter_accept"
 	tpProgTpEnterAccept4    = "tp_enter_accept4"
 	tpProgTpExitAccept      = "tp_exit_accept"
@@ -131,17 +155,7 @@ const (
 	tpProgTpKfreeSkb        = "tp_kfree_skb"
 	tpProgTpSetState        = "tp_set_state"
 	tpProgTpSynackRetrans   = "tp_synack_retrans"
-	tpVarAcceptByFd         = "accept_by_fd"
-	tpVarFilterNetns        = "filter_netns"
-	tpVarFilterPort         = "filter_port"
-	tpVarHaveDataReady      = "have_data_ready"
-	tpVarKindsMask          = "kinds_mask"
-	tpVarRcv4Hi             = "rcv4_hi"
-	tpVarRcv4Lo             = "rcv4_lo"
-	tpVarRcv6Hi             = "rcv6_hi"
-	tpVarRcv6Lo             = "rcv6_lo"
-	tpVarSampleEvery        = "sample_every"
-	tpVarTrackAccept        = "track_accept"
+	tpVarSynqCfg            = "synq_cfg"
 	tpVarUnusedSynqCounter  = "unused_synq_counter"
 	tpVarUnusedSynqCounts   = "unused_synq_counts"
 	tpVarUnusedSynqEvent    = "unused_synq_event"
@@ -150,7 +164,6 @@ const (
 	tpVarUnusedSynqListener = "unused_synq_listener"
 	tpVarUnusedSynqMax      = "unused_synq_max"
 	tpVarUnusedSynqReason   = "unused_synq_reason"
-	tpVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadTp returns the embedded CollectionSpec for tp.
@@ -196,6 +209,7 @@ type tpSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type tpProgramSpecs struct {
 	TpDataReady     *ebpf.ProgramSpec `ebpf:"tp_data_ready"`
+	TpDestroySock   *ebpf.ProgramSpec `ebpf:"tp_destroy_sock"`
 	TpEnterAccept   *ebpf.ProgramSpec `ebpf:"tp_enter_accept"`
 	TpEnterAccept4  *ebpf.ProgramSpec `ebpf:"tp_enter_accept4"`
 	TpExitAccept    *ebpf.ProgramSpec `ebpf:"tp_exit_accept"`
@@ -225,17 +239,7 @@ type tpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tpVariableSpecs struct {
-	AcceptByFd         *ebpf.VariableSpec `ebpf:"accept_by_fd"`
-	FilterNetns        *ebpf.VariableSpec `ebpf:"filter_netns"`
-	FilterPort         *ebpf.VariableSpec `ebpf:"filter_port"`
-	HaveDataReady      *ebpf.VariableSpec `ebpf:"have_data_ready"`
-	KindsMask          *ebpf.VariableSpec `ebpf:"kinds_mask"`
-	Rcv4Hi             *ebpf.VariableSpec `ebpf:"rcv4_hi"`
-	Rcv4Lo             *ebpf.VariableSpec `ebpf:"rcv4_lo"`
-	Rcv6Hi             *ebpf.VariableSpec `ebpf:"rcv6_hi"`
-	Rcv6Lo             *ebpf.VariableSpec `ebpf:"rcv6_lo"`
-	SampleEvery        *ebpf.VariableSpec `ebpf:"sample_every"`
-	TrackAccept        *ebpf.VariableSpec `ebpf:"track_accept"`
+	SynqCfg            *ebpf.VariableSpec `ebpf:"synq_cfg"`
 	UnusedSynqCounter  *ebpf.VariableSpec `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.VariableSpec `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.VariableSpec `ebpf:"unused_synq_event"`
@@ -244,7 +248,6 @@ type tpVariableSpecs struct {
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
 	UnusedSynqMax      *ebpf.VariableSpec `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
-	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // tpObjects contains all objects after they have been loaded into the kernel.
@@ -298,17 +301,7 @@ func (m *tpMaps) Close() error {
 //
 // It can be passed to loadTpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tpVariables struct {
-	AcceptByFd         *ebpf.Variable `ebpf:"accept_by_fd"`
-	FilterNetns        *ebpf.Variable `ebpf:"filter_netns"`
-	FilterPort         *ebpf.Variable `ebpf:"filter_port"`
-	HaveDataReady      *ebpf.Variable `ebpf:"have_data_ready"`
-	KindsMask          *ebpf.Variable `ebpf:"kinds_mask"`
-	Rcv4Hi             *ebpf.Variable `ebpf:"rcv4_hi"`
-	Rcv4Lo             *ebpf.Variable `ebpf:"rcv4_lo"`
-	Rcv6Hi             *ebpf.Variable `ebpf:"rcv6_hi"`
-	Rcv6Lo             *ebpf.Variable `ebpf:"rcv6_lo"`
-	SampleEvery        *ebpf.Variable `ebpf:"sample_every"`
-	TrackAccept        *ebpf.Variable `ebpf:"track_accept"`
+	SynqCfg            *ebpf.Variable `ebpf:"synq_cfg"`
 	UnusedSynqCounter  *ebpf.Variable `ebpf:"unused_synq_counter"`
 	UnusedSynqCounts   *ebpf.Variable `ebpf:"unused_synq_counts"`
 	UnusedSynqEvent    *ebpf.Variable `ebpf:"unused_synq_event"`
@@ -317,7 +310,6 @@ type tpVariables struct {
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
 	UnusedSynqMax      *ebpf.Variable `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`
-	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // tpPrograms contains all programs after they have been loaded into the kernel.
@@ -325,6 +317,7 @@ type tpVariables struct {
 // It can be passed to loadTpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tpPrograms struct {
 	TpDataReady     *ebpf.Program `ebpf:"tp_data_ready"`
+	TpDestroySock   *ebpf.Program `ebpf:"tp_destroy_sock"`
 	TpEnterAccept   *ebpf.Program `ebpf:"tp_enter_accept"`
 	TpEnterAccept4  *ebpf.Program `ebpf:"tp_enter_accept4"`
 	TpExitAccept    *ebpf.Program `ebpf:"tp_exit_accept"`
@@ -337,6 +330,7 @@ type tpPrograms struct {
 func (p *tpPrograms) Close() error {
 	return _TpClose(
 		p.TpDataReady,
+		p.TpDestroySock,
 		p.TpEnterAccept,
 		p.TpEnterAccept4,
 		p.TpExitAccept,

@@ -160,9 +160,9 @@ func loadKernelBTF(path string) (*btf.Spec, *btf.Cache, error) {
 		}
 		return s, cache, nil
 	}
-	s, err := btf.LoadSpec(path)
+	s, err := loadBTFFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w at %s: %v", ErrNoBTF, path, err)
+		return nil, nil, err
 	}
 	return s, cache, nil
 }
@@ -222,7 +222,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 	if note := ensureTracefs(); note != "" {
 		t.info.Notes = append(t.info.Notes, note)
 	}
-	f := probeKernel(kspec)
+	f := probeKernel(kspec, kernelVersion())
 	f.wantAccept = cfg.Kinds == nil || slices.Contains(cfg.Kinds, KindAccept) || cfg.AcceptLatency
 	f.synFloodAction = f.synFloodAction && t.haveSymbol("tcp_syn_flood_action")
 	t.info.features = f
@@ -284,41 +284,15 @@ func Open(cfg Config) (t *Tracer, err error) {
 
 // configure sets the load-time constants and creates the maps all objects share.
 func (t *Tracer) configure(f kernelFeatures) error {
-	var mask uint32
-	if t.cfg.Kinds == nil {
-		mask = ^uint32(0)
-	}
-	for _, k := range t.cfg.Kinds {
-		mask |= 1 << k
-	}
-	ranges, _ := t.rcvRanges()
-	perCPU := uint64(0)
-	if f.mibListenOverflows != 0 && f.mibReqQFullDrop != 0 {
-		perCPU = t.symbols()["__per_cpu_offset"].lo
-	}
-	t.info.ExactDropReasons = perCPU != 0
+	c := loadConfig(t.cfg, f, t.symbols())
+	t.info.ExactDropReasons = c.PerCpuOffset != 0
 	for name, spec := range t.specs {
-		set := func(v string, val any) error {
-			if vs, ok := spec.Variables[v]; ok {
-				if err := vs.Set(val); err != nil {
-					return fmt.Errorf("%s: set %s: %w", name, v, err)
-				}
-			}
-			return nil
+		v, err := configVariable(name, spec)
+		if err != nil {
+			return fmt.Errorf("%s object: %w", name, err)
 		}
-		for v, val := range map[string]any{
-			"filter_netns": t.cfg.Netns, "filter_port": t.cfg.Port,
-			"kinds_mask": mask, "wakeup_bytes": t.cfg.WakeupBytes, "sample_every": t.cfg.SampleEvery,
-			"rcv4_lo": ranges["tcp_v4_rcv"].lo, "rcv4_hi": ranges["tcp_v4_rcv"].hi,
-			"rcv6_lo": ranges["tcp_v6_rcv"].lo, "rcv6_hi": ranges["tcp_v6_rcv"].hi,
-			"have_data_ready": f.dataReady, "accept_by_fd": !f.dataReady, "track_accept": f.wantAccept, "have_flood_action": f.synFloodAction,
-			"synq_full_ge":   !reqQueueFullFixed(kernelVersion()),
-			"per_cpu_offset": perCPU, "mib_listen_overflows": f.mibListenOverflows,
-			"mib_reqq_full_drop": f.mibReqQFullDrop,
-		} {
-			if err := set(v, val); err != nil {
-				return err
-			}
+		if err := v.Set(c); err != nil {
+			return fmt.Errorf("%s object: set %s: %w", name, v.Name, err)
 		}
 		if ms, ok := spec.Maps["events"]; ok {
 			ms.MaxEntries = uint32(t.cfg.RingBytes)

@@ -55,7 +55,11 @@ func tracerConfig(c *cli.Context, kinds []tracer.Kind) (cfg tracer.Config, only 
 	if err != nil {
 		return tracer.Config{}, nil, err
 	}
-	cfg = tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: c.String("btf"),
+	btf, err := btfPath(c)
+	if err != nil {
+		return tracer.Config{}, nil, err
+	}
+	cfg = tracer.Config{Tier: tier, Port: port, Kinds: kinds, BTFPath: btf,
 		WakeupBytes: wakeupBytes, PollInterval: pollInterval}
 	if c.IsSet("sample") {
 		if cfg.SampleEvery, err = sampleEvery(c); err != nil {
@@ -144,5 +148,6 @@ func parseKinds(v string) ([]tracer.Kind, error) {
 
 // env is what every command shares: where it writes, --btf, --verbose.
 func env(c *cli.Context) command.Env {
-	return command.Env{Stdout: c.App.Writer, Stderr: c.App.ErrWriter, BTF: c.String("btf"), Verbose: c.Bool("verbose")}
+	return command.Env{Stdout: c.App.Writer, Stderr: c.App.ErrWriter, BTF: c.String("btf"), Verbose: c.Bool("verbose"),
+		Interrupted: c.Context.Done()}
 }

@@ -32,5 +32,8 @@ func runListeners(c *cli.Context) error {
 	if nsSet {
 		only = &ns
 	}
+	if _, err := btfPath(c); err != nil {
+		return err
+	}
 	return command.Listeners(env(c), command.ListenersOptions{Format: format, Port: port, Only: only})
 }

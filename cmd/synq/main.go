@@ -66,6 +66,7 @@ func newApp() *cli.App {
 	}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = app.OnUsageError
+		cmd.Flags = strictFlags(cmd.Flags)
 	}
 	app.Action = func(c *cli.Context) error {
 		if c.NArg() > 0 {

@@ -73,6 +73,9 @@ func checkListen(addr string) (loopback bool, err error) {
 	if host == "localhost" {
 		return true, nil
 	}
+	if err := checkListenHost(host); err != nil {
+		return false, usagef("invalid --listen %q: %v", addr, err)
+	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback(), nil
 }

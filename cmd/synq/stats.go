@@ -22,7 +22,7 @@ func statsCommand() *cli.Command {
 			flagOutput,
 			flagNetns,
 			&cli.BoolFlag{Name: "all", Usage: "every counter of this kernel, plus known ones it lacks"},
-			&cli.DurationFlag{Name: "interval", Usage: "print rates every `DURATION` (e.g. 1s)"},
+			&cli.DurationFlag{Name: "interval", Usage: "print rates every `DURATION` (e.g. 1s; at least 100ms)"},
 			&cli.IntFlag{Name: "count", Usage: "with --interval, stop after `N` reports"},
 		},
 		Action: runStats,
@@ -35,8 +35,8 @@ func runStats(c *cli.Context) error {
 		return err
 	}
 	interval := c.Duration("interval")
-	if c.IsSet("interval") && interval <= 0 {
-		return usagef("invalid --interval %s: want a positive duration such as 1s", interval)
+	if c.IsSet("interval") && interval < minInterval {
+		return usagef("invalid --interval %s: want at least %s, e.g. 1s", interval, minInterval)
 	}
 	count := c.Int("count")
 	switch {

@@ -130,7 +130,7 @@ func TestStatsAll(t *testing.T) {
 }
 
 func TestStatsJSONInterval(t *testing.T) {
-	code, out, stderr := runCommand(statsCommand(), "--output", "json", "--interval", "50ms", "--count", "2",
+	code, out, stderr := runCommand(statsCommand(), "--output", "json", "--interval", "100ms", "--count", "2",
 		"Tcp.InSegs", "Tcp.CurrEstab", "TcpExt.TCPDirectCopyFromBacklog")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)

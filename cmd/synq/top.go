@@ -14,7 +14,7 @@ func topCommand() *cli.Command {
 		Usage: "live table of every listener: SYN, accept and drop rates by reason, queues now/peak/max, accept latency",
 		Flags: []cli.Flag{
 			flagOutput, flagSample, flagNetns, flagPort, flagBTF,
-			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "refresh every"},
+			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "refresh every (at least 100ms)"},
 			&cli.BoolFlag{Name: "once", Usage: "print one refresh after --interval and exit"},
 			&cli.StringFlag{Name: "sort", Value: string(aggregate.SortDrops), Usage: "drops, syn, accepts, latency or queue"},
 			flagTier,
@@ -32,8 +32,8 @@ func runTop(c *cli.Context) error {
 		return err
 	}
 	interval := c.Duration("interval")
-	if interval <= 0 {
-		return usagef("invalid --interval %v: must be positive", interval)
+	if interval < minInterval {
+		return usagef("invalid --interval %v: want at least %s", interval, minInterval)
 	}
 	key, err := aggregate.ParseSortKey(c.String("sort"))
 	if err != nil {

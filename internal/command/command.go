@@ -21,6 +21,9 @@ type Env struct {
 	Stderr  io.Writer // diagnostics: the tier, summaries, warnings
 	BTF     string    // --btf: the kernel's BTF file, "" for the default
 	Verbose bool      // --verbose: every hook and why better tiers were skipped
+	// Interrupted is closed on Ctrl-C (SIGTERM, SIGHUP): a load (BTF, the
+	// verifier) in progress is abandoned. nil: loads are waited for.
+	Interrupted <-chan struct{}
 }
 
 // ringDrainWait lets the ring-buffer reader (which polls every 100 ms) deliver
@@ -30,7 +33,7 @@ const ringDrainWait = 150 * time.Millisecond
 // openTracer opens the tracer (cfg from tracerConfig) and says which tier it
 // picked.
 func openTracer(env Env, cfg tracer.Config) (*tracer.Tracer, error) {
-	tr, err := openTracerQuiet(cfg)
+	tr, err := openTracerQuiet(env, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -40,8 +43,8 @@ func openTracer(env Env, cfg tracer.Config) (*tracer.Tracer, error) {
 
 // openTracerQuiet opens without the "attached" line, for callers that set
 // up more (baselines) before saying so.
-func openTracerQuiet(cfg tracer.Config) (*tracer.Tracer, error) {
-	tr, err := tracer.Open(cfg)
+func openTracerQuiet(env Env, cfg tracer.Config) (*tracer.Tracer, error) {
+	tr, err := whileLoading(env.Interrupted, func() (*tracer.Tracer, error) { return tracer.Open(cfg) })
 	if err != nil {
 		return nil, kernelErr(err)
 	}
@@ -51,7 +54,8 @@ func openTracerQuiet(cfg tracer.Config) (*tracer.Tracer, error) {
 // kernelErr words tracer errors for the operator.
 func kernelErr(err error) error {
 	switch {
-	case errors.Is(err, tracer.ErrPrivileges), errors.Is(err, tracer.ErrNoBTF):
+	case errors.Is(err, tracer.ErrPrivileges), errors.Is(err, tracer.ErrNoBTF), errors.Is(err, tracer.ErrBTFFile),
+		errors.Is(err, errInterrupted):
 		return err
 	}
 	return fmt.Errorf("attach to the kernel: %w", err)

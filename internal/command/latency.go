@@ -99,7 +99,10 @@ func Latency(ctx context.Context, env Env, o LatencyOptions) error {
 		return err
 	}
 
-	ls, err := snapshotAll(env, only)
+	// After the run, which Ctrl-C may have ended: not interrupted by it.
+	after := env
+	after.Interrupted = nil
+	ls, err := snapshotAll(after, only)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "synq: no listener snapshot (no owners; listeners without streamed events left out): %v\n", err)
 	}

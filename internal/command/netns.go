@@ -41,7 +41,7 @@ func reportOnce(env Env) func(string) {
 // snapshotAll lists listeners in the given namespaces (all when nil), and
 // says once on stderr which namespaces it could not list, and why.
 func snapshotAll(env Env, only *netns.NS) ([]tracer.Listener, error) {
-	snap, err := tracer.NewSnapshotter(env.BTF)
+	snap, err := newSnapshotter(env)
 	if err != nil {
 		return nil, kernelErr(err)
 	}

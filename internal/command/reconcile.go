@@ -33,7 +33,7 @@ const trackEvery = time.Second
 // it also reports periodically. When it cannot, it says so and returns nil:
 // tracing goes on without it.
 func startReconcile(env Env, tr *tracer.Tracer, traced *ledger.Namespace, port uint16, every time.Duration) *reconciling {
-	snap, err := tracer.NewSnapshotter(env.BTF)
+	snap, err := newSnapshotter(env)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "synq: no reconciliation with the kernel's counters: %v\n", err)
 		return nil

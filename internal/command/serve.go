@@ -46,7 +46,7 @@ func Serve(ctx context.Context, env Env, o ServeOptions) error {
 		return err
 	}
 	defer tr.Close()
-	snap, err := tracer.NewSnapshotter(env.BTF)
+	snap, err := newSnapshotter(env)
 	if err != nil {
 		return kernelErr(err)
 	}

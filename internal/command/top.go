@@ -32,7 +32,7 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 	// (16 wakeup batches) is plenty for that, and the ring is mapped twice
 	// into synq's memory: the default 4 MiB would be 8 MiB of its RSS.
 	cfg.RingBytes = 1 << 20
-	snap, err := tracer.NewSnapshotter(env.BTF)
+	snap, err := newSnapshotter(env)
 	if err != nil {
 		return kernelErr(err)
 	}
@@ -55,7 +55,7 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 	// hand it back before the next load and before the run, so that the
 	// peaks do not add up in RSS.
 	debug.FreeOSMemory()
-	tr, err := openTracerQuiet(cfg)
+	tr, err := openTracerQuiet(env, cfg)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package command
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -71,16 +70,15 @@ func streamEvents(ctx context.Context, env Env, d time.Duration, tr *tracer.Trac
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	// 64 KiB: one write(2) per ~250 JSON lines in a storm, not per 16.
-	out := bufio.NewWriterSize(env.Stdout, 64<<10)
+	out := traceOutput(env.Stdout)
 	ew := render.NewEventWriter(out, format)
 	if err := ew.Header(); err != nil {
 		return nil, err
 	}
+	if err := out.Flush(); err != nil { // the header at once, events or not
+		return nil, fmt.Errorf("write output: %w", err)
+	}
 	byKind := map[tracer.Kind]uint64{}
-	// Flush at least every poll so a terminal sees events promptly.
-	flush := time.NewTicker(200 * time.Millisecond)
-	defer flush.Stop()
 	var mu sync.Mutex // out: events here, JSON reports from rec's goroutine
 	var werr error
 	// Periodic reports: JSON between the event lines, text on stderr once
@@ -106,11 +104,6 @@ func streamEvents(ctx context.Context, env Env, d time.Duration, tr *tracer.Trac
 		mu.Lock()
 		if werr == nil {
 			werr = ew.Write(ev)
-		}
-		select {
-		case <-flush.C:
-			out.Flush()
-		default:
 		}
 		mu.Unlock()
 	})
