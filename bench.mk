@@ -16,7 +16,7 @@ BENCH_LABEL ?=
 
 bench-build:
 	@mkdir -p $(BENCH_DIR)
-	$(GO) build -o $(BENCH_SYNQ) ./cmd/synq
+	$(GOBUILD) -o $(BENCH_SYNQ) ./cmd/synq
 	$(GO) build -o $(BENCH_RUN) ./bench/cmd/synqbench
 
 bench-full: bench-build

@@ -14,7 +14,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; see
+// resolveVersion for builds without (cliux.go).
 var version = "dev"
 
 func main() {
@@ -59,8 +60,8 @@ func newApp() *cli.App {
 		},
 		// urfave/cli prints usage errors itself and exits 1 by default; we
 		// want one line and exit code 2 for every bad input.
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageErr(err)
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usageErr(flagValueErr(c.App, err))
 		},
 		HideHelpCommand: true,
 	}
@@ -68,6 +69,7 @@ func newApp() *cli.App {
 		cmd.OnUsageError = app.OnUsageError
 		cmd.Flags = strictFlags(cmd.Flags)
 	}
+	polishApp(app)
 	app.Action = func(c *cli.Context) error {
 		if c.NArg() > 0 {
 			return usagef("unknown command %q (see synq --help)", c.Args().First())

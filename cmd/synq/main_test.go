@@ -32,14 +32,14 @@ func TestBadInput(t *testing.T) {
 	}{
 		{[]string{"trace", "--port", "0"}, "invalid --port 0"},
 		{[]string{"trace", "--port", "70000"}, "invalid --port 70000"},
-		{[]string{"trace", "--port", "http"}, "invalid value \"http\""},
+		{[]string{"trace", "--port", "http"}, "--port: want an integer, got \"http\""},
 		{[]string{"trace", "--events", "syn,bogus"}, "unknown event kind \"bogus\""},
 		{[]string{"trace", "--tier", "uprobe"}, "unknown tier \"uprobe\""},
 		{[]string{"trace", "--output", "yaml"}, "unknown output \"yaml\""},
-		{[]string{"trace", "--duration", "soon"}, "invalid value \"soon\""},
+		{[]string{"trace", "--duration", "soon"}, "--duration: want a duration like 10s, got \"soon\""},
 		{[]string{"trace", "--duration", "-1s"}, "invalid --duration"},
 		{[]string{"trace", "--reconcile", "10ms"}, "invalid --reconcile 10ms"},
-		{[]string{"trace", "--reconcile", "often"}, "invalid value \"often\""},
+		{[]string{"trace", "--reconcile", "often"}, "--reconcile: want a duration like 10s, got \"often\""},
 		{[]string{"trace", "--netns", "no-such-netns"}, "netns \"no-such-netns\" does not exist"},
 		{[]string{"trace", "--netns", "4294967295"}, "does not exist"},
 		{[]string{"trace", "--bogus"}, "flag provided but not defined: -bogus"},
@@ -74,45 +74,49 @@ func TestKernelNoBTF(t *testing.T) {
 // listener in a private netns.
 func TestKernelTraceJSON(t *testing.T) {
 	ns, l := testListener(t, "synq-cli-test", 1)
+	// A second listener accepts its connections after a known delay:
+	// accept events with latency_ns.
+	const acceptDelay = 200 * time.Millisecond
+	srv := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 16)
+	// synq runs in its own process; the traffic starts once it has said it
+	// attached (how long attaching takes depends on the machine's load) and
+	// it is stopped with Ctrl-C once the traffic is over.
+	start := time.Now()
+	p := kerneltest.Start(t, kerneltest.Synq("trace --output json --netns synq-cli-test"))
+	if !p.Attached(t, time.Minute) {
+		t.Fatalf("synq exited before attaching: %v; stderr %q", p.Err(), p.Stderr.String())
+	}
+	overflowed := make(chan struct{})
 	go func() {
-		time.Sleep(1500 * time.Millisecond)
+		defer close(overflowed)
 		res, err := ns.DialMany(context.Background(), l.Addr().String(), 6, 1500*time.Millisecond, netlab.DelayHandshakeACK())
 		if err == nil {
 			time.Sleep(500 * time.Millisecond)
 			res.Close()
 		}
 	}()
-	// A second listener accepts its connections after a known delay:
-	// accept events with latency_ns.
-	const acceptDelay = 200 * time.Millisecond
-	srv := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 16)
-	accepted := make(chan error, 1)
-	go func() {
-		time.Sleep(time.Second)
-		res, err := ns.DialMany(context.Background(), srv.Addr().String(), 2, 1500*time.Millisecond)
+	res, err := ns.DialMany(context.Background(), srv.Addr().String(), 2, 1500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(acceptDelay)
+	for range 2 {
+		c, err := srv.Accept()
 		if err != nil {
-			accepted <- err
-			return
+			t.Fatal(err)
 		}
-		defer res.Close()
-		time.Sleep(acceptDelay)
-		for range 2 {
-			c, err := srv.Accept()
-			if err != nil {
-				accepted <- err
-				return
-			}
-			c.Close()
-		}
-		accepted <- nil
-	}()
-	start := time.Now()
-	code, stdout, stderr := runCLI("trace", "--output", "json", "--netns", "synq-cli-test", "--duration", "4s")
+		c.Close()
+	}
+	res.Close()
+	<-overflowed
+	time.Sleep(500 * time.Millisecond) // the last events reach the reader
+	if err := p.Cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	code := p.Wait(t, time.Minute)
+	stdout, stderr := p.Stdout.String(), p.Stderr.String()
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	if err := <-accepted; err != nil {
-		t.Fatal(err)
 	}
 	if !strings.Contains(stderr, " tier on Linux ") {
 		t.Errorf("stderr does not say which tier was picked: %q", stderr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -18,7 +19,8 @@ func serveCommand() *cli.Command {
 		Usage: "export per-listener drops, queues and accept latency as Prometheus metrics on /metrics",
 		Flags: []cli.Flag{
 			flagNetns, flagBTF,
-			&cli.StringFlag{Name: "listen", Value: defaultListen, Usage: "address for /metrics and /healthz; a non-loopback address exposes them to the network"},
+			&cli.StringFlag{Name: "web.listen-address", Aliases: []string{"listen"}, Value: defaultListen, Usage: "address for /metrics and /healthz; a non-loopback address exposes them to the network (protect them with --web.config.file)"},
+			&cli.StringFlag{Name: "web.config.file", Usage: "exporter-toolkit web configuration `FILE` (as node_exporter's): TLS, client certificates, basic auth; see docs/exporter.md"},
 			&cli.IntFlag{Name: "max-listeners", Value: 100, Usage: "listeners with series of their own (busiest first); the rest are summed into port=\"other\""},
 			&cli.DurationFlag{Name: "expire", Value: 5 * time.Minute, Usage: "keep exporting a listener this long after it closed (frozen, without queue gauges), then drop its series"},
 			flagTier,
@@ -32,8 +34,12 @@ func runServe(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	addr := c.String("listen")
+	addr := c.String("web.listen-address")
 	loopback, err := checkListen(addr)
+	if err != nil {
+		return err
+	}
+	webCfg, err := loadWebConfig(c.String("web.config.file"))
 	if err != nil {
 		return err
 	}
@@ -57,24 +63,26 @@ func runServe(c *cli.Context) error {
 	cfg.RingBytes = 256 << 10
 
 	return command.Serve(c.Context, env(c), command.ServeOptions{Addr: addr, Loopback: loopback,
-		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version})
+		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version,
+		Web: command.WebServing{Protected: webCfg.protected(), Scheme: webCfg.scheme(), Describe: webCfg.describe(),
+			Serve: func(srv *http.Server, ln net.Listener) error { return webCfg.serve(srv, ln, c.App.ErrWriter) }}})
 }
 
-// checkListen validates --listen and says whether it is loopback only.
+// checkListen validates --web.listen-address and says whether it is loopback only.
 // "localhost" counts as loopback; an empty host (":9464") is every address.
 func checkListen(addr string) (loopback bool, err error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return false, usagef("invalid --listen %q: want host:port, e.g. %s", addr, defaultListen)
+		return false, usagef("invalid --web.listen-address %q: want host:port, e.g. %s", addr, defaultListen)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return false, usagef("invalid --listen %q: port must be 0-65535", addr)
+		return false, usagef("invalid --web.listen-address %q: port must be 0-65535", addr)
 	}
 	if host == "localhost" {
 		return true, nil
 	}
 	if err := checkListenHost(host); err != nil {
-		return false, usagef("invalid --listen %q: %v", addr, err)
+		return false, usagef("invalid --web.listen-address %q: %v", addr, err)
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback(), nil

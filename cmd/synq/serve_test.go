@@ -66,12 +66,17 @@ func TestServeBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--listen", "9464"}, "invalid --listen \"9464\""},
+		{[]string{"--listen", "9464"}, "invalid --web.listen-address \"9464\""},
+		{[]string{"--web.listen-address", "9464"}, "invalid --web.listen-address \"9464\""},
+		{[]string{"--web.config.file", "/nonexistent/web.yml"}, "invalid --web.config.file /nonexistent/web.yml: no such file or directory"},
+		{[]string{"--web.config.file", writeTemp(t, "web.yml", "tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /nonexistent.key\n")}, "invalid --web.config.file"},
+		{[]string{"--web.config.file", writeTemp(t, "web.yml", "basic_auth_users:\n  bob: not-a-bcrypt-hash\n")}, "invalid --web.config.file"},
+		{[]string{"--web.config.file", writeTemp(t, "web.yml", "no_such_key: 1\n")}, "invalid --web.config.file"},
 		{[]string{"--listen", "127.0.0.1:99999"}, "port must be 0-65535"},
 		{[]string{"--listen", "127.0.0.1:http"}, "port must be 0-65535"},
 		{[]string{"--max-listeners", "0"}, "invalid --max-listeners 0"},
 		{[]string{"--expire", "0s"}, "invalid --expire 0s"},
-		{[]string{"--expire", "soon"}, "invalid value \"soon\""},
+		{[]string{"--expire", "soon"}, "--expire: want a duration like 10s, got \"soon\""},
 		{[]string{"--tier", "uprobe"}, "unknown tier \"uprobe\""},
 		{[]string{"--netns", "no-such-netns"}, "netns \"no-such-netns\" does not exist"},
 		{[]string{"extra"}, "takes no arguments"},
@@ -106,8 +111,15 @@ func TestServeNonLoopbackWarns(t *testing.T) {
 	var stderr kerneltest.Buffer
 	code := serveCLI(context.Background(), &stderr, "--listen", "0.0.0.0:0", "--btf", filepath.Join(t.TempDir(), "missing"))
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	if code != 1 || len(lines) != 2 || !strings.Contains(lines[0], "warning: --listen 0.0.0.0:0 is not a loopback address") {
+	if code != 1 || len(lines) != 2 || !strings.Contains(lines[0], "warning: --web.listen-address 0.0.0.0:0 is not a loopback address") {
 		t.Errorf("exit %d, stderr %q: want exit 1, the warning, then the failure", code, stderr.String())
+	}
+	// Protected by basic auth: no warning, only the failure.
+	stderr = kerneltest.Buffer{}
+	cfg := writeTemp(t, "web.yml", "basic_auth_users:\n  prometheus: "+bcryptHash(t, "secret")+"\n")
+	code = serveCLI(context.Background(), &stderr, "--web.listen-address", "0.0.0.0:0", "--web.config.file", cfg, "--btf", filepath.Join(t.TempDir(), "missing"))
+	if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); code != 1 || len(lines) != 1 || strings.Contains(lines[0], "warning") {
+		t.Errorf("with basic auth: exit %d, stderr %q: want exit 1 and only the failure", code, stderr.String())
 	}
 }
 
@@ -164,16 +176,23 @@ func freePort(t *testing.T) string {
 // every second, with its storage in a temporary directory.
 func startPrometheus(t *testing.T, bin, target string) string {
 	t.Helper()
+	return startPrometheusWith(t, bin, fmt.Sprintf(`  - job_name: synq
+    static_configs:
+      - targets: [%q]
+`, target))
+}
+
+// startPrometheusWith runs a private Prometheus with these scrape_configs
+// entries, every second.
+func startPrometheusWith(t *testing.T, bin, scrapeConfigs string) string {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
+	if err := os.WriteFile(cfg, []byte(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
 scrape_configs:
-  - job_name: synq
-    static_configs:
-      - targets: [%q]
-`, target)), 0o644); err != nil {
+`+scrapeConfigs), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	addr := freePort(t)
@@ -295,7 +314,7 @@ func waitQuery(t *testing.T, base, q string, timeout time.Duration, ok func(floa
 	}
 }
 
-// startServe runs `synq serve --listen 127.0.0.1:0 args...` (on
+// startServe runs `synq serve --web.listen-address 127.0.0.1:0 args...` (on
 // SYNQ_TEST_TIER's tier, if set) until the test ends, and returns the
 // address it serves on.
 func startServe(t *testing.T, args ...string) string {
@@ -303,7 +322,7 @@ func startServe(t *testing.T, args ...string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr kerneltest.Buffer
 	done := make(chan int, 1)
-	args = append([]string{"--listen", "127.0.0.1:0"}, args...)
+	args = append([]string{"--web.listen-address", "127.0.0.1:0"}, args...)
 	args = append(args, kerneltest.TierArgs()...)
 	go func() { done <- serveCLI(ctx, &stderr, args...) }()
 	t.Cleanup(func() {
@@ -317,7 +336,7 @@ func startServe(t *testing.T, args ...string) string {
 			t.Errorf("synq serve did not stop within 10s of cancel")
 		}
 	})
-	serving := regexp.MustCompile(`serving metrics on http://([^/]+)/metrics`)
+	serving := regexp.MustCompile(`serving metrics on https?://([^/]+)/metrics`)
 	var target string
 	for deadline := time.Now().Add(15 * time.Second); target == ""; time.Sleep(50 * time.Millisecond) {
 		if m := serving.FindStringSubmatch(stderr.String()); m != nil {

@@ -28,7 +28,7 @@ func runCommand(cmd *cli.Command, args ...string) (code int, stdout, stderr stri
 		Name:     "synq",
 		Commands: []*cli.Command{cmd},
 		Writer:   &o, ErrWriter: &e,
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageErr(err) },
+		OnUsageError: func(c *cli.Context, err error, _ bool) error { return usageErr(flagValueErr(c.App, err)) },
 	}
 	cmd.OnUsageError = app.OnUsageError
 	if err := app.RunContext(context.Background(), append([]string{"synq", cmd.Name}, args...)); err != nil {
@@ -59,7 +59,7 @@ func TestStatsBadInput(t *testing.T) {
 		"--output yaml":              `unknown output "yaml"`,
 		"--interval 0s":              "invalid --interval 0s",
 		"--interval -1s":             "invalid --interval -1s",
-		"--interval soon":            `invalid value "soon"`,
+		"--interval soon":            `--interval: want a duration like 10s, got "soon"`,
 		"--count -1 --interval 1s":   "invalid --count -1",
 		"--count 2":                  "--count needs --interval",
 		"--all ListenOverflows":      "--all takes no counter names",

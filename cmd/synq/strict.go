@@ -31,6 +31,20 @@ func strictFlags(flags []cli.Flag) []cli.Flag {
 	return out
 }
 
+// unwrapFlag is the urfave/cli flag inside a strict wrapper (f itself
+// otherwise).
+func unwrapFlag(f cli.Flag) cli.Flag {
+	switch s := f.(type) {
+	case strictString:
+		return s.StringFlag
+	case strictInt:
+		return s.IntFlag
+	case strictDuration:
+		return s.DurationFlag
+	}
+	return f
+}
+
 type strictString struct{ *cli.StringFlag }
 
 func (f strictString) Apply(set *flag.FlagSet) error {

@@ -58,7 +58,52 @@ func TestSystemdHardening(t *testing.T) {
 	if got := service["LimitMEMLOCK"]; len(got) != 1 || got[0] != "infinity" {
 		t.Errorf("LimitMEMLOCK=%v, want infinity: kernels before 5.11 charge BPF maps to it, and CAP_SYS_RESOURCE is not in the bounding set", got)
 	}
-	if got := strings.Join(service["ExecStart"], " "); !strings.Contains(got, " serve") || !strings.Contains(got, "--listen 127.0.0.1:") {
-		t.Errorf("ExecStart=%s: want synq serve on loopback", got)
+	// Arguments from an environment file, as packaged exporters do.
+	if got := strings.Join(service["ExecStart"], " "); got != "/usr/local/bin/synq serve $SYNQ_ARGS" {
+		t.Errorf("ExecStart=%s: want synq serve $SYNQ_ARGS", got)
 	}
+	if got := service["EnvironmentFile"]; len(got) != 1 || got[0] != "-/etc/default/synq" {
+		t.Errorf("EnvironmentFile=%v: want -/etc/default/synq (optional: without it synq serves on loopback)", got)
+	}
+	args := defaultArgs(t)
+	if !slices.Contains(args, "--web.listen-address=127.0.0.1:9464") {
+		t.Errorf("synq.default SYNQ_ARGS=%v: want synq serve on loopback", args)
+	}
+	// Every flag in it is one synq serve has.
+	if flags := serveFlags(t); flags != nil {
+		for _, a := range args {
+			name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+			if !strings.HasPrefix(a, "--") || !slices.Contains(flags, name) {
+				t.Errorf("synq.default SYNQ_ARGS has %q: synq serve has no such flag (%v)", a, flags)
+			}
+		}
+	}
+}
+
+// defaultArgs reads SYNQ_ARGS from deploy/systemd/synq.default: one
+// assignment, double-quoted, words split on spaces as systemd splits $VAR.
+func defaultArgs(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../systemd/synq.default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k != "SYNQ_ARGS" || len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+			t.Fatalf("synq.default: %q: want only SYNQ_ARGS=\"...\"", line)
+		}
+		args = strings.Fields(v[1 : len(v)-1])
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("synq.default sets SYNQ_ARGS %d times, want once", n)
+	}
+	return args
 }

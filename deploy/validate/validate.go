@@ -346,12 +346,12 @@ func (c *checker) args(name string, ct corev1.Container, ports map[string]int32)
 		if c.p.ServeFlags != nil && !slices.Contains(c.p.ServeFlags, flag) {
 			c.errorf("%s: synq serve has no flag --%s (it has %v)", name, flag, c.p.ServeFlags)
 		}
-		if flag == "listen" {
+		if flag == "listen" || flag == "web.listen-address" {
 			listen = val
 		}
 	}
 	if listen == "" {
-		c.errorf("%s: no --listen: synq would serve on loopback, out of Prometheus' reach", name)
+		c.errorf("%s: no --web.listen-address: synq would serve on loopback, out of Prometheus' reach", name)
 		return
 	}
 	i := strings.LastIndex(listen, ":")
@@ -360,12 +360,12 @@ func (c *checker) args(name string, ct corev1.Container, ports map[string]int32)
 		found = found || fmt.Sprint(p) == listen[i+1:]
 	}
 	if i < 0 || !found {
-		c.errorf("%s: --listen %s is on no declared container port", name, listen)
+		c.errorf("%s: --web.listen-address %s is on no declared container port", name, listen)
 	}
 	if host := listen[:max(i, 0)]; strings.HasPrefix(host, "$(") {
 		env := strings.TrimSuffix(strings.TrimPrefix(host, "$("), ")")
 		if !slices.ContainsFunc(ct.Env, func(e corev1.EnvVar) bool { return e.Name == env }) {
-			c.errorf("%s: --listen uses $(%s), which the container does not define", name, env)
+			c.errorf("%s: --web.listen-address uses $(%s), which the container does not define", name, env)
 		}
 	}
 }
@@ -417,11 +417,21 @@ func hasPort(d *appsv1.DaemonSet, name string) bool {
 func FlagsFromHelp(help []byte) []string {
 	var out []string
 	for _, line := range bytes.Split(help, []byte("\n")) {
-		if m := helpFlag.FindSubmatch(line); m != nil {
+		// "   --web.listen-address value, --listen value  usage": every
+		// name before the usage column, aliases included.
+		if !helpFlag.Match(line) {
+			continue
+		}
+		names, _, _ := bytes.Cut(bytes.TrimSpace(line), []byte("  "))
+		names, _, _ = bytes.Cut(names, []byte("\t"))
+		for _, m := range helpName.FindAllSubmatch(names, -1) {
 			out = append(out, string(m[1]))
 		}
 	}
 	return out
 }
 
-var helpFlag = regexp.MustCompile(`^\s+--([a-z][a-z0-9-]*)`)
+var (
+	helpFlag = regexp.MustCompile(`^\s+--[a-z]`)
+	helpName = regexp.MustCompile(`--([a-z][a-z0-9.-]*)`)
+)

@@ -124,8 +124,9 @@ func TestPolicy(t *testing.T) {
 		{"no propagation", "              mountPropagation: HostToContainer\n", "", "HostToContainer"},
 		{"selector", "      labels:\n        app.kubernetes.io/name: synq\n        app.kubernetes.io/component: agent\n    spec:",
 			"      labels:\n        app.kubernetes.io/name: synq-agent\n        app.kubernetes.io/component: agent\n    spec:", "does not match"},
-		{"listen port", "--listen=$(NODE_IP):9464", "--listen=$(NODE_IP):9465", "no declared container port"},
-		{"listen env", "--listen=$(NODE_IP):9464", "--listen=$(POD_IP):9464", "$(POD_IP)"},
+		{"listen port", "--web.listen-address=$(NODE_IP):9464", "--web.listen-address=$(NODE_IP):9465", "no declared container port"},
+		{"listen env", "--web.listen-address=$(NODE_IP):9464", "--web.listen-address=$(POD_IP):9464", "$(POD_IP)"},
+		{"listen alias", "--web.listen-address=$(NODE_IP):9464", "--listen=$(NODE_IP):9465", "no declared container port"},
 		{"probe path", "path: /healthz", "path: /health", "want /healthz"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -153,9 +154,9 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestFlagsFromHelp(t *testing.T) {
-	help := "NAME:\n   synq serve - export ... see --netns\n\nOPTIONS:\n   --netns value  only this netns\n   --listen value  address (default: \"127.0.0.1:9464\")\n   --verbose, -v  report\n   --help, -h  show help\n"
+	help := "NAME:\n   synq serve - export ... see --netns\n\nOPTIONS:\n   --netns value  only this netns\n   --web.listen-address value, --listen value  address, see --netns (default: \"127.0.0.1:9464\")\n   --verbose, -v  report\n   --help, -h  show help\n"
 	got := strings.Join(FlagsFromHelp([]byte(help)), " ")
-	if got != "netns listen verbose help" {
+	if got != "netns web.listen-address listen verbose help" {
 		t.Errorf("FlagsFromHelp = %q", got)
 	}
 }

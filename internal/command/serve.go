@@ -18,13 +18,23 @@ import (
 
 // ServeOptions are serve's flags, checked.
 type ServeOptions struct {
-	Addr         string        // --listen
+	Addr         string        // --web.listen-address (--listen)
 	Loopback     bool          // Addr is loopback only
 	MaxListeners int           // --max-listeners
 	Expire       time.Duration // --expire
 	Tracer       tracer.Config // from tracerConfig, for exporter.Kinds
 	Only         *netns.NS     // --netns, nil for every namespace
 	Version      string        // synq's, for synq_build_info
+	Web          WebServing    // --web.config.file
+}
+
+// WebServing is how /metrics is served: exporter-toolkit's web config (TLS,
+// basic auth) in cmd/synq. The zero value is plain HTTP.
+type WebServing struct {
+	Protected bool   // TLS or basic auth
+	Scheme    string // "http" or "https"
+	Describe  string // " with TLS and basic auth", ...
+	Serve     func(*http.Server, net.Listener) error
 }
 
 // Serve exports the listeners' metrics on Addr until ctx ends.
@@ -37,8 +47,8 @@ func Serve(ctx context.Context, env Env, o ServeOptions) error {
 	}
 	defer ln.Close()
 	stderr := env.Stderr
-	if !o.Loopback {
-		fmt.Fprintf(stderr, "synq: warning: --listen %s is not a loopback address: /metrics and /healthz are reachable from the network, without TLS or authentication\n", addr)
+	if !o.Loopback && !o.Web.Protected {
+		fmt.Fprintf(stderr, "synq: warning: --web.listen-address %s is not a loopback address: /metrics and /healthz are reachable from the network, without TLS or authentication (see --web.config.file)\n", addr)
 	}
 
 	tr, err := openTracer(env, cfg)
@@ -106,10 +116,17 @@ func Serve(ctx context.Context, env Env, o ServeOptions) error {
 		return exp.Healthy()
 	}
 
-	srv := exporter.NewServer(reg, health, logger)
+	srv := exporter.NewServer(reg, health, logger, o.Version)
+	serve, scheme := o.Web.Serve, o.Web.Scheme
+	if serve == nil {
+		serve = func(srv *http.Server, ln net.Listener) error { return srv.Serve(ln) }
+	}
+	if scheme == "" {
+		scheme = "http"
+	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Fprintf(stderr, "synq: serving metrics on http://%s/metrics (reconciling with netns %s)\n", ln.Addr(), src.Reconciled())
+	go func() { serveErr <- serve(srv, ln) }()
+	fmt.Fprintf(stderr, "synq: serving metrics on %s://%s/metrics%s (reconciling with netns %s)\n", scheme, ln.Addr(), o.Web.Describe, src.Reconciled())
 
 	select {
 	case <-ctx.Done():

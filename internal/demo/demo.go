@@ -45,6 +45,19 @@ type Options struct {
 	HealthyBacklog int
 	ChurnEvery     time.Duration
 	ChurnBatch     int
+
+	// Acceptor runs a listener's accept loop ("slow" or "healthy"); nil
+	// runs it in this process (netlab.Serve). synq demo runs each in a
+	// process of its own, so events name the server, not synq.
+	Acceptor func(role string, l *netlab.Listener, cfg netlab.ServerConfig) (Acceptor, error)
+}
+
+// Acceptor is a running accept loop.
+type Acceptor interface {
+	// Accepts counts the connections accepted so far (after Stop: all).
+	Accepts() int64
+	// Stop ends the loop; the listener stays open.
+	Stop()
 }
 
 func (o *Options) defaults() {
@@ -105,8 +118,8 @@ type Demo struct {
 	ns      *netlab.Netns
 	slow    *netlab.Listener
 	healthy *netlab.Listener
-	slowSrv *netlab.Server
-	hlthSrv *netlab.Server
+	slowSrv Acceptor
+	hlthSrv Acceptor
 
 	cancel   context.CancelFunc
 	load     sync.WaitGroup
@@ -144,8 +157,25 @@ func Run(ctx context.Context, opts Options) (*Demo, error) {
 		ns.Close()
 		return nil, fmt.Errorf("demo listener: %w", err)
 	}
-	d.slowSrv = netlab.Serve(d.slow, netlab.ServerConfig{Delay: opts.SlowDelay, Jitter: opts.SlowJitter})
-	d.hlthSrv = netlab.Serve(d.healthy, netlab.ServerConfig{})
+	serve := opts.Acceptor
+	if serve == nil {
+		serve = func(_ string, l *netlab.Listener, cfg netlab.ServerConfig) (Acceptor, error) {
+			return netlab.Serve(l, cfg), nil
+		}
+	}
+	d.slowSrv, err = serve("slow", d.slow, netlab.ServerConfig{Delay: opts.SlowDelay, Jitter: opts.SlowJitter})
+	if err == nil {
+		d.hlthSrv, err = serve("healthy", d.healthy, netlab.ServerConfig{})
+	}
+	if err != nil {
+		if d.slowSrv != nil {
+			d.slowSrv.Stop()
+		}
+		d.slow.Close()
+		d.healthy.Close()
+		ns.Close()
+		return nil, fmt.Errorf("demo server: %w", err)
+	}
 
 	ctx, d.cancel = context.WithCancel(ctx)
 	d.load.Go(func() { d.burstLoop(ctx) })
@@ -238,6 +268,10 @@ func (d *Demo) stop() {
 		close(d.done)
 	})
 }
+
+// Stop ends load and acceptors and closes the listeners; the namespace
+// stays until Close, for its counters.
+func (d *Demo) Stop() { d.stop() }
 
 // Netns is the demo's network namespace.
 func (d *Demo) Netns() *netlab.Netns { return d.ns }

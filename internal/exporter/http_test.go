@@ -20,7 +20,7 @@ func serve(t *testing.T, e *Exporter, health func() error) string {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	srv := NewServer(reg, health, log.New(&logs, "", 0))
+	srv := NewServer(reg, health, log.New(&logs, "", 0), "1.2.3-test")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestServer(t *testing.T) {
 
 // A client that sends headers forever, or too many, is cut off.
 func TestServerLimits(t *testing.T) {
-	srv := NewServer(nil, nil, log.New(io.Discard, "", 0))
+	srv := NewServer(nil, nil, log.New(io.Discard, "", 0), "")
 	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 {
 		t.Fatalf("server without timeouts or header limit: %+v", srv)
 	}
