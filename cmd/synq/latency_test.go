@@ -266,7 +266,7 @@ func TestKernelLatencyExactMax(t *testing.T) {
 	name := fmt.Sprintf("synq-latmax-%d", os.Getpid())
 	ns, l := testListener(t, name, backlog)
 	run := func(format string) (out, stderr string, lo, hi time.Duration) {
-		r := startSynq("latency", "--duration", "1500ms", "--netns", name, "--output", format)
+		r := startSynq(append([]string{"latency", "--duration", "1500ms", "--netns", name, "--output", format}, kerneltest.TierArgs()...)...)
 		r.attached(t)
 		lo, hi = holdAccepts(t, ns, l, n, hold)
 		r.wait(t, 10*time.Second)
@@ -346,7 +346,7 @@ func TestKernelTopExactMax(t *testing.T) {
 	const backlog, n, hold = 16, 17, 265 * time.Millisecond
 	name := fmt.Sprintf("synq-topmax-%d", os.Getpid())
 	ns, l := testListener(t, name, backlog)
-	r := startSynq("top", "--once", "--interval", "1500ms", "--netns", name, "--output", "json", "--sample", "100000")
+	r := startSynq(append([]string{"top", "--once", "--interval", "1500ms", "--netns", name, "--output", "json", "--sample", "100000"}, kerneltest.TierArgs()...)...)
 	r.attached(t)
 	lo, hi := holdAccepts(t, ns, l, n, hold)
 	r.wait(t, 10*time.Second)

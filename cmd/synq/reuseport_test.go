@@ -123,7 +123,7 @@ func TestKernelReusePortStoppedWorker(t *testing.T) {
 	ino1, ino2 := inodeOf(t, l1.FD()), inodeOf(t, l2.FD())
 	w1, w2 := startWorker(t, 0, files), startWorker(t, 1, files)
 
-	top := startSynq("top", "--once", "--interval", "4s", "--netns", name, "--output", "json")
+	top := startSynq(append([]string{"top", "--once", "--interval", "4s", "--netns", name, "--output", "json"}, kerneltest.TierArgs()...)...)
 	top.attached(t)
 	// From here on every drop is in top's interval (bursts may overflow
 	// member 2 before its worker stops too).
