@@ -219,7 +219,7 @@ func TestKernelListenersJSON(t *testing.T) {
 		t.Fatalf("%d listeners in a netns with two: %v", len(rows), rows)
 	}
 	for _, r := range rows {
-		for _, f := range []string{"netns", "netns_name", "addr", "port", "accept_queue_len", "accept_queue_max", "syn_queue_len", "syn_queue_max", "drops", "uid", "inode"} {
+		for _, f := range []string{"netns", "netns_name", "addr", "port", "accept_queue_len", "accept_queue_max", "syn_queue_len", "syn_queue_max", "sk_drops", "uid", "inode"} {
 			if _, ok := r[f]; !ok {
 				t.Errorf("row %v lacks %s", r, f)
 			}
@@ -238,7 +238,7 @@ func TestKernelListenersJSON(t *testing.T) {
 		r, o = o, r
 	}
 	if r["port"].(float64) != float64(l.Port()) || r["addr"] != "::1" || r["accept_queue_max"].(float64) != 7 ||
-		r["accept_queue_len"].(float64) != 0 || r["drops"].(float64) != 0 {
+		r["accept_queue_len"].(float64) != 0 || r["sk_drops"].(float64) != 0 {
 		t.Errorf("row %v does not describe an idle [::1]:%d backlog 7", r, l.Port())
 	}
 	t.Logf("overflowed listener: %v; netns ListenDrops %d..%d", o, drops0, drops1)
@@ -246,8 +246,8 @@ func TestKernelListenersJSON(t *testing.T) {
 		o["accept_queue_len"].(float64) <= o["accept_queue_max"].(float64) {
 		t.Errorf("row %v does not describe 127.0.0.1:%d backlog 1 overflowed (len > max)", o, full.Port())
 	}
-	if d := o["drops"].(float64); drops0 == 0 || d < float64(drops0) || d > float64(drops1)*2 {
-		t.Errorf("drops %v, the netns counted ListenDrops %d..%d: want at least that, at most twice (ACK-side drops count twice in sk_drops)", d, drops0, drops1)
+	if d := o["sk_drops"].(float64); drops0 == 0 || d < float64(drops0) || d > float64(drops1)*2 {
+		t.Errorf("sk_drops %v, the netns counted ListenDrops %d..%d: want at least that, at most twice (ACK-side drops count twice in sk_drops)", d, drops0, drops1)
 	}
 
 	only := listenersJSON(t, "listeners", "--output", "json", "--netns", "synq-cli-ls", "--port", fmt.Sprint(full.Port()))
