@@ -449,7 +449,7 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		lr := ListenerReport{ID: id, Endpoint: o.ep, Counts: c, ListenDrops: drops, ListenDropsExact: exact,
 			Drops: ledger.BreakdownOf(caps, drops, exact, c)}
 		if last != nil {
-			lr.Endpoint = last.l.Endpoint
+			lr.Endpoint, lr.Inode = last.l.Endpoint, last.l.Inode
 			lr.AcceptQueueLen, lr.AcceptQueueMax, lr.SynQueueLen = last.l.AcceptQueueLen, last.l.AcceptQueueMax, last.l.SynQueueLen
 			lr.QueueKnown, lr.Closed = true, last.closed
 		} else if r.listed[id] {

@@ -25,7 +25,8 @@ type ListenerRow struct {
 	SkDrops        uint32            `json:"sk_drops"` // the socket's sk_drops (ss -tlm d<N>), not ListenDrops: see skDropsNote
 	UID            uint32            `json:"uid"`
 	Inode          uint64            `json:"inode"`
-	Owners         []aggregate.Owner `json:"owners"` // as top's and latency's owners; [] when none found
+	Member         int               `json:"member,omitempty"` // number in its SO_REUSEPORT group
+	Owners         []aggregate.Owner `json:"owners"`           // as top's and latency's owners; [] when none found
 
 	ep tracer.Endpoint // for text: Addr as netip.Addr
 }
@@ -34,13 +35,14 @@ type ListenerRow struct {
 // their owners and namespace names, sorted by netns, port and address.
 func NewListenerRows(ls []tracer.Listener, port uint16, owners map[uint64][]aggregate.Owner, names map[uint64]string) []ListenerRow {
 	var rows []ListenerRow
+	members := aggregate.Members(ls)
 	for _, l := range ls {
 		if port != 0 && l.Port != port {
 			continue
 		}
 		r := ListenerRow{Netns: l.Netns, NetnsName: names[uint64(l.Netns)], Addr: l.Addr.String(), Port: l.Port,
 			AcceptQueueLen: l.AcceptQueueLen, AcceptQueueMax: l.AcceptQueueMax,
-			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, SkDrops: l.SkDrops, UID: l.UID, Inode: l.Inode, ep: l.Endpoint}
+			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, SkDrops: l.SkDrops, UID: l.UID, Inode: l.Inode, Member: members[l.Inode], ep: l.Endpoint}
 		r.Owners = []aggregate.Owner{}
 		r.Owners = append(r.Owners, owners[l.Inode]...)
 		rows = append(rows, r)
@@ -53,7 +55,10 @@ func NewListenerRows(ls []tracer.Listener, port uint16, owners map[uint64][]aggr
 		if a.Port != b.Port {
 			return a.Port < b.Port
 		}
-		return a.Addr < b.Addr
+		if a.Addr != b.Addr {
+			return a.Addr < b.Addr
+		}
+		return a.Inode < b.Inode
 	})
 	return rows
 }
@@ -86,7 +91,7 @@ func WriteListeners(w io.Writer, format Format, rows []ListenerRow) error {
 		if len(r.Owners) > 0 {
 			own = ownerCell(r.Owners[0].PID, r.Owners[0].Comm, len(r.Owners)-1)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, r.ep, r.AcceptQueueLen, r.AcceptQueueMax,
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, aggregate.MemberLabel(r.ep, r.Member), r.AcceptQueueLen, r.AcceptQueueMax,
 			r.SynQueueLen, r.SynQueueMax, r.SkDrops, own)
 	}
 	if err := tw.Flush(); err != nil {
