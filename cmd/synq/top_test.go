@@ -22,6 +22,7 @@ import (
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/hist"
 	"github.com/synq-trace/synq/internal/kerneltest"
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -115,11 +116,11 @@ func TestTopRender(t *testing.T) {
 	n := func(v uint64) *uint64 { return &v }
 	ep := tracer.Endpoint{Netns: 4026532177, Addr: netip.MustParseAddr("127.0.0.1"), Port: 8080}
 	f := &aggregate.Frame{
-		Time: time.Unix(1_800_000_000, 0), Interval: 2 * time.Second, Tier: tracer.TierTracepoint, Kernel: "6.18.44", Events: 700,
+		Time: time.Unix(1_800_000_000, 0), Interval: 2 * time.Second, Tier: tracer.TierTracepoint, Kernel: "6.18.44", RingRecords: 700,
 		Rows: []aggregate.Row{{
 			Endpoint: ep, NetnsName: "synq-demo", Inode: 99,
 			Owners:   []aggregate.Owner{{PID: 42, Comm: "app", Cgroup: "/system.slice/docker-" + strings.Repeat("ab", 32) + ".scope", ContainerID: strings.Repeat("ab", 32)}, {PID: 43, Comm: "app"}},
-			Enqueued: 100, Accepts: 90, Drops: 31, DropsExact: true, SynDerived: n(10), AckOverflow: 20, Other: 1,
+			Enqueued: 100, Accepts: 90, Drops: 31, DropsExact: true, SynDerived: n(10), SynReason: ledger.ReasonNotVisible, AckOverflow: 20, Other: 1,
 			AcceptQueue: aggregate.Queue{Now: 2, Peak: 9, Max: 8}, SynQueue: aggregate.Queue{Now: 1, Peak: 8, Max: 8},
 			Latency: aggregate.Summary{Count: 90, P50: 18 * time.Millisecond, P99: 39 * time.Millisecond, Max: 40 * time.Millisecond},
 		}},
@@ -127,9 +128,9 @@ func TestTopRender(t *testing.T) {
 	lines := topText(f, aggregate.SortDrops, false)
 	text := strings.Join(lines, "\n")
 	for _, want := range []string{
-		"synq top: tracepoint tier, Linux 6.18.44; 350 events/s, lost 0; 1 listener; every 2s; sorted by drops",
+		"synq top: tracepoint tier, Linux 6.18.44; ring buffer 350 records/s, lost 0; 1 listener; every 2s; sorted by drops",
 		"SYN-DROP*", "4026532177 (synq-demo)", "127.0.0.1:8080", "2/9/8", "1/8/8", "18.00ms/39.00ms/40.00ms",
-		"42/app +1", "container abababababab", "* SYN-side drops",
+		"42/app +1", "container abababababab", "* SYN-side drops", "SYN-DROP WHY*", "reason not visible on this kernel", "ring buffer 350 records/s",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)
@@ -155,7 +156,7 @@ func TestTopRender(t *testing.T) {
 	if lat["p50_ns"].(float64) != 18e6 || lat["p99_ns"].(float64) != 39e6 || lat["max_ns"].(float64) != 40e6 || lat["count"].(float64) != 90 {
 		t.Errorf("accept_latency %v", lat)
 	}
-	if row["drops_per_sec"].(float64) != 15.5 || j["events_per_sec"].(float64) != 350 || j["interval_ns"].(float64) != 2e9 {
+	if row["drops_per_sec"].(float64) != 15.5 || j["ring_records_per_sec"].(float64) != 350 || j["interval_ns"].(float64) != 2e9 {
 		t.Errorf("rates: %s", b)
 	}
 	if topClip("abcµdef", 4) != "abcµ" || topClip("ab", 4) != "ab" {
@@ -398,7 +399,7 @@ func TestKernelTopJSON(t *testing.T) {
 	}
 	if rd == nil {
 		t.Errorf("no ListenDrops in the frame's reconcile %+v", f.Reconcile)
-	} else if rd.Kernel != kernelDrops || rd.Synq != rd.Kernel || rd.Ratio == nil || *rd.Ratio != 1 {
+	} else if rd.Kernel != kernelDrops || rd.Synq == nil || *rd.Synq != rd.Kernel || rd.Ratio == nil || *rd.Ratio != 1 {
 		t.Errorf("reconcile ListenDrops %+v, want kernel %d, synq the same, ratio 1", *rd, kernelDrops)
 	}
 	one := func(l *netlab.Listener) topRowJSON {
@@ -424,16 +425,26 @@ func TestKernelTopJSON(t *testing.T) {
 		for _, r := range topRowsOn(f, l.Port()) {
 			total += r.Drops
 			d := r.DropsByReason
-			var sum uint64
-			for _, v := range []*uint64{d.SynQueueFull, d.AcceptQueueFull, d.SynDerived} {
+			// By reason: SYN side (derived in total where the hooks cannot
+			// see it), ACK overflows, others.
+			sum, reasons := d.AckOverflow+d.Other, uint64(0)
+			for _, v := range []*uint64{d.SynQueueFull, d.AcceptQueueFull, d.SynOther} {
 				if v != nil {
-					sum += *v
+					reasons += *v
 				}
 			}
-			if sum+d.AckOverflow+d.Other != r.Drops || !r.DropsExact {
+			if tp {
+				sum += *d.SynDerived
+				if d.SynQueueFull != nil && (reasons != *d.SynDerived || (*d.SynDerived > 0 && d.SynSettledBy == "")) {
+					t.Errorf("%s:%d: SYN-side reasons %+v do not add up to syn_derived, or say not what settled them", r.Addr, r.Port, d)
+				}
+			} else {
+				sum += reasons - *d.SynOther // other has the SYN side's others
+			}
+			if sum != r.Drops || !r.DropsExact {
 				t.Errorf("%s:%d: drops %d (exact %v) != sum of reasons %+v", r.Addr, r.Port, r.Drops, r.DropsExact, d)
 			}
-			if tp != (d.SynDerived != nil) || tp != (d.SynQueueFull == nil) || tp != (r.Syn == nil) {
+			if tp != (d.SynDerived != nil) || (!tp && d.SynQueueFull == nil) || tp != (r.Syn == nil) {
 				t.Errorf("%s:%d: tier %s with reasons %+v syn %v", r.Addr, r.Port, f.Tier, d, r.Syn)
 			}
 		}

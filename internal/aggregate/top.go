@@ -24,6 +24,10 @@ type Top struct {
 	info  tracer.Info
 	tally *ledger.Tally
 
+	// mib: each namespace's counters at the last refresh, from which
+	// SYN-side drop reasons are settled (ledger.Settle).
+	mib map[uint32]map[string]int64
+
 	mu     sync.Mutex
 	last   time.Time
 	states map[tracer.ListenerID]*listenerState
@@ -49,6 +53,7 @@ func NewTop(info tracer.Info, start time.Time, initial []tracer.Listener) *Top {
 func NewTopView(info tracer.Info, start time.Time, initial *ledger.View) *Top {
 	t := &Top{info: info, tally: ledger.NewTally(), last: start, states: map[tracer.ListenerID]*listenerState{}}
 	t.tally.Update(initial, nil, nil)
+	t.mib = mibs(initial)
 	for _, l := range initial.Listeners() {
 		t.states[l.ID] = &listenerState{lat: hist.New()}
 	}
@@ -102,8 +107,13 @@ type Frame struct {
 	Tier     tracer.Tier // for its name only: Caps says what it sees
 	Caps     tracer.Capabilities
 	Kernel   string
-	Events   uint64 // events read from the ring buffer in the interval
-	Lost     uint64 // records lost since the start (ring full, recursion, undecodable)
+	// RingRecords: records read from the ring buffer in the interval (the
+	// event stream: not the counts, which the kernel keeps in maps).
+	RingRecords uint64
+	// Lost: records the ring buffer could not take or that could not be
+	// decoded, since the start; RecursionMisses: program runs the kernel
+	// skipped (missing from the counts too).
+	Lost, RecursionMisses uint64
 	// UnattributedEnqueues: enqueues whose listener the hooks could not see
 	// (kernels without the sk_data_ready tracepoint), in the interval.
 	UnattributedEnqueues uint64
@@ -124,10 +134,17 @@ func (f *Frame) SynSide() bool {
 	return f.Caps.SynSide
 }
 
-// Coverage is one counter the tier claims to count in full.
+// Coverage is one of the kernel's listen-path counters over the namespaces
+// traced since the start, with what synq counted of it.
 type Coverage struct {
-	Counter      string
-	Kernel, Synq uint64
+	Counter string
+	Kernel  uint64
+	// Synq: what synq counted; nil where the hooks cannot attribute the
+	// counter to listeners on this kernel (Note says why).
+	Synq *uint64
+	// Claimed: synq counts every increment (Synq == Kernel is expected).
+	Claimed bool
+	Note    string
 }
 
 // Row is one listener over one interval. Counts are exact kernel counter
@@ -152,9 +169,13 @@ type Row struct {
 	// SYN-side reasons; the tracepoint tier only their sum, SynDerived.
 	SynQueueFull    *uint64 // SYN dropped: SYN queue full (TCPReqQFullDrop)
 	AcceptQueueFull *uint64 // SYN dropped: accept queue full (ListenOverflows)
+	SynOther        *uint64 // SYN dropped with room in the queues (in Other too)
 	SynDerived      *uint64 // tracepoint tier: SYN-side drops = Drops − AckOverflow − Other
-	AckOverflow     uint64  // final ACK dropped: accept queue full (half-open)
-	Other           uint64  // ListenDrops with room in the queues
+	// SynReason: the reason of the SYN-side drops in words ("" if none);
+	// SettledBy: which netns counters told it where the hooks cannot.
+	SynReason, SettledBy string
+	AckOverflow          uint64 // final ACK dropped: accept queue full (half-open)
+	Other                uint64 // ListenDrops with room in the queues
 
 	AcceptQueue Queue
 	SynQueue    Queue
@@ -202,8 +223,8 @@ func (t *Top) Refresh(s Sample) Frame {
 	defer t.mu.Unlock()
 	f := Frame{
 		Time: s.Time, Interval: s.Time.Sub(t.last), Tier: t.info.Tier, Caps: t.info.Caps(), Kernel: t.info.Kernel,
-		Events: t.events,
-		Lost:   s.Stats.Lost + s.Stats.RecursionMisses + s.Stats.BadRecords,
+		RingRecords: t.events,
+		Lost:        s.Stats.Lost + s.Stats.BadRecords, RecursionMisses: s.Stats.RecursionMisses,
 	}
 	if un := t.tally.Get(0); un != nil {
 		f.UnattributedEnqueues = un.Delta.Enqueue
@@ -211,6 +232,7 @@ func (t *Top) Refresh(s Sample) Frame {
 	ls := v.Listeners()
 	inSnap := make(map[tracer.ListenerID]bool, len(ls))
 	f.Rows = make([]Row, 0, len(ls))
+	drops := make([]ledger.Drops, 0, len(ls))
 	for _, l := range ls {
 		inSnap[l.ID] = true
 		st := t.states[l.ID]
@@ -233,10 +255,12 @@ func (t *Top) Refresh(s Sample) Frame {
 			d = sock.Counts
 		}
 		f.Rows = append(f.Rows, t.row(l, sock.Before, d, st, dh, s))
+		drops = append(drops, t.breakdown(sock.Before, l, d))
 		st.fresh = false
 		st.accPeak, st.synPeak = 0, 0
 		st.lat.Reset()
 	}
+	t.settle(v, f.Rows, drops)
 	for id, st := range t.states {
 		if inSnap[id] {
 			continue
@@ -274,10 +298,6 @@ func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState,
 			}
 		}
 	}
-	b := ledger.Breakdown(t.info, before, l, d)
-	r.Drops, r.DropsExact = b.Total, b.Exact
-	r.AckOverflow, r.Other = b.AckOverflow, b.Other
-	r.SynQueueFull, r.AcceptQueueFull, r.SynDerived = b.SynQueueFull, b.AcceptQueueFull, b.SynSide
 	if t.info.Caps().SynSide {
 		r.Syn, r.Cookies = ptr(d.Syn), ptr(d.Cookie)
 	}
@@ -285,6 +305,55 @@ func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState,
 }
 
 func ptr(v uint64) *uint64 { return &v }
+
+func (t *Top) breakdown(before, l tracer.Listener, d tracer.Counts) ledger.Drops {
+	return ledger.Breakdown(t.info, before, l, d)
+}
+
+// settle fills the rows' drops by reason, with the SYN-side reasons the
+// hooks cannot see taken from each namespace's counters over the interval
+// where they settle it (ledger.Settle).
+func (t *Top) settle(v *ledger.View, rows []Row, drops []ledger.Drops) {
+	cur := mibs(v)
+	byNetns := map[uint32][]*ledger.Drops{}
+	for i := range rows {
+		byNetns[rows[i].Netns] = append(byNetns[rows[i].Netns], &drops[i])
+	}
+	for ns, ds := range byNetns {
+		before, after := t.mib[ns], cur[ns]
+		if before == nil || after == nil {
+			continue
+		}
+		delta := map[string]int64{}
+		for k, v := range after {
+			if b, ok := before[k]; ok {
+				delta[k] = v - b
+			}
+		}
+		if n, ok := ledger.NetnsDropsOf(delta); ok {
+			ledger.Settle(n, t.info.Caps().AckOverflow, ds)
+		}
+	}
+	for i := range rows {
+		r, b := &rows[i], drops[i]
+		r.Drops, r.DropsExact = b.Total, b.Exact
+		r.AckOverflow, r.Other = b.AckOverflow, b.Other
+		r.SynQueueFull, r.AcceptQueueFull, r.SynOther, r.SynDerived = b.SynQueueFull, b.AcceptQueueFull, b.SynOther, b.SynSide
+		r.SynReason, r.SettledBy = b.SynReason(), b.SettledBy
+	}
+	t.mib = cur
+}
+
+// mibs maps each namespace of a walk whose counters were read to them.
+func mibs(v *ledger.View) map[uint32]map[string]int64 {
+	out := map[uint32]map[string]int64{}
+	for _, n := range v.Netns {
+		if n.Err == nil && n.MIB != nil {
+			out[uint32(n.NS.Inode)] = n.MIB
+		}
+	}
+	return out
+}
 
 // SortKey orders the rows of a Frame.
 type SortKey string

@@ -61,7 +61,7 @@ func TestTopTracepointTier(t *testing.T) {
 		Owners:     map[uint64][]Owner{100: {{PID: 42, Comm: "slow"}}},
 		NetnsNames: map[uint32]string{4026532177: "synq-demo"},
 	})
-	if f.Interval != 2*time.Second || f.Events != 8 || f.Lost != 3 || f.UnattributedEnqueues != 1 || f.Tier != tracer.TierTracepoint {
+	if f.Interval != 2*time.Second || f.RingRecords != 8 || f.Lost != 2 || f.RecursionMisses != 1 || f.UnattributedEnqueues != 1 || f.Tier != tracer.TierTracepoint {
 		t.Errorf("frame header %+v", f)
 	}
 	if len(f.Rows) != 2 {
@@ -104,7 +104,7 @@ func TestTopTracepointTier(t *testing.T) {
 			0:   {Enqueue: 1},
 		},
 	})
-	if len(f.Rows) != 2 || f.Events != 0 || f.UnattributedEnqueues != 0 {
+	if len(f.Rows) != 2 || f.RingRecords != 0 || f.UnattributedEnqueues != 0 {
 		t.Fatalf("second frame %+v", f)
 	}
 	if r := rowByID(t, f, 0xa); r.Drops != 3 || *r.SynDerived != 3 || r.Accepts != 0 || r.Latency.Count != 0 || r.AcceptQueue.Peak != 0 {

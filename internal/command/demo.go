@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/synq-trace/synq/internal/demo"
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -72,8 +74,10 @@ func Demo(ctx context.Context, env Env, o DemoOptions) error {
 	if o.Format == render.JSON {
 		return writeReport(w, o.Format, rep)
 	}
-	if n, ok := rep.Namespace(ns.Inode()); ok {
-		render.PrintDemoListeners(w, n.Listeners)
+	// The per-listener table first, once: not again in the reconciliation.
+	if i := slices.IndexFunc(rep.Netns, func(n reconcile.NetnsReport) bool { return n.Inode == ns.Inode() }); i >= 0 {
+		render.PrintDemoListeners(w, rep.Netns[i].Listeners)
+		rep.Netns[i].Listeners = nil
 	}
 	st := d.Stats()
 	fmt.Fprintf(w, "\nThe servers accepted: demo-slow %d, demo-healthy %d.\n\n", st.SlowAccepts, st.HealthyAccepts)

@@ -74,16 +74,18 @@ func (r *reconciling) Close() {
 	}
 }
 
-// coverage sums the claimed counters over the namespaces reconciled, from
-// the refresh's own walk and counter read; nil when reconciliation is off.
+// coverage sums the listen-path counters over the namespaces reconciled
+// (the claimed ones, and every other one the kernel moved), from the
+// refresh's own walk and counter read; nil when reconciliation is off.
 func (r *reconciling) coverage(s aggregate.Sample) []aggregate.Coverage {
 	if r == nil || s.View == nil {
 		return nil
 	}
 	rep := r.rec.ReportView(false, s.View, s.Counts, s.Stats)
 	out := []aggregate.Coverage{}
-	for _, row := range rep.Totals() {
-		out = append(out, aggregate.Coverage{Counter: row.Counter, Kernel: *row.Kernel, Synq: *row.Synq})
+	for _, row := range rep.Moved() {
+		out = append(out, aggregate.Coverage{Counter: row.Counter, Kernel: *row.Kernel, Synq: row.Synq,
+			Claimed: row.Claimed, Note: row.Note})
 	}
 	return out
 }

@@ -27,22 +27,25 @@ type TraceOptions struct {
 // and reconciles with the kernel's counters.
 func Trace(ctx context.Context, env Env, o TraceOptions) error {
 	cfg, only := o.Tracer, o.Only
-	tr, err := openTracer(env, cfg)
+	tr, err := openTracerQuiet(env, cfg)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	if unseen := UnseenKinds(o.Tracer.Kinds, tr.Info()); len(unseen) > 0 {
-		fmt.Fprintf(env.Stderr, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
-			tr.Info().Tier, strings.Join(unseen, ", "))
-	}
 	traced, release, err := holdNetns(only)
 	if err != nil {
 		return err
 	}
 	defer release()
+	// The baselines before the "attached" line: what happens after it is
+	// reconciled.
 	rec := startReconcile(env, tr, traced, cfg.Port, o.Reconcile)
 	defer rec.Close()
+	render.ReportTier(env.Stderr, tr.Info(), env.Verbose)
+	if unseen := UnseenKinds(o.Tracer.Kinds, tr.Info()); len(unseen) > 0 {
+		fmt.Fprintf(env.Stderr, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
+			tr.Info().Tier, strings.Join(unseen, ", "))
+	}
 	if _, err := streamEvents(ctx, env, o.Duration, tr, o.Format, rec); err != nil {
 		return err
 	}

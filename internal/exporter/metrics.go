@@ -59,8 +59,9 @@ var (
 			"per-listener histogram (exact count and sum; a bucket boundary is exact within 25%: never counted faster than it was).",
 		listenerLabels, nil)
 	descLost = prometheus.NewDesc("synq_events_lost_total",
-		"Event records synq could not deliver: ring buffer full, program runs the kernel skipped for recursion, undecodable records. "+
-			"Per-listener counters live in kernel maps and lose nothing to a full ring buffer; the accept latency histogram does.",
+		"Records synq lost: event records the ring buffer could not take and undecodable ones (no other metric misses them: "+
+			"counters and the accept latency histogram are kept in kernel maps), and program runs the kernel skipped for recursion "+
+			"(those are missing from the counters and the histogram too).",
 		nil, nil)
 	descKernel = prometheus.NewDesc("synq_kernel_netstat",
 		"The kernel's own SNMP/netstat counters (the default set of synq stats) of the reconciled network namespace "+

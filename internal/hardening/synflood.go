@@ -44,6 +44,27 @@ func Blackhole(ns *netlab.Netns, prefix netip.Prefix) error {
 	return nil
 }
 
+// Unroutable adds a blackhole route for prefix in the namespace: a SYN from
+// an address in it finds no route for its SYN-ACK, and tcp_conn_request
+// drops it (ListenDrops, with neither ListenOverflows nor TCPReqQFullDrop:
+// a drop that is not a full queue).
+func Unroutable(ns *netlab.Netns, prefix netip.Prefix) error {
+	if !prefix.Addr().Is4() {
+		return fmt.Errorf("blackhole %s: IPv4 only", prefix)
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.FD()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", ns, err)
+	}
+	defer h.Close()
+	p := prefix.Masked()
+	dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
+	if err := h.RouteAdd(&netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE}); err != nil {
+		return fmt.Errorf("blackhole route %s in %s: %w", p, ns, err)
+	}
+	return nil
+}
+
 // Flooder sends TCP SYNs with spoofed source addresses from a raw socket.
 type Flooder struct {
 	fd  int

@@ -419,7 +419,8 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 			continue
 		}
 		a.active = true
-		lr := ListenerReport{ID: id, Endpoint: o.ep, Counts: c, ListenDrops: drops, ListenDropsExact: exact}
+		lr := ListenerReport{ID: id, Endpoint: o.ep, Counts: c, ListenDrops: drops, ListenDropsExact: exact,
+			Drops: ledger.BreakdownOf(caps, drops, exact, c)}
 		if last != nil {
 			lr.Endpoint = last.Last.Endpoint
 			lr.AcceptQueueLen, lr.AcceptQueueMax, lr.SynQueueLen = last.Last.AcceptQueueLen, last.Last.AcceptQueueMax, last.Last.SynQueueLen
@@ -476,6 +477,7 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		}
 		nr.Rows = r.rows(delta, a, missed, stats.RecursionMisses)
 		nr.Listeners = a.listeners
+		settle(nr.Listeners, delta, caps)
 		sortListeners(nr.Listeners)
 		traced := r.cfg.Traced != nil && ino == r.cfg.Traced.Inode
 		if !traced && !nr.Host && !unseen && !a.active && !kernelActive(delta) {

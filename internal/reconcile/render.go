@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -37,6 +38,7 @@ func WriteText(w io.Writer, rep *Report) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.Counter, count(r.Kernel, "?"), count(r.Synq, "-"), coverage(r), r.Note)
 		}
 		tw.Flush()
+		writeListeners(&b, n.Listeners, "  ")
 	}
 	text := b.String()
 	b.Reset()
@@ -61,6 +63,60 @@ func WriteText(w io.Writer, rep *Report) error {
 	b.WriteByte('\n')
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WriteListeners prints the per-listener table of a namespace (synq demo).
+func WriteListeners(w io.Writer, ls []ListenerReport) error {
+	var b strings.Builder
+	writeListeners(&b, ls, "")
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(b.String(), "\n") {
+		out.WriteString(strings.TrimRight(line, " \n"))
+		if strings.HasSuffix(line, "\n") {
+			out.WriteByte('\n')
+		}
+	}
+	_, err := io.WriteString(w, out.String())
+	return err
+}
+
+// writeListeners is the per-listener table of a namespace: which listener
+// dropped, and why as far as this kernel tells.
+func writeListeners(b *strings.Builder, ls []ListenerReport, indent string) {
+	if len(ls) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, indent+"LISTENER\tENQUEUED\tACCEPTED\tLISTEN-DROPS\tSYN-DROPS\tACK-OVERFLOW\tACK-OTHER\tSYNACK-RETRANS\tACCEPT-Q NOW\tSYN-DROP WHY")
+	for _, l := range ls {
+		name, queue := l.Endpoint.String(), "-"
+		if l.ID == 0 {
+			name = "(listener unknown)"
+		}
+		if l.QueueKnown && !l.Closed {
+			queue = fmt.Sprintf("%d/%d", l.AcceptQueueLen, l.AcceptQueueMax)
+		} else if l.Closed {
+			queue = "closed"
+		}
+		drops := fmt.Sprint(l.ListenDrops)
+		if !l.ListenDropsExact {
+			drops = "~" + drops
+		}
+		d := l.Drops
+		var syn uint64
+		if d.SynSide != nil {
+			syn = *d.SynSide
+		} else {
+			syn = *d.SynQueueFull + *d.AcceptQueueFull + *d.SynOther
+		}
+		why := d.SynReason()
+		if d.SettledBy != "" {
+			why += " (netns counters)"
+		}
+		fmt.Fprintf(tw, indent+"%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", name, l.Counts.Enqueue, l.Counts.Accept, drops, syn,
+			d.AckOverflow, l.Counts.AckOther, l.Counts.SynackRetrans, queue, why)
+	}
+	tw.Flush()
 }
 
 func netnsTitle(n NetnsReport) string {
@@ -180,12 +236,30 @@ type listenerJSON struct {
 	Addr string `json:"addr"`
 	Port uint16 `json:"port"`
 	countsJSON
-	ListenDrops      uint64  `json:"listen_drops"`
-	ListenDropsExact bool    `json:"listen_drops_exact"`
-	AcceptQueueLen   *uint32 `json:"accept_queue_len,omitempty"`
-	AcceptQueueMax   *uint32 `json:"accept_queue_max,omitempty"`
-	SynQueueLen      *uint32 `json:"syn_queue_len,omitempty"`
-	Closed           bool    `json:"closed,omitempty"`
+	ListenDrops      uint64    `json:"listen_drops"`
+	ListenDropsExact bool      `json:"listen_drops_exact"`
+	DropsByReason    dropsJSON `json:"drops_by_reason"`
+	AcceptQueueLen   *uint32   `json:"accept_queue_len,omitempty"`
+	AcceptQueueMax   *uint32   `json:"accept_queue_max,omitempty"`
+	SynQueueLen      *uint32   `json:"syn_queue_len,omitempty"`
+	Closed           bool      `json:"closed,omitempty"`
+}
+
+// dropsJSON is listen_drops by reason, as synq top's drops_by_reason: null
+// where the reason is not visible on this kernel.
+type dropsJSON struct {
+	SynQueueFull    *uint64 `json:"syn_queue_full"`
+	AcceptQueueFull *uint64 `json:"accept_queue_full"`
+	SynOther        *uint64 `json:"syn_other"`
+	SynDerived      *uint64 `json:"syn_derived"`
+	SynSettledBy    string  `json:"syn_settled_by,omitempty"`
+	AckOverflow     uint64  `json:"ack_overflow"`
+	Other           uint64  `json:"other"`
+}
+
+func newDropsJSON(d ledger.Drops) dropsJSON {
+	return dropsJSON{SynQueueFull: d.SynQueueFull, AcceptQueueFull: d.AcceptQueueFull, SynOther: d.SynOther,
+		SynDerived: d.SynSide, SynSettledBy: d.SettledBy, AckOverflow: d.AckOverflow, Other: d.Other}
 }
 
 func newCountsJSON(c tracer.Counts) countsJSON {
@@ -215,7 +289,7 @@ func (rep *Report) MarshalJSON() ([]byte, error) {
 		}
 		for _, l := range n.Listeners {
 			lj := listenerJSON{Addr: l.Addr.String(), Port: l.Port, countsJSON: newCountsJSON(l.Counts),
-				ListenDrops: l.ListenDrops, ListenDropsExact: l.ListenDropsExact, Closed: l.Closed}
+				ListenDrops: l.ListenDrops, ListenDropsExact: l.ListenDropsExact, DropsByReason: newDropsJSON(l.Drops), Closed: l.Closed}
 			if l.QueueKnown {
 				lj.AcceptQueueLen, lj.AcceptQueueMax, lj.SynQueueLen = &l.AcceptQueueLen, &l.AcceptQueueMax, &l.SynQueueLen
 			}

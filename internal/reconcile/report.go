@@ -69,6 +69,10 @@ type ListenerReport struct {
 	Counts           tracer.Counts
 	ListenDrops      uint64
 	ListenDropsExact bool
+	// Drops: ListenDrops by reason (ledger.BreakdownOf), the SYN-side
+	// reasons the hooks cannot see settled from the namespace's counters
+	// where they can be (ledger.Settle).
+	Drops ledger.Drops
 	// Queues as last seen; QueueKnown is false for a listener never seen
 	// in a listing (it lived between two samples).
 	QueueKnown                                  bool
@@ -187,6 +191,20 @@ func (r *Reconciler) gap(kernel, synq, recursionMisses uint64) string {
 	return fmt.Sprintf("off by %+d: %s", int64(synq)-int64(kernel), strings.Join(why, ", or "))
 }
 
+// settle gives the listeners' SYN-side drops the reasons the namespace's
+// counters delta settle (ledger.Settle); nothing where they were not read.
+func settle(ls []ListenerReport, delta netstat.Snapshot, caps tracer.Capabilities) {
+	n, ok := ledger.NetnsDropsOf(delta)
+	if !ok || delta == nil {
+		return
+	}
+	ds := make([]*ledger.Drops, len(ls))
+	for i := range ls {
+		ds[i] = &ls[i].Drops
+	}
+	ledger.Settle(n, caps.AckOverflow, ds)
+}
+
 func joinNote(a, b string) string {
 	if a == "" {
 		return b
@@ -207,29 +225,49 @@ func sortListeners(ls []ListenerReport) {
 	})
 }
 
-// Totals sums each claimed counter over the namespaces of the report where
-// both sides are known: one line of coverage for a header (synq top).
-func (r *Report) Totals() []Row {
+// Moved sums each counter over the namespaces of the report where the
+// kernel's side is known: the claimed counters always, the others where the
+// kernel moved them, with what synq counted of them (nil where the hooks
+// cannot attribute it to listeners) and why it is not claimed. A header
+// (synq top) shows every listen-path counter that moved, never silence.
+func (r *Report) Moved() []Row {
 	var out []Row
 	for _, name := range Counters() {
 		var k, s uint64
-		seen := false
+		seen, claimed, attributed := false, true, true
+		note := ""
 		for _, n := range r.Netns {
 			row, ok := n.Row(name)
-			if !ok || !row.Claimed || row.Kernel == nil || row.Synq == nil {
+			if !ok || row.Kernel == nil {
 				continue
 			}
-			k += *row.Kernel
-			s += *row.Synq
 			seen = true
+			k += *row.Kernel
+			if row.Synq == nil {
+				attributed = false
+			} else {
+				s += *row.Synq
+			}
+			if !row.Claimed {
+				claimed = false
+				if note == "" {
+					note = row.Note
+				}
+			}
 		}
-		if !seen {
+		if !seen || (!claimed && k == 0) {
 			continue
 		}
-		row := Row{Counter: name, Kernel: &k, Synq: &s, Claimed: true}
-		if k > 0 {
-			pct := 100 * float64(s) / float64(k)
-			row.Coverage = &pct
+		row := Row{Counter: name, Kernel: &k, Claimed: claimed, Note: note}
+		if claimed {
+			row.Note = ""
+		}
+		if attributed {
+			row.Synq = &s
+			if k > 0 {
+				pct := 100 * float64(s) / float64(k)
+				row.Coverage = &pct
+			}
 		}
 		out = append(out, row)
 	}

@@ -22,7 +22,7 @@ type ListenerRow struct {
 	AcceptQueueMax uint32   `json:"accept_queue_max"`
 	SynQueueLen    uint32   `json:"syn_queue_len"`
 	SynQueueMax    uint32   `json:"syn_queue_max"`
-	Drops          uint32   `json:"drops"`
+	SkDrops        uint32   `json:"sk_drops"` // the socket's sk_drops (ss -tlm d<N>), not ListenDrops: see skDropsNote
 	UID            uint32   `json:"uid"`
 	Inode          uint64   `json:"inode"`
 	PIDs           []int    `json:"pids,omitempty"`
@@ -41,7 +41,7 @@ func NewListenerRows(ls []tracer.Listener, port uint16, owners map[uint64][]owne
 		}
 		r := ListenerRow{Netns: l.Netns, NetnsName: names[uint64(l.Netns)], Addr: l.Addr.String(), Port: l.Port,
 			AcceptQueueLen: l.AcceptQueueLen, AcceptQueueMax: l.AcceptQueueMax,
-			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, Drops: l.SkDrops, UID: l.UID, Inode: l.Inode, ep: l.Endpoint}
+			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, SkDrops: l.SkDrops, UID: l.UID, Inode: l.Inode, ep: l.Endpoint}
 		for _, p := range owners[l.Inode] {
 			r.PIDs = append(r.PIDs, p.PID)
 			r.Comms = append(r.Comms, p.Comm)
@@ -61,6 +61,12 @@ func NewListenerRows(ls []tracer.Listener, port uint16, owners map[uint64][]owne
 	return rows
 }
 
+// skDropsNote: a snapshot has no history, so it cannot tell the kernel's
+// ListenDrops (top, trace --reconcile and serve can, from an interval).
+const skDropsNote = "* SK-DROPS: the socket's sk_drops since it was created (ss -tlm d<N>), not ListenDrops: " +
+	"the kernel adds 2 for a final ACK dropped on a full accept queue (ListenDrops 1), and receive-path drops; " +
+	"synq top shows ListenDrops per listener."
+
 // WriteListeners prints rows as JSON lines or a table.
 func WriteListeners(w io.Writer, format Format, rows []ListenerRow) error {
 	// One write(2) per row (JSON) or per cell (tabwriter) cost more than
@@ -76,7 +82,7 @@ func WriteListeners(w io.Writer, format Format, rows []ListenerRow) error {
 		return out.Flush()
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NETNS\tLISTENER\tACCEPT-Q\tSYN-Q\tDROPS\tOWNER")
+	fmt.Fprintln(tw, "NETNS\tLISTENER\tACCEPT-Q\tSYN-Q\tSK-DROPS*\tOWNER")
 	for _, r := range rows {
 		nsName := netnsCell(uint64(r.Netns), r.NetnsName)
 		own := "-"
@@ -84,10 +90,13 @@ func WriteListeners(w io.Writer, format Format, rows []ListenerRow) error {
 			own = ownerCell(r.PIDs[0], r.Comms[0], len(r.PIDs)-1)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, r.ep, r.AcceptQueueLen, r.AcceptQueueMax,
-			r.SynQueueLen, r.SynQueueMax, r.Drops, own)
+			r.SynQueueLen, r.SynQueueMax, r.SkDrops, own)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(rows) > 0 {
+		fmt.Fprintln(out, "\n"+skDropsNote)
 	}
 	return out.Flush()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/ledger"
 )
 
 // TopText renders a frame as lines: a header, the table, a legend.
@@ -18,10 +19,17 @@ func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 	if len(f.Rows) == 1 {
 		listeners = "listener"
 	}
-	head := fmt.Sprintf("synq top: %s tier, Linux %s; %s events/s, lost %d; %d %s; every %s; sorted by %s",
-		f.Tier, f.Kernel, TopRate(f.Rate(f.Events)), f.Lost, len(f.Rows), listeners, f.Interval.Round(10*time.Millisecond), key)
+	head := fmt.Sprintf("synq top: %s tier, Linux %s; ring buffer %s records/s, lost %d",
+		f.Tier, f.Kernel, TopRate(f.Rate(f.RingRecords)), f.Lost)
+	if f.RecursionMisses > 0 {
+		head += fmt.Sprintf(", %d program runs skipped (recursion; missing from the counts too)", f.RecursionMisses)
+	}
+	head += fmt.Sprintf("; %d %s; every %s; sorted by %s", len(f.Rows), listeners, f.Interval.Round(10*time.Millisecond), key)
+	var unattributed []string
 	if f.Coverage != nil {
-		head += "; " + topCoverage(f.Coverage)
+		var cov string
+		cov, unattributed = topCoverage(f.Coverage)
+		head += "; " + cov
 	}
 	if interactive {
 		head += "  [q quit, s sort]"
@@ -38,7 +46,11 @@ func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 	if tp {
 		reasons = "SYN-DROP*"
 	}
-	fmt.Fprintf(tw, "NETNS\tLISTENER\tSYN/s\tACC/s\tDROP/s\t%s\tACK-OVF\tOTHER\tCOOKIE/s\tACCEPT-Q\tSYN-Q\tLATENCY p50/p99/max\tOWNER\tCGROUP\n", reasons)
+	fmt.Fprintf(tw, "NETNS\tLISTENER\tSYN/s\tACC/s\tDROP/s\t%s\tACK-OVF\tOTHER\tCOOKIE/s\tACCEPT-Q\tSYN-Q\tLATENCY p50/p99/max\tOWNER\tCGROUP", reasons)
+	if tp {
+		fmt.Fprint(tw, "\tSYN-DROP WHY*")
+	}
+	fmt.Fprintln(tw)
 	for i := range f.Rows {
 		r := &f.Rows[i]
 		ns := netnsCell(uint64(r.Netns), r.NetnsName)
@@ -59,21 +71,36 @@ func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 			lat = Duration(r.Latency.P50) + "/" + Duration(r.Latency.P99) + "/" + Duration(r.Latency.Max)
 		}
 		own, cg := ownerLabel(r.Owners)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ns, r.Endpoint, syn,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", ns, r.Endpoint, syn,
 			TopRate(f.Rate(r.Accepts)), drops, why, TopRate(f.Rate(r.AckOverflow)), TopRate(f.Rate(r.Other)), cookies,
 			topQueueText(r.AcceptQueue), topQueueText(r.SynQueue), lat, own, cg)
+		if tp {
+			reason := r.SynReason
+			if reason == "" {
+				reason = "-"
+			} else if r.SettledBy != "" {
+				reason += " (netns counters)"
+			}
+			fmt.Fprint(tw, "\t"+reason)
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	lines = append(lines, strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")...)
 	lines = append(lines, "")
 	if tp {
-		lines = append(lines, "* SYN-side drops (either queue full), derived per listener: ListenDrops from sk_drops − ACK-OVF − OTHER; "+
-			"tracepoints cannot see a dropped SYN, so no SYN/s, cookies or reason.")
+		lines = append(lines, "* SYN-side drops, derived per listener: ListenDrops from sk_drops − ACK-OVF − OTHER; "+
+			"tracepoints cannot see a dropped SYN, so no SYN/s, cookies or reason of their own: SYN-DROP WHY comes from the netns's "+
+			"counters where they settle it (ListenOverflows and TCPReqQFullDrop did not move, or one listener dropped), "+
+			"else \""+ledger.ReasonNotVisible+"\".")
 	} else {
 		lines = append(lines, "drops/s by reason: SYNQ-FULL SYN dropped, SYN queue full; ACCQ-FULL SYN dropped, accept queue full; "+
 			"ACK-OVF final ACK dropped, accept queue full (half-open); OTHER ListenDrops with room in the queues.")
 	}
 	lines = append(lines, "queues: now/peak/max over the interval; ~ = drops approximated by sk_drops (kernel before 6.11).")
+	if len(unattributed) > 0 {
+		lines = append(lines, "† moved in the kernel, not attributable to listeners by this kernel's hooks: "+strings.Join(unattributed, "; ")+".")
+	}
 	return lines
 }
 
@@ -107,21 +134,33 @@ func TopRate(v float64) string {
 }
 
 // topCoverage is the header's reconciliation: "reconcile ListenDrops
-// 12/12 (100%) ..." over the claimed counters that moved.
-func topCoverage(cov []aggregate.Coverage) string {
-	var parts []string
+// 12/12 (100%), SyncookiesSent 19961†": every counter that moved, the
+// claimed ones as synq/kernel, the others with synq's partial count or a †
+// where the hooks cannot attribute them (their notes are returned for the
+// footnote). Never silence where the kernel moved a counter.
+func topCoverage(cov []aggregate.Coverage) (string, []string) {
+	var parts, unattributed []string
 	for _, c := range cov {
-		if c.Kernel == 0 && c.Synq == 0 {
+		if c.Kernel == 0 && (c.Synq == nil || *c.Synq == 0) {
 			continue
 		}
-		p := fmt.Sprintf("%s %d/%d", c.Counter, c.Synq, c.Kernel)
-		if c.Kernel > 0 {
-			p += fmt.Sprintf(" (%.0f%%)", 100*float64(c.Synq)/float64(c.Kernel))
+		var p string
+		switch {
+		case c.Synq == nil:
+			p = fmt.Sprintf("%s %d†", c.Counter, c.Kernel)
+			unattributed = append(unattributed, c.Counter+": "+c.Note)
+		case !c.Claimed:
+			p = fmt.Sprintf("%s %d (synq %d, not claimed)", c.Counter, c.Kernel, *c.Synq)
+		default:
+			p = fmt.Sprintf("%s %d/%d", c.Counter, *c.Synq, c.Kernel)
+			if c.Kernel > 0 {
+				p += fmt.Sprintf(" (%.0f%%)", 100*float64(*c.Synq)/float64(c.Kernel))
+			}
 		}
 		parts = append(parts, p)
 	}
 	if len(parts) == 0 {
-		return "reconcile: no listen-path counter moved"
+		return "reconcile: no listen-path counter moved", nil
 	}
-	return "reconcile " + strings.Join(parts, ", ")
+	return "reconcile " + strings.Join(parts, ", "), unattributed
 }

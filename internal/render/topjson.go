@@ -9,12 +9,14 @@ type TopFrameJSON struct {
 	IntervalNs           int64   `json:"interval_ns"`
 	Tier                 string  `json:"tier"`
 	Kernel               string  `json:"kernel"`
-	Events               uint64  `json:"events"`
-	EventsPerSec         float64 `json:"events_per_sec"`
+	RingRecords          uint64  `json:"ring_records"`
+	RingRecordsPerSec    float64 `json:"ring_records_per_sec"`
 	Lost                 uint64  `json:"lost"`
+	RecursionMisses      uint64  `json:"recursion_misses"`
 	UnattributedEnqueues uint64  `json:"unattributed_enqueues"`
 	// Reconcile: kernel counter vs synq since the start, per claimed
-	// counter; absent when not reconciled.
+	// counter and per other counter the kernel moved (synq null where the
+	// hooks cannot attribute it); absent when not reconciled.
 	Reconcile []TopCoverageJSON `json:"reconcile,omitempty"`
 	Sort      string            `json:"sort"`
 	Rows      []TopRowJSON      `json:"rows"`
@@ -46,7 +48,9 @@ type TopRowJSON struct {
 type topDropsJSON struct {
 	SynQueueFull    *uint64 `json:"syn_queue_full"`
 	AcceptQueueFull *uint64 `json:"accept_queue_full"`
+	SynOther        *uint64 `json:"syn_other"`
 	SynDerived      *uint64 `json:"syn_derived"`
+	SynSettledBy    string  `json:"syn_settled_by,omitempty"`
 	AckOverflow     uint64  `json:"ack_overflow"`
 	Other           uint64  `json:"other"`
 }
@@ -67,13 +71,14 @@ type topLatencyJSON struct {
 func NewTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) TopFrameJSON {
 	j := TopFrameJSON{
 		TimeNs: f.Time.UnixNano(), IntervalNs: f.Interval.Nanoseconds(), Tier: string(f.Tier), Kernel: f.Kernel,
-		Events: f.Events, EventsPerSec: f.Rate(f.Events), Lost: f.Lost, UnattributedEnqueues: f.UnattributedEnqueues,
-		Sort: string(key), Rows: make([]TopRowJSON, 0, len(f.Rows)),
+		RingRecords: f.RingRecords, RingRecordsPerSec: f.Rate(f.RingRecords), Lost: f.Lost, RecursionMisses: f.RecursionMisses,
+		UnattributedEnqueues: f.UnattributedEnqueues,
+		Sort:                 string(key), Rows: make([]TopRowJSON, 0, len(f.Rows)),
 	}
 	for _, c := range f.Coverage {
-		cj := TopCoverageJSON{Counter: c.Counter, Kernel: c.Kernel, Synq: c.Synq}
-		if c.Kernel > 0 {
-			r := float64(c.Synq) / float64(c.Kernel)
+		cj := TopCoverageJSON{Counter: c.Counter, Kernel: c.Kernel, Synq: c.Synq, Claimed: c.Claimed, Note: c.Note}
+		if c.Kernel > 0 && c.Synq != nil {
+			r := float64(*c.Synq) / float64(c.Kernel)
 			cj.Ratio = &r
 		}
 		j.Reconcile = append(j.Reconcile, cj)
@@ -92,7 +97,7 @@ func NewTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) TopFrameJSON {
 			Accepts: r.Accepts, AcceptsPerSec: f.Rate(r.Accepts), Cookies: r.Cookies, CookiesPerSec: perSec(r.Cookies),
 			Drops: r.Drops, DropsPerSec: f.Rate(r.Drops), DropsExact: r.DropsExact,
 			DropsByReason: topDropsJSON{SynQueueFull: r.SynQueueFull, AcceptQueueFull: r.AcceptQueueFull,
-				SynDerived: r.SynDerived, AckOverflow: r.AckOverflow, Other: r.Other},
+				SynOther: r.SynOther, SynDerived: r.SynDerived, SynSettledBy: r.SettledBy, AckOverflow: r.AckOverflow, Other: r.Other},
 			AcceptQueue:   topQueueJSON(r.AcceptQueue),
 			SynQueue:      topQueueJSON(r.SynQueue),
 			AcceptLatency: topLatencyJSON{Count: r.Latency.Count},
@@ -112,6 +117,8 @@ func NewTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) TopFrameJSON {
 type TopCoverageJSON struct {
 	Counter string   `json:"counter"`
 	Kernel  uint64   `json:"kernel"`
-	Synq    uint64   `json:"synq"`
-	Ratio   *float64 `json:"coverage_ratio"` // synq/kernel; null when the kernel counted none
+	Synq    *uint64  `json:"synq"`           // null: the hooks cannot attribute it on this kernel
+	Ratio   *float64 `json:"coverage_ratio"` // synq/kernel; null when the kernel counted none or synq is null
+	Claimed bool     `json:"claimed"`        // synq counts every increment
+	Note    string   `json:"note,omitempty"` // why not claimed
 }
