@@ -438,9 +438,10 @@ func TestKernelServePrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		t.Errorf("/healthz: %d", resp.StatusCode)
+		t.Errorf("/healthz: %d %s", resp.StatusCode, hb)
 	}
 }
 
