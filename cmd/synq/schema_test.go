@@ -92,3 +92,23 @@ func assertSchemaStrict(t *testing.T, command string, line []byte, required stri
 		t.Errorf("docs/schema/%s.json accepts a line without %q", command, required)
 	}
 }
+
+// TestSchemasPublished: docs/schema holds a schema, that compiles, for
+// every command with --output json, and nothing else.
+func TestSchemasPublished(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "schema", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, strings.TrimSuffix(filepath.Base(f), ".json"))
+	}
+	want := []string{"latency", "listeners", "states", "stats", "top", "trace"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("docs/schema has %v, want %v", got, want)
+	}
+	for _, c := range want {
+		commandSchema(t, c)
+	}
+}
