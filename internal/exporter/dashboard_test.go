@@ -32,6 +32,7 @@ func populated(t *testing.T) *Exporter {
 	})
 	f.update(2, func(c *tracer.Counts) { c.Enqueue = 1 })
 	f.stats = tracer.Stats{Lost: 3}
+	f.denied = []uint32{testNetns + 1}
 	f.kernel["TcpExt.ListenDrops"] = 5
 	f.accepted(1, 50*time.Microsecond, 2*time.Millisecond, 300*time.Millisecond, 20*time.Second)
 	return e

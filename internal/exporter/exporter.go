@@ -236,6 +236,7 @@ type Exporter struct {
 	lost        uint64
 	lastRefresh time.Time
 	err         error // the last refresh's failure to read the tracer
+	health      scrapeHealth
 	logged      map[string]bool
 }
 
@@ -269,7 +270,9 @@ func New(src Source, opts Options) (*Exporter, error) {
 			e.seriesFor(keyOf(s.Endpoint), now)
 		}
 	})
-	if e.kernel0, err = src.KernelCounters(); err != nil {
+	e.kernel0, err = src.KernelCounters()
+	e.health.read(SourceNetstat, err)
+	if err != nil {
 		e.logf("kernel counters of netns %d: %v (no synq_kernel_netstat, no reconciliation)", opts.ReconciledNetns, err)
 	}
 	return e, nil
@@ -360,13 +363,6 @@ func (e *Exporter) seriesFor(k key, now time.Time) *series {
 // call concurrently with scrapes.
 func (e *Exporter) Observe(ev *tracer.Event) { e.tally.Observe(ev) }
 
-// Healthy is the last scrape's failure to read the tracer, nil if it read.
-func (e *Exporter) Healthy() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.err
-}
-
 // derive computes a socket's counters since synq first saw it.
 func (e *Exporter) derive(s *ledger.Sock) values {
 	a := s.Counts
@@ -395,23 +391,33 @@ func (e *Exporter) refresh(now time.Time) error {
 	// then shows in the counters first, and the tracepoint tier's
 	// sk_drops-based SYN side can only lag by it, never run ahead (series
 	// keep their high-water mark, so a lead would stick).
+	e.health.begin()
+	if e.kernel0 == nil {
+		// Its first read failed: no baseline, no reconciliation.
+		e.health.get(SourceNetstat).failed = []string{"no baseline: the first read of the reconciled namespace's counters failed"}
+	}
 	v, lerr := e.src.Walk()
+	e.health.walked(v, lerr)
 	if lerr != nil {
 		e.logf("snapshot listeners: %v", lerr)
 	}
 	counts, err := e.src.Counts()
+	e.health.read(SourceCounts, err)
 	if err != nil {
 		e.err = fmt.Errorf("read listener counters: %w", err)
 		return e.err
 	}
 	var hists map[tracer.ListenerID]*tracer.Histogram
 	if e.latency {
-		if hists, err = e.src.Histograms(); err != nil {
+		hists, err = e.src.Histograms()
+		e.health.read(SourceHistograms, err)
+		if err != nil {
 			e.err = fmt.Errorf("read listener histograms: %w", err)
 			return e.err
 		}
 	}
 	st, err := e.src.Stats()
+	e.health.read(SourceStats, err)
 	if err != nil {
 		e.err = fmt.Errorf("read loss counters: %w", err)
 		return e.err
@@ -419,7 +425,9 @@ func (e *Exporter) refresh(now time.Time) error {
 	e.err = nil
 	e.lost = st.Lost + st.RecursionMisses + st.BadRecords
 	if e.kernel0 != nil {
-		if e.kernelNow, err = e.src.KernelCounters(); err != nil {
+		e.kernelNow, err = e.src.KernelCounters()
+		e.health.read(SourceNetstat, err)
+		if err != nil {
 			e.logf("kernel counters of netns %d: %v", e.opts.ReconciledNetns, err)
 		}
 	}
@@ -607,7 +615,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, e.opts.Version, string(e.info.Tier), e.info.Kernel)
-	if err := e.refresh(e.opts.Now()); err != nil {
+	err := e.refresh(e.opts.Now())
+	e.health.collect(ch)
+	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descDrops, err)
 		return
 	}

@@ -59,6 +59,10 @@ func TestServer(t *testing.T) {
 	if code, body := get(t, url+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
+	healthErr = &Degraded{Problems: []string{"source netns failing: not allowed"}}
+	if code, body := get(t, url+"/healthz"); code != 200 || body != "ok, degraded: source netns failing: not allowed\n" {
+		t.Errorf("/healthz when degraded: %d %q", code, body)
+	}
 	healthErr = errors.New("event reader stopped")
 	if code, body := get(t, url+"/healthz"); code != 503 || !strings.Contains(body, "event reader stopped") {
 		t.Errorf("/healthz when unhealthy: %d %q", code, body)

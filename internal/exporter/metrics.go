@@ -80,6 +80,7 @@ var allDescs = []*prometheus.Desc{
 	descDrops, descCookies, descSyn, descEnqueued, descAccepted, descSynackRetrans,
 	descAcceptQueueLen, descAcceptQueueMax, descSynQueueLen, descLatency,
 	descLost, descKernel, descCoverage, descBuildInfo,
+	descSourceReads, descSourceErrors, descSourceSuccess,
 }
 
 // DefaultLatencyBuckets span a fast in-process accept (~100µs) to an
