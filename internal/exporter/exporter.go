@@ -669,10 +669,15 @@ func (e *Exporter) collectKernel(ch chan<- prometheus.Metric) {
 	if e.kernelNow == nil {
 		return
 	}
-	for _, name := range netstat.DefaultSet {
+	ns := strconv.FormatUint(uint64(e.opts.ReconciledNetns), 10)
+	for _, name := range kernelSet {
 		if v, ok := e.kernelNow[name]; ok {
-			ne := netstat.Describe(name).NodeExporter
-			ch <- prometheus.MustNewConstMetric(descKernel, prometheus.UntypedValue, float64(v), ne[len("node_netstat_"):])
+			c := netstat.Describe(name)
+			d, t := descKernel, prometheus.CounterValue
+			if c.Gauge {
+				d, t = descKernelGauge, prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(d, t, float64(v), ns, c.NodeExporter[len("node_netstat_"):])
 		}
 	}
 	delta := netstat.Delta(e.kernel0, e.kernelNow)
