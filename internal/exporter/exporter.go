@@ -273,7 +273,7 @@ func New(src Source, opts Options) (*Exporter, error) {
 	e.kernel0, err = src.KernelCounters()
 	e.health.read(SourceNetstat, err)
 	if err != nil {
-		e.logf("kernel counters of netns %d: %v (no synq_kernel_netstat, no reconciliation)", opts.ReconciledNetns, err)
+		e.logf("kernel counters of netns %d: %v (no synq_kernel_netstat_*, no reconciliation)", opts.ReconciledNetns, err)
 	}
 	return e, nil
 }
