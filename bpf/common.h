@@ -27,6 +27,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const struct synq_event *unused_synq_event __attribute__((unused));
 const struct synq_counts *unused_synq_counts __attribute__((unused));
 const struct synq_hist *unused_synq_hist __attribute__((unused));
+const struct synq_max *unused_synq_max __attribute__((unused));
 const struct synq_listener *unused_synq_listener __attribute__((unused));
 const enum synq_kind *unused_synq_kind __attribute__((unused));
 const enum synq_reason *unused_synq_reason __attribute__((unused));
@@ -73,6 +74,24 @@ struct {
 
 /* The value a new listener_hist entry starts from (too large for the stack). */
 static const struct synq_hist zero_hist;
+
+/* Exact maxima beside listener_hist. Per CPU: atomic compare-and-swap
+ * (BPF_CMPXCHG) needs 5.12 and synq loads on 5.10; a plain max on a per-CPU
+ * value is exact, and the reader takes the largest over the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct synq_max);
+} listener_max SEC(".maps");
+
+/* The epoch the maxima are kept for, bumped by the reader (struct synq_max). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} max_epoch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -289,10 +308,39 @@ static __always_inline struct synq_hist *listener_hist_of(const struct sock *sk)
 	return bpf_map_lookup_elem(&listener_hist, &key);
 }
 
+/* This CPU's slot of the current epoch for sk, emptied when it held an
+ * older epoch. */
+static __always_inline struct synq_max_slot *max_slot_of(const struct sock *sk)
+{
+	__u64 key = (__u64)sk, epoch = 0, *ep;
+	struct synq_max *m, zero = {};
+	struct synq_max_slot *s;
+	__u32 k0 = 0;
+
+	ep = bpf_map_lookup_elem(&max_epoch, &k0);
+	if (ep)
+		epoch = *ep;
+	m = bpf_map_lookup_elem(&listener_max, &key);
+	if (!m) {
+		bpf_map_update_elem(&listener_max, &key, &zero, BPF_NOEXIST);
+		m = bpf_map_lookup_elem(&listener_max, &key);
+		if (!m)
+			return NULL;
+	}
+	s = &m->slot[epoch & 1];
+	if (s->epoch != epoch) {
+		s->epoch = epoch;
+		s->latency_ns = 0;
+		s->depth = 0;
+	}
+	return s;
+}
+
 /* An accept: its latency, or no_latency when the enqueue was not seen. */
 static __always_inline void hist_latency(const struct sock *sk, __u64 ns, bool known)
 {
 	struct synq_hist *h = listener_hist_of(sk);
+	struct synq_max_slot *m;
 	__u32 b;
 
 	if (!h)
@@ -307,20 +355,28 @@ static __always_inline void hist_latency(const struct sock *sk, __u64 ns, bool k
 	if (b < SYNQ_LAT_BUCKETS)
 		__sync_fetch_and_add(&h->latency[b], 1);
 	__sync_fetch_and_add(&h->latency_sum_ns, ns);
+	m = max_slot_of(sk);
+	if (m && ns > m->latency_ns)
+		m->latency_ns = ns;
 }
 
 /* An enqueue: the accept queue's length with the new child in it. */
 static __always_inline void hist_depth(const struct sock *sk, const bool btf)
 {
 	struct synq_hist *h = listener_hist_of(sk);
-	__u32 b;
+	struct synq_max_slot *m;
+	__u32 b, depth;
 
 	if (!h)
 		return;
-	b = hist_bucket(RD(btf, sk, sk_ack_backlog), SYNQ_DEPTH_BUCKETS - 1);
+	depth = RD(btf, sk, sk_ack_backlog);
+	b = hist_bucket(depth, SYNQ_DEPTH_BUCKETS - 1);
 	asm volatile("" : "+r"(b));
 	if (b < SYNQ_DEPTH_BUCKETS)
 		__sync_fetch_and_add(&h->depth[b], 1);
+	m = max_slot_of(sk);
+	if (m && depth > m->depth)
+		m->depth = depth;
 }
 
 static __always_inline struct synq_event *reserve(__u8 kind)

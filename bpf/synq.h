@@ -81,6 +81,23 @@ struct synq_hist {
 	__u64 latency_sum_ns; /* of the accepts counted in latency[] */
 };
 
+/* A listener's exact maxima over one epoch (see struct synq_max). */
+struct synq_max_slot {
+	__u64 epoch;
+	__u64 latency_ns; /* the longest accept latency */
+	__u32 depth;      /* the deepest accept queue at an enqueue, the child included */
+	__u32 pad;
+};
+
+/* Per listener and per CPU, beside struct synq_hist: the exact largest
+ * values, which the histogram knows only to within a bucket. Two slots: the
+ * reader bumps the epoch, waits an RCU grace period (every program that read
+ * the old epoch has returned) and reads the old epoch's slot, which no
+ * program writes again until the epoch after next. */
+struct synq_max {
+	struct synq_max_slot slot[2];
+};
+
 /* One listening socket, as iter/tcp sees it. */
 struct synq_listener {
 	__u64 listener;

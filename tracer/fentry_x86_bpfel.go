@@ -84,6 +84,17 @@ type fentrySynqHist struct {
 	LatencySumNs uint64
 }
 
+type fentrySynqMax struct {
+	_    structs.HostLayout
+	Slot [2]struct {
+		_         structs.HostLayout
+		Epoch     uint64
+		LatencyNs uint64
+		Depth     uint32
+		Pad       uint32
+	}
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -95,7 +106,9 @@ const (
 	fentryMapHashdance            = "hashdance"
 	fentryMapListenerCounts       = "listener_counts"
 	fentryMapListenerHist         = "listener_hist"
+	fentryMapListenerMax          = "listener_max"
 	fentryMapLost                 = "lost"
+	fentryMapMaxEpoch             = "max_epoch"
 	fentryMapSampleCtr            = "sample_ctr"
 	fentryMapSynState             = "syn_state"
 	fentryProgFeCompleteHashdance = "fe_complete_hashdance"
@@ -122,6 +135,7 @@ const (
 	fentryVarUnusedSynqHist       = "unused_synq_hist"
 	fentryVarUnusedSynqKind       = "unused_synq_kind"
 	fentryVarUnusedSynqListener   = "unused_synq_listener"
+	fentryVarUnusedSynqMax        = "unused_synq_max"
 	fentryVarUnusedSynqReason     = "unused_synq_reason"
 )
 
@@ -197,7 +211,9 @@ type fentryMapSpecs struct {
 	Hashdance      *ebpf.MapSpec `ebpf:"hashdance"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
 	ListenerHist   *ebpf.MapSpec `ebpf:"listener_hist"`
+	ListenerMax    *ebpf.MapSpec `ebpf:"listener_max"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
+	MaxEpoch       *ebpf.MapSpec `ebpf:"max_epoch"`
 	SampleCtr      *ebpf.MapSpec `ebpf:"sample_ctr"`
 	SynState       *ebpf.MapSpec `ebpf:"syn_state"`
 }
@@ -213,6 +229,7 @@ type fentryVariableSpecs struct {
 	UnusedSynqHist     *ebpf.VariableSpec `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.VariableSpec `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
+	UnusedSynqMax      *ebpf.VariableSpec `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
 }
 
@@ -243,7 +260,9 @@ type fentryMaps struct {
 	Hashdance      *ebpf.Map `ebpf:"hashdance"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
 	ListenerHist   *ebpf.Map `ebpf:"listener_hist"`
+	ListenerMax    *ebpf.Map `ebpf:"listener_max"`
 	Lost           *ebpf.Map `ebpf:"lost"`
+	MaxEpoch       *ebpf.Map `ebpf:"max_epoch"`
 	SampleCtr      *ebpf.Map `ebpf:"sample_ctr"`
 	SynState       *ebpf.Map `ebpf:"syn_state"`
 }
@@ -257,7 +276,9 @@ func (m *fentryMaps) Close() error {
 		m.Hashdance,
 		m.ListenerCounts,
 		m.ListenerHist,
+		m.ListenerMax,
 		m.Lost,
+		m.MaxEpoch,
 		m.SampleCtr,
 		m.SynState,
 	)
@@ -274,6 +295,7 @@ type fentryVariables struct {
 	UnusedSynqHist     *ebpf.Variable `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.Variable `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
+	UnusedSynqMax      *ebpf.Variable `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`
 }
 

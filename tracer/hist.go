@@ -3,6 +3,9 @@ package tracer
 import (
 	"fmt"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // In-kernel distributions per listener: log-linear buckets (HistPrecision
@@ -86,4 +89,77 @@ func (h *Histogram) Sub(prev *Histogram) *Histogram {
 		d.Depth[i] -= prev.Depth[i]
 	}
 	return &d
+}
+
+// Max is a listener's exact largest values over an interval (Maxima).
+type Max struct {
+	// Latency is the longest accept latency; 0 when no accept with a
+	// known latency was counted.
+	Latency time.Duration
+	// Depth is the deepest accept queue an enqueue saw, the new child
+	// included; 0 when no enqueue was counted.
+	Depth uint32
+}
+
+// Maxima returns every listener's exact maxima since the previous call (the
+// first call: since the tracer attached), keyed like Histograms. The kernel
+// keeps them per CPU in two epochs: Maxima starts the next epoch, waits until
+// no program can still write the one it ends (an RCU grace period: BPF
+// programs run inside RCU read-side sections), then reads it. One caller at
+// a time per Tracer.
+func (t *Tracer) Maxima() (map[ListenerID]Max, error) {
+	em := t.maps["max_epoch"]
+	var zero uint32
+	var epoch uint64
+	if err := em.Lookup(&zero, &epoch); err != nil {
+		return nil, fmt.Errorf("read maxima epoch: %w", err)
+	}
+	if err := em.Update(&zero, epoch+1, ebpf.UpdateAny); err != nil {
+		return nil, fmt.Errorf("start maxima epoch: %w", err)
+	}
+	if err := rcuGracePeriod(); err != nil {
+		return nil, err
+	}
+	out := map[ListenerID]Max{}
+	var key uint64
+	var per []tpSynqMax
+	it := t.maps["listener_max"].Iterate()
+	for it.Next(&key, &per) {
+		var m Max
+		for i := range per {
+			s := &per[i].Slot[epoch&1]
+			if s.Epoch != epoch {
+				continue // this CPU saw nothing of the listener in the epoch
+			}
+			m.Latency = max(m.Latency, time.Duration(s.LatencyNs))
+			m.Depth = max(m.Depth, s.Depth)
+		}
+		if m != (Max{}) {
+			out[ListenerID(key)] = m
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read listener maxima: %w", err)
+	}
+	return out, nil
+}
+
+// membarrierCmdGlobal is MEMBARRIER_CMD_GLOBAL (include/uapi/linux/membarrier.h):
+// kernel/sched/membarrier.c answers it with synchronize_rcu().
+const membarrierCmdGlobal = 1
+
+// rcuGracePeriod returns once every RCU read-side section running when it
+// was called has ended. MEMBARRIER_CMD_GLOBAL is refused on nohz_full
+// kernels (EINVAL); there, a BPF program's run (microseconds, never
+// sleeping) is waited out instead.
+func rcuGracePeriod() error {
+	_, _, errno := unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0)
+	switch errno {
+	case 0:
+		return nil
+	case unix.EINVAL, unix.ENOSYS:
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	}
+	return fmt.Errorf("membarrier: %w", errno)
 }

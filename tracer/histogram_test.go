@@ -1,6 +1,8 @@
 package tracer_test
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -105,5 +107,93 @@ func checkAcceptHistogram(t *testing.T, s *session, h *tracer.Histogram, c trace
 	}
 	if float64(lo) < float64(hold)*(1-2*lat.RelativeError()) {
 		t.Errorf("lowest latency bucket starts at %v, below the %v every connection waited", lo, hold)
+	}
+}
+
+// The issue this keeps fixed: maxima were bucket values (max 251.66 ms for
+// a true 265.77 ms; "max 18" on a backlog-16 listener whose deepest enqueue
+// was 17). A backlog-16 accept queue is filled to its kernel limit of 17
+// (full means sk_ack_backlog > backlog), left for hold, then drained: the
+// kernel's maxima are the exact deepest enqueue (17, where the histogram
+// only knows [16, 20)) and exactly the longest latency the accept events
+// carried. A second interval sees only its own accept.
+func TestKernelExactMaxima(t *testing.T) {
+	const backlog, n, hold = 16, 17, 265 * time.Millisecond
+	s := newSession(t, nil)
+	l := s.queued(backlog, n)
+	time.Sleep(hold)
+	for i := 0; i < n; i++ {
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	time.Sleep(300 * time.Millisecond) // every event in the ring read
+	first, err := s.tr.Maxima()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second interval: one connection accepted at once.
+	res, err := s.ns.DialMany(context.Background(), l.String(), 1, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	evs := s.stop()
+	second, err := s.tr.Maxima()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := hardListener(t, s.ns, l.Port()).ID
+	m1, m2 := first[id], second[id]
+	hs, err := s.tr.Histograms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("maxima: first interval %+v, second %+v", m1, m2)
+
+	if s.tr.Info().EnqueueListener {
+		var deepest uint32
+		for _, e := range evs {
+			if e.Port == l.Port() && e.Kind == tracer.KindEnqueue && e.QueueKnown {
+				deepest = max(deepest, e.AcceptQueueLen)
+			}
+		}
+		if m1.Depth != n || deepest != n {
+			t.Errorf("deepest enqueue: kernel max %d, events %d; want %d (backlog %d)", m1.Depth, deepest, n, backlog)
+		}
+		if m2.Depth != 1 {
+			t.Errorf("second interval: deepest enqueue %d, want 1 (its only connection)", m2.Depth)
+		}
+		lat := hist.FromBuckets(tracer.HistPrecision, hs[id].Depth[:])
+		t.Logf("depth histogram alone: max within [%d, %d]", hist.BucketLow(tracer.HistPrecision, hist.Index(tracer.HistPrecision, n)), lat.Max())
+	}
+	if !hasKind(s.tr.Info(), tracer.KindAccept) {
+		t.Skipf("tier %s on this kernel sees no accepts (%v)", s.tr.Info().Tier, s.tr.Info().Notes)
+	}
+	var longest []time.Duration
+	for _, e := range evs {
+		if e.Port == l.Port() && e.Kind == tracer.KindAccept && e.LatencyKnown {
+			longest = append(longest, e.Latency)
+		}
+	}
+	if len(longest) != n+1 {
+		t.Fatalf("%d accept events with a latency, want %d", len(longest), n+1)
+	}
+	want1 := slices.Max(longest[:n])
+	if m1.Latency != want1 || m1.Latency < hold {
+		t.Errorf("first interval: kernel max latency %v, accept events' longest %v (held %v)", m1.Latency, want1, hold)
+	}
+	if m2.Latency != longest[n] {
+		t.Errorf("second interval: kernel max latency %v, its accept event %v", m2.Latency, longest[n])
+	}
+	if len(second) != 1 {
+		t.Errorf("second interval: maxima for %d listeners, want 1: %v", len(second), second)
 	}
 }

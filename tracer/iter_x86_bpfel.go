@@ -71,6 +71,17 @@ type iterSynqListener struct {
 	Laddr    [16]uint8
 }
 
+type iterSynqMax struct {
+	_    structs.HostLayout
+	Slot [2]struct {
+		_         structs.HostLayout
+		Epoch     uint64
+		LatencyNs uint64
+		Depth     uint32
+		Pad       uint32
+	}
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -79,7 +90,9 @@ const (
 	iterMapEvents             = "events"
 	iterMapListenerCounts     = "listener_counts"
 	iterMapListenerHist       = "listener_hist"
+	iterMapListenerMax        = "listener_max"
 	iterMapLost               = "lost"
+	iterMapMaxEpoch           = "max_epoch"
 	iterMapSampleCtr          = "sample_ctr"
 	iterProgIterListeners     = "iter_listeners"
 	iterVarSynqCfg            = "synq_cfg"
@@ -89,6 +102,7 @@ const (
 	iterVarUnusedSynqHist     = "unused_synq_hist"
 	iterVarUnusedSynqKind     = "unused_synq_kind"
 	iterVarUnusedSynqListener = "unused_synq_listener"
+	iterVarUnusedSynqMax      = "unused_synq_max"
 	iterVarUnusedSynqReason   = "unused_synq_reason"
 )
 
@@ -145,7 +159,9 @@ type iterMapSpecs struct {
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
 	ListenerHist   *ebpf.MapSpec `ebpf:"listener_hist"`
+	ListenerMax    *ebpf.MapSpec `ebpf:"listener_max"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
+	MaxEpoch       *ebpf.MapSpec `ebpf:"max_epoch"`
 	SampleCtr      *ebpf.MapSpec `ebpf:"sample_ctr"`
 }
 
@@ -160,6 +176,7 @@ type iterVariableSpecs struct {
 	UnusedSynqHist     *ebpf.VariableSpec `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.VariableSpec `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
+	UnusedSynqMax      *ebpf.VariableSpec `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
 }
 
@@ -187,7 +204,9 @@ type iterMaps struct {
 	Events         *ebpf.Map `ebpf:"events"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
 	ListenerHist   *ebpf.Map `ebpf:"listener_hist"`
+	ListenerMax    *ebpf.Map `ebpf:"listener_max"`
 	Lost           *ebpf.Map `ebpf:"lost"`
+	MaxEpoch       *ebpf.Map `ebpf:"max_epoch"`
 	SampleCtr      *ebpf.Map `ebpf:"sample_ctr"`
 }
 
@@ -197,7 +216,9 @@ func (m *iterMaps) Close() error {
 		m.Events,
 		m.ListenerCounts,
 		m.ListenerHist,
+		m.ListenerMax,
 		m.Lost,
+		m.MaxEpoch,
 		m.SampleCtr,
 	)
 }
@@ -213,6 +234,7 @@ type iterVariables struct {
 	UnusedSynqHist     *ebpf.Variable `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.Variable `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
+	UnusedSynqMax      *ebpf.Variable `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`
 }
 

@@ -89,6 +89,17 @@ type kprobeSynqHist struct {
 	LatencySumNs uint64
 }
 
+type kprobeSynqMax struct {
+	_    structs.HostLayout
+	Slot [2]struct {
+		_         structs.HostLayout
+		Epoch     uint64
+		LatencyNs uint64
+		Depth     uint32
+		Pad       uint32
+	}
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -100,7 +111,9 @@ const (
 	kprobeMapHashdance             = "hashdance"
 	kprobeMapListenerCounts        = "listener_counts"
 	kprobeMapListenerHist          = "listener_hist"
+	kprobeMapListenerMax           = "listener_max"
 	kprobeMapLost                  = "lost"
+	kprobeMapMaxEpoch              = "max_epoch"
 	kprobeMapQadd                  = "qadd"
 	kprobeMapSampleCtr             = "sample_ctr"
 	kprobeMapSynState              = "syn_state"
@@ -127,6 +140,7 @@ const (
 	kprobeVarUnusedSynqHist        = "unused_synq_hist"
 	kprobeVarUnusedSynqKind        = "unused_synq_kind"
 	kprobeVarUnusedSynqListener    = "unused_synq_listener"
+	kprobeVarUnusedSynqMax         = "unused_synq_max"
 	kprobeVarUnusedSynqReason      = "unused_synq_reason"
 )
 
@@ -201,7 +215,9 @@ type kprobeMapSpecs struct {
 	Hashdance      *ebpf.MapSpec `ebpf:"hashdance"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
 	ListenerHist   *ebpf.MapSpec `ebpf:"listener_hist"`
+	ListenerMax    *ebpf.MapSpec `ebpf:"listener_max"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
+	MaxEpoch       *ebpf.MapSpec `ebpf:"max_epoch"`
 	Qadd           *ebpf.MapSpec `ebpf:"qadd"`
 	SampleCtr      *ebpf.MapSpec `ebpf:"sample_ctr"`
 	SynState       *ebpf.MapSpec `ebpf:"syn_state"`
@@ -218,6 +234,7 @@ type kprobeVariableSpecs struct {
 	UnusedSynqHist     *ebpf.VariableSpec `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.VariableSpec `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
+	UnusedSynqMax      *ebpf.VariableSpec `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
 }
 
@@ -248,7 +265,9 @@ type kprobeMaps struct {
 	Hashdance      *ebpf.Map `ebpf:"hashdance"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
 	ListenerHist   *ebpf.Map `ebpf:"listener_hist"`
+	ListenerMax    *ebpf.Map `ebpf:"listener_max"`
 	Lost           *ebpf.Map `ebpf:"lost"`
+	MaxEpoch       *ebpf.Map `ebpf:"max_epoch"`
 	Qadd           *ebpf.Map `ebpf:"qadd"`
 	SampleCtr      *ebpf.Map `ebpf:"sample_ctr"`
 	SynState       *ebpf.Map `ebpf:"syn_state"`
@@ -263,7 +282,9 @@ func (m *kprobeMaps) Close() error {
 		m.Hashdance,
 		m.ListenerCounts,
 		m.ListenerHist,
+		m.ListenerMax,
 		m.Lost,
+		m.MaxEpoch,
 		m.Qadd,
 		m.SampleCtr,
 		m.SynState,
@@ -281,6 +302,7 @@ type kprobeVariables struct {
 	UnusedSynqHist     *ebpf.Variable `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.Variable `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
+	UnusedSynqMax      *ebpf.Variable `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`
 }
 

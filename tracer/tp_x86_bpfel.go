@@ -112,6 +112,17 @@ const (
 	tpSynqKindSYNQ_KIND_MAX            tpSynqKind = 8
 )
 
+type tpSynqMax struct {
+	_    structs.HostLayout
+	Slot [2]struct {
+		_         structs.HostLayout
+		Epoch     uint64
+		LatencyNs uint64
+		Depth     uint32
+		Pad       uint32
+	}
+}
+
 type tpSynqReason uint32
 
 const (
@@ -130,7 +141,9 @@ const (
 	tpMapEvents             = "events"
 	tpMapListenerCounts     = "listener_counts"
 	tpMapListenerHist       = "listener_hist"
+	tpMapListenerMax        = "listener_max"
 	tpMapLost               = "lost"
+	tpMapMaxEpoch           = "max_epoch"
 	tpMapPending            = "pending"
 	tpMapSampleCtr          = "sample_ctr"
 	tpProgTpDataReady       = "tp_data_ready"
@@ -149,6 +162,7 @@ const (
 	tpVarUnusedSynqHist     = "unused_synq_hist"
 	tpVarUnusedSynqKind     = "unused_synq_kind"
 	tpVarUnusedSynqListener = "unused_synq_listener"
+	tpVarUnusedSynqMax      = "unused_synq_max"
 	tpVarUnusedSynqReason   = "unused_synq_reason"
 )
 
@@ -214,7 +228,9 @@ type tpMapSpecs struct {
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	ListenerCounts *ebpf.MapSpec `ebpf:"listener_counts"`
 	ListenerHist   *ebpf.MapSpec `ebpf:"listener_hist"`
+	ListenerMax    *ebpf.MapSpec `ebpf:"listener_max"`
 	Lost           *ebpf.MapSpec `ebpf:"lost"`
+	MaxEpoch       *ebpf.MapSpec `ebpf:"max_epoch"`
 	Pending        *ebpf.MapSpec `ebpf:"pending"`
 	SampleCtr      *ebpf.MapSpec `ebpf:"sample_ctr"`
 }
@@ -230,6 +246,7 @@ type tpVariableSpecs struct {
 	UnusedSynqHist     *ebpf.VariableSpec `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.VariableSpec `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.VariableSpec `ebpf:"unused_synq_listener"`
+	UnusedSynqMax      *ebpf.VariableSpec `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.VariableSpec `ebpf:"unused_synq_reason"`
 }
 
@@ -258,7 +275,9 @@ type tpMaps struct {
 	Events         *ebpf.Map `ebpf:"events"`
 	ListenerCounts *ebpf.Map `ebpf:"listener_counts"`
 	ListenerHist   *ebpf.Map `ebpf:"listener_hist"`
+	ListenerMax    *ebpf.Map `ebpf:"listener_max"`
 	Lost           *ebpf.Map `ebpf:"lost"`
+	MaxEpoch       *ebpf.Map `ebpf:"max_epoch"`
 	Pending        *ebpf.Map `ebpf:"pending"`
 	SampleCtr      *ebpf.Map `ebpf:"sample_ctr"`
 }
@@ -270,7 +289,9 @@ func (m *tpMaps) Close() error {
 		m.Events,
 		m.ListenerCounts,
 		m.ListenerHist,
+		m.ListenerMax,
 		m.Lost,
+		m.MaxEpoch,
 		m.Pending,
 		m.SampleCtr,
 	)
@@ -287,6 +308,7 @@ type tpVariables struct {
 	UnusedSynqHist     *ebpf.Variable `ebpf:"unused_synq_hist"`
 	UnusedSynqKind     *ebpf.Variable `ebpf:"unused_synq_kind"`
 	UnusedSynqListener *ebpf.Variable `ebpf:"unused_synq_listener"`
+	UnusedSynqMax      *ebpf.Variable `ebpf:"unused_synq_max"`
 	UnusedSynqReason   *ebpf.Variable `ebpf:"unused_synq_reason"`
 }
 

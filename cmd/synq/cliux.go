@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/synq-trace/synq/internal/clidoc"
 	"github.com/urfave/cli/v2"
 )
 
@@ -168,11 +169,6 @@ func flagValueErr(app *cli.App, err error) error {
 	return fmt.Errorf("--%s: want %s, got %q", name, want, got)
 }
 
-var (
-	fishLongAlias  = regexp.MustCompile(`-s ([a-zA-Z0-9][a-zA-Z0-9.-]+)`)
-	manZeroDefault = regexp.MustCompile(` \(default: (0|0s|false)\)`)
-)
-
 var reInvalidValue = regexp.MustCompile(`^invalid value "(.*)" for flag -{1,2}([^:]+): (.*)$`)
 
 // findFlag finds a flag by any of its names in the whole command tree.
@@ -220,18 +216,16 @@ func completionCommand() *cli.Command {
 func writeCompletion(app *cli.App, shell string, w io.Writer) error {
 	switch shell {
 	case "bash":
-		_, err := io.WriteString(w, bashCompletion)
+		_, err := io.WriteString(w, clidoc.Bash)
 		return err
 	case "zsh":
-		_, err := io.WriteString(w, zshCompletion)
+		_, err := io.WriteString(w, clidoc.Zsh)
 		return err
 	case "fish":
-		s, err := docApp(app).ToFishCompletion()
+		s, err := clidoc.Fish(app)
 		if err != nil {
 			return err
 		}
-		// urfave/cli gives a long alias (--listen) as a short option.
-		s = fishLongAlias.ReplaceAllString(s, "-l $1")
 		_, err = io.WriteString(w, s)
 		return err
 	}
@@ -248,72 +242,12 @@ func manCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return usagef("man takes no arguments, got %q", c.Args().First())
 			}
-			s, err := docApp(c.App).ToMan()
+			s, err := clidoc.Man(c.App)
 			if err != nil {
 				return err
 			}
-			s = manZeroDefault.ReplaceAllString(s, "")
 			_, err = io.WriteString(c.App.Writer, s)
 			return err
 		},
 	}
 }
-
-// docApp is app for generated documents: its commands without urfave/cli's
-// help command, which is one value shared by every command and, once run,
-// lists itself among its own subcommands (a cycle the generators would
-// follow forever).
-func docApp(app *cli.App) *cli.App {
-	var strip func([]*cli.Command) []*cli.Command
-	strip = func(cmds []*cli.Command) []*cli.Command {
-		var out []*cli.Command
-		for _, c := range cmds {
-			if c.Name == "help" {
-				continue
-			}
-			cc := *c
-			cc.Subcommands = strip(c.Subcommands)
-			out = append(out, &cc)
-		}
-		return out
-	}
-	a := *app
-	a.Commands = strip(app.Commands)
-	return &a
-}
-
-const bashCompletion = `# bash completion for synq (synq completion bash)
-_synq_complete() {
-  local cur words
-  COMPREPLY=()
-  cur="${COMP_WORDS[COMP_CWORD]}"
-  words=("${COMP_WORDS[@]:0:$COMP_CWORD}")
-  local opts
-  if [[ "$cur" == -* ]]; then
-    opts=$("${words[@]}" "$cur" --generate-bash-completion 2>/dev/null)
-  else
-    opts=$("${words[@]}" --generate-bash-completion 2>/dev/null)
-  fi
-  COMPREPLY=($(compgen -W "$opts" -- "$cur"))
-}
-complete -o bashdefault -o default -F _synq_complete synq
-`
-
-const zshCompletion = `#compdef synq
-# zsh completion for synq (synq completion zsh)
-_synq() {
-  local -a opts
-  local cur=${words[-1]}
-  if [[ "$cur" == -* ]]; then
-    opts=("${(@f)$(${words[@]:0:#words[@]-1} ${cur} --generate-bash-completion 2>/dev/null)}")
-  else
-    opts=("${(@f)$(${words[@]:0:#words[@]-1} --generate-bash-completion 2>/dev/null)}")
-  fi
-  if [[ "${opts[1]}" != "" ]]; then
-    _describe 'values' opts
-  else
-    _files
-  fi
-}
-compdef _synq synq
-`

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/command"
+	"github.com/synq-trace/synq/internal/demo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -39,5 +40,5 @@ func runDemo(c *cli.Context) error {
 		return usagef("invalid --slow-backlog %d: want 1-65535", b)
 	}
 	return command.Demo(c.Context, env(c), command.DemoOptions{Format: format, Tracer: cfg, Duration: c.Duration("duration"),
-		Trace: c.Bool("trace"), SlowBacklog: c.Int("slow-backlog"), Acceptor: spawnAcceptor(c.App.ErrWriter)})
+		Trace: c.Bool("trace"), SlowBacklog: c.Int("slow-backlog"), Acceptor: demo.SpawnAcceptor(c.App.ErrWriter, demoServerViaEnv)})
 }

@@ -178,9 +178,11 @@ func TestKernelLatencyJSON(t *testing.T) {
 			t.Errorf("bucket %+v", b)
 		}
 	}
-	// 100-500 ms = 100000-500000 µs: slots 65536-131071 .. 262144-524287.
-	if inBuckets != 5 || len(r.Buckets) == 0 || r.Buckets[0].FromUs != 65536 || r.Buckets[len(r.Buckets)-1].ToUs != 524287 {
-		t.Errorf("slow listener buckets %+v", r.Buckets)
+	// 100-500 ms = 100000-500000 µs: slots 65536-131071 .. 262144-524287,
+	// the last one the exact max's (past 524 ms when the dials were slow).
+	if inBuckets != 5 || len(r.Buckets) == 0 || r.Buckets[0].FromUs != 65536 || r.MaxNs == nil ||
+		uint64(*r.MaxNs)/1000 < r.Buckets[len(r.Buckets)-1].FromUs || uint64(*r.MaxNs)/1000 > r.Buckets[len(r.Buckets)-1].ToUs {
+		t.Errorf("slow listener buckets %+v, max %v", r.Buckets, nsDuration(r.MaxNs))
 	}
 	if len(r.Owners) == 0 || r.Owners[0].PID != os.Getpid() {
 		t.Errorf("owners %+v, want this test (pid %d)", r.Owners, os.Getpid())
@@ -196,6 +198,14 @@ func TestKernelLatencyJSON(t *testing.T) {
 	// SO_REUSEPORT: two sockets, two rows by listener, one by port.
 	if len(members) != 2 || members[0].Accepts+members[1].Accepts != 16 || members[0].Listeners != 1 {
 		t.Errorf("SO_REUSEPORT members by listener: %+v", members)
+	}
+	// Told apart by inode and member number (which process accepts is
+	// known from accept events, sampled away here).
+	inos := map[uint64]bool{inodeOf(t, rp1.FD()): true, inodeOf(t, rp2.FD()): true}
+	for _, m := range members {
+		if !inos[m.Inode] || m.Member == 0 || len(members) == 2 && members[0].Member == members[1].Member {
+			t.Errorf("SO_REUSEPORT member %+v: want inode one of %v, its own member number", m, inos)
+		}
 	}
 	var portRow *latencyGroupJSON
 	prs := parseLatency(t, byPort.stdout.String())
@@ -241,4 +251,126 @@ func reusePortLoad(ns *netlab.Netns, rp1, rp2 *netlab.Listener) error {
 		return fmt.Errorf("SO_REUSEPORT pair accepted %d of 16", n)
 	}
 	return nil
+}
+
+// The issue this keeps fixed: `synq latency` printed max 251.66ms (a bucket
+// midpoint) for a true 265.77ms, and "max 18" for a backlog-16 queue whose
+// deepest enqueue was 17. Here 17 connections fill a backlog-16 accept
+// queue (full means more than 16), wait hold and are accepted: every one
+// waited at least hold (all were queued before it started) and at most
+// from before the first dial to after the last accept. The max printed,
+// in JSON and in text, is within those bounds (the text to its two
+// decimals); the depth max is exactly 17; no percentile exceeds a max.
+func TestKernelLatencyExactMax(t *testing.T) {
+	const backlog, n, hold = 16, 17, 265 * time.Millisecond
+	name := fmt.Sprintf("synq-latmax-%d", os.Getpid())
+	ns, l := testListener(t, name, backlog)
+	run := func(format string) (out, stderr string, lo, hi time.Duration) {
+		r := startSynq(append([]string{"latency", "--duration", "1500ms", "--netns", name, "--output", format}, kerneltest.TierArgs()...)...)
+		r.attached(t)
+		lo, hi = holdAccepts(t, ns, l, n, hold)
+		r.wait(t, 10*time.Second)
+		return r.stdout.String(), r.stderr.String(), lo, hi
+	}
+
+	out, stderr, lo, hi := run("json")
+	t.Logf("json (true max within [%v, %v]):\n%s", lo, hi, out)
+	rows := parseLatency(t, out)
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	r := rows[0]
+	if r.Accepts != n || r.MaxNs == nil || time.Duration(*r.MaxNs) < lo || time.Duration(*r.MaxNs) > hi {
+		t.Errorf("%d accepts, max %v; want %d, max within [%v, %v]", r.Accepts, nsDuration(r.MaxNs), n, lo, hi)
+	} else if *r.P50Ns > *r.MaxNs || *r.P90Ns > *r.MaxNs || *r.P99Ns > *r.MaxNs {
+		t.Errorf("percentiles above the max: p50 %d p90 %d p99 %d max %d", *r.P50Ns, *r.P90Ns, *r.P99Ns, *r.MaxNs)
+	}
+	if last := r.Buckets[len(r.Buckets)-1]; r.MaxNs != nil && (last.ToUs+1)*1000 <= uint64(*r.MaxNs) {
+		t.Errorf("buckets end at %d µs, below the max %v", last.ToUs, nsDuration(r.MaxNs))
+	}
+	depths := kernelHasQueueDepths(stderr)
+	if d := r.AcceptQueueDepth; depths && (d.Max == nil || *d.Max != n || *d.P50 > *d.Max || *d.P99 > *d.Max) {
+		t.Errorf("accept queue depth %+v: want max %d exactly (backlog %d)", d, n, backlog)
+	}
+
+	out, _, lo, hi = run("text")
+	t.Logf("text (true max within [%v, %v]):\n%s", lo, hi, out)
+	var maxText, depthText string
+	for _, line := range strings.Split(out, "\n") {
+		_, after, ok := strings.Cut(line, "  max ")
+		switch {
+		case ok && strings.HasPrefix(line, "accept latency:"):
+			maxText, _, _ = strings.Cut(after, " ")
+		case ok && strings.HasPrefix(line, "accept queue depth"):
+			depthText = after
+		}
+	}
+	got, err := time.ParseDuration(strings.Replace(maxText, "µs", "us", 1))
+	if err != nil || got < lo.Truncate(10*time.Microsecond) || got > hi+10*time.Microsecond {
+		t.Errorf("text max %q, want within [%v, %v] (printed to 10µs)", maxText, lo, hi)
+	}
+	if depths && depthText != fmt.Sprint(n) {
+		t.Errorf("text depth max %q, want %d", depthText, n)
+	}
+}
+
+// holdAccepts fills l's accept queue with n connections, waits hold and
+// accepts them all: every accept latency lies within [lo, hi].
+func holdAccepts(t *testing.T, ns *netlab.Netns, l *netlab.Listener, n int, hold time.Duration) (lo, hi time.Duration) {
+	t.Helper()
+	t0 := time.Now()
+	res, err := ns.DialMany(context.Background(), l.String(), n, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if err := l.WaitQueue(uint32(n), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(hold)
+	for range n {
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	return hold, time.Since(t0)
+}
+
+// The same in one `synq top` interval, numbers from the kernel alone (the
+// stream sampled to nothing): the latency max is within the bounds, no
+// percentile above it, and the accept queue's peak is exactly 17 (its
+// histogram bucket starts at 16).
+func TestKernelTopExactMax(t *testing.T) {
+	const backlog, n, hold = 16, 17, 265 * time.Millisecond
+	name := fmt.Sprintf("synq-topmax-%d", os.Getpid())
+	ns, l := testListener(t, name, backlog)
+	r := startSynq(append([]string{"top", "--once", "--interval", "1500ms", "--netns", name, "--output", "json", "--sample", "100000"}, kerneltest.TierArgs()...)...)
+	r.attached(t)
+	lo, hi := holdAccepts(t, ns, l, n, hold)
+	r.wait(t, 10*time.Second)
+	t.Logf("true max within [%v, %v]:\n%s", lo, hi, r.stdout)
+	var f struct{ Rows []topRowJSON }
+	if err := json.Unmarshal([]byte(r.stdout.String()), &f); err != nil {
+		t.Fatal(err)
+	}
+	var row *topRowJSON
+	for i := range f.Rows {
+		if f.Rows[i].Port == l.Port() {
+			row = &f.Rows[i]
+		}
+	}
+	if row == nil {
+		t.Fatalf("no row for %s", l)
+	}
+	lat := row.AcceptLatency
+	if lat.Count != n || lat.MaxNs == nil || time.Duration(*lat.MaxNs) < lo || time.Duration(*lat.MaxNs) > hi ||
+		*lat.P50Ns > *lat.MaxNs || *lat.P99Ns > *lat.MaxNs {
+		t.Errorf("accept latency: %d accepts, p50 %v p99 %v max %v; want %d, max within [%v, %v], none above it",
+			lat.Count, nsDuration(lat.P50Ns), nsDuration(lat.P99Ns), nsDuration(lat.MaxNs), n, lo, hi)
+	}
+	if kernelHasQueueDepths(r.stderr.String()) && row.AcceptQueue.Peak != n {
+		t.Errorf("accept queue peak %d, want %d (backlog %d)", row.AcceptQueue.Peak, n, backlog)
+	}
 }

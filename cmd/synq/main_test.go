@@ -278,19 +278,28 @@ func listenersJSON(t *testing.T, args ...string) []map[string]any {
 // claims (ListenDrops is claimed by every tier on this machine's 6.18).
 func TestKernelTraceReconcilePeriodic(t *testing.T) {
 	ns, l := testListener(t, "synq-cli-test-reconcile", 1)
-	go func() {
-		time.Sleep(1200 * time.Millisecond)
-		res, err := ns.DialMany(context.Background(), l.Addr().String(), 6, 1500*time.Millisecond, netlab.DelayHandshakeACK())
-		if err == nil {
-			time.Sleep(500 * time.Millisecond)
-			res.Close()
-		}
-	}()
 	before, err := ns.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runCLI("trace", "--netns", "synq-cli-test-reconcile", "--reconcile", "1s", "--duration", "4s")
+	// synq in its own process: the traffic starts once it has attached
+	// (attaching takes longer on a loaded machine), Ctrl-C ends it after
+	// more than three --reconcile periods.
+	p := kerneltest.Start(t, kerneltest.Synq("trace --netns synq-cli-test-reconcile --reconcile 1s"))
+	if !p.Attached(t, time.Minute) {
+		t.Fatalf("synq exited before attaching: %v; stderr %q", p.Err(), p.Stderr.String())
+	}
+	attached := time.Now()
+	res, err := ns.DialMany(context.Background(), l.Addr().String(), 6, 1500*time.Millisecond, netlab.DelayHandshakeACK())
+	if err == nil {
+		time.Sleep(500 * time.Millisecond)
+		res.Close()
+	}
+	time.Sleep(time.Until(attached.Add(3500 * time.Millisecond)))
+	if err := p.Cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := p.Wait(t, time.Minute), p.Stderr.String()
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -299,7 +308,7 @@ func TestKernelTraceReconcilePeriodic(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := strings.Count(stderr, "synq: reconcile after "); n < 3 {
-		t.Errorf("%d periodic reconcile tables in 4s at --reconcile 1s, want at least 3:\n%s", n, stderr)
+		t.Errorf("%d periodic reconcile tables in 3.5s at --reconcile 1s, want at least 3:\n%s", n, stderr)
 	}
 	_, exit, ok := strings.Cut(stderr, "synq: reconcile on exit, after ")
 	if !ok {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,9 @@ import (
 func TestMain(m *testing.M) {
 	if args, ok := kerneltest.MainArgs(); ok {
 		os.Exit(run(append([]string{"synq"}, args...)))
+	}
+	if n, err := strconv.Atoi(os.Getenv("SYNQ_TEST_WORKER")); err == nil {
+		os.Exit(acceptWorker(n))
 	}
 	os.Exit(m.Run())
 }

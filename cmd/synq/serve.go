@@ -2,7 +2,6 @@ package main
 
 import (
 	"net"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -39,9 +38,9 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	webCfg, err := loadWebConfig(c.String("web.config.file"))
+	web, err := command.WebConfig(c.String("web.config.file"), c.App.ErrWriter)
 	if err != nil {
-		return err
+		return usageErr(err)
 	}
 	if n := c.Int("max-listeners"); n < 1 {
 		return usagef("invalid --max-listeners %d: must be at least 1", n)
@@ -63,9 +62,7 @@ func runServe(c *cli.Context) error {
 	cfg.RingBytes = 256 << 10
 
 	return command.Serve(c.Context, env(c), command.ServeOptions{Addr: addr, Loopback: loopback,
-		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version,
-		Web: command.WebServing{Protected: webCfg.protected(), Scheme: webCfg.scheme(), Describe: webCfg.describe(),
-			Serve: func(srv *http.Server, ln net.Listener) error { return webCfg.serve(srv, ln, c.App.ErrWriter) }}})
+		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version, Web: web})
 }
 
 // checkListen validates --web.listen-address and says whether it is loopback only.
@@ -81,7 +78,7 @@ func checkListen(addr string) (loopback bool, err error) {
 	if host == "localhost" {
 		return true, nil
 	}
-	if err := checkListenHost(host); err != nil {
+	if err := command.CheckListenHost(host); err != nil {
 		return false, usagef("invalid --web.listen-address %q: %v", addr, err)
 	}
 	ip := net.ParseIP(host)

@@ -47,9 +47,15 @@ type Group struct {
 	Port      uint16
 	// Addrs: the listener's address, or every address seen on the port.
 	Addrs []netip.Addr
-	// Listeners are the sockets seen (one for ByListener).
+	// Listeners are the sockets seen (one for ByListener), Inodes their
+	// inodes where a snapshot showed them.
 	Listeners []tracer.ListenerID
-	Owners    []Owner
+	Inodes    []uint64
+	// Member is the listener's number in its SO_REUSEPORT group (ByListener;
+	// 0 when alone on its address and port, see Members).
+	Member int
+	// Owners hold the sockets; the ones seen accepting come first, marked.
+	Owners []Owner
 
 	// Latency of every accept with a known enqueue time, in ns; Log2 of
 	// the same in µs for bcc-style display.
@@ -73,24 +79,32 @@ type Latency struct {
 	groups map[groupKey]*Group
 	// where each listener seen in an event is (for UseKernel)
 	seen map[tracer.ListenerID]tracer.Endpoint
+	acc  acceptors
+	// from the snapshot given to UseKernel
+	inodes  map[tracer.ListenerID]uint64
+	members map[uint64]int
 }
 
 // NewLatency groups by by.
 func NewLatency(by GroupBy) *Latency {
-	return &Latency{by: by, groups: map[groupKey]*Group{}, seen: map[tracer.ListenerID]tracer.Endpoint{}}
+	return &Latency{by: by, groups: map[groupKey]*Group{}, seen: map[tracer.ListenerID]tracer.Endpoint{}, acc: acceptors{},
+		inodes: map[tracer.ListenerID]uint64{}}
 }
 
 // UseKernel replaces the distributions taken from events with the kernel's
 // histograms over the run (deltas, see tracer.Histogram.Sub), which are
-// exact whatever the event stream lost or sampled. A listener is placed by
-// the events it was seen in, else by listeners (a snapshot); one that is in
-// neither (closed before any of its events was streamed) cannot be named
-// and is left out.
-func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, listeners []tracer.Listener) {
+// exact whatever the event stream lost or sampled, and their maxima with
+// the kernel's exact ones over the same run (tracer.Maxima; nil: bucket
+// bounds). A listener is placed by the events it was seen in, else by
+// listeners (a snapshot); one that is in neither (closed before any of its
+// events was streamed) cannot be named and is left out.
+func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, maxima map[tracer.ListenerID]tracer.Max, listeners []tracer.Listener) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	backlog := map[tracer.ListenerID]uint32{}
+	a.members = Members(listeners)
 	for _, l := range listeners {
+		a.inodes[l.ID] = l.Inode
 		if _, ok := a.seen[l.ID]; !ok {
 			a.seen[l.ID] = l.Endpoint
 		}
@@ -112,14 +126,28 @@ func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, list
 			continue
 		}
 		g := a.group(id, ep)
-		g.Latency.Merge(toPrecision(d.Latency[:]))
+		m := maxima[id]
+		lh := WithMax(toPrecision(d.Latency[:]), d.Latency[:], uint64(m.Latency))
+		g.Latency.Merge(lh)
+		top := -1
 		for i, c := range d.Latency {
 			if c > 0 {
-				g.LatencyLog.RecordN(kernelBucketMid(i)/uint64(time.Microsecond), c)
+				top = i
 			}
 		}
+		for i, c := range d.Latency {
+			if c == 0 {
+				continue
+			}
+			if i == top && lh.Max() == uint64(m.Latency) {
+				// One of them is the exact max: chart it where it is.
+				g.LatencyLog.Record(lh.Max() / uint64(time.Microsecond))
+				c--
+			}
+			g.LatencyLog.RecordN(kernelBucketMid(i)/uint64(time.Microsecond), c)
+		}
 		g.UnknownLatency += d.NoLatency
-		g.Depth.Merge(toPrecision(d.Depth[:]))
+		g.Depth.Merge(WithMax(toPrecision(d.Depth[:]), d.Depth[:], uint64(m.Depth)))
 		if b, ok := backlog[id]; ok {
 			g.Backlog = max(g.Backlog, b)
 		}
@@ -137,6 +165,24 @@ func toPrecision(buckets []uint64) *hist.Hist {
 		}
 	}
 	return out
+}
+
+// WithMax gives h, built from the kernel buckets, the kernel's exact
+// maximum v when v lies in the highest non-empty bucket. Otherwise (no
+// maximum, or the listener's maxima entry was evicted and restarted apart
+// from its histogram) h keeps the bound its buckets give.
+func WithMax(h *hist.Hist, buckets []uint64, v uint64) *hist.Hist {
+	for i := len(buckets) - 1; i >= 0; i-- {
+		if buckets[i] == 0 {
+			continue
+		}
+		lo, next := hist.BucketLow(tracer.HistPrecision, i), hist.BucketLow(tracer.HistPrecision, i+1)
+		if v >= lo && (v < next || i == len(buckets)-1) {
+			h.SetMax(v)
+		}
+		break
+	}
+	return h
 }
 
 // kernelBucketMid is the midpoint of bucket i of the kernel's histograms.
@@ -175,6 +221,7 @@ func (a *Latency) Observe(ev *tracer.Event) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.acc.observe(ev)
 	if ev.Listener != 0 {
 		a.seen[ev.Listener] = ev.Endpoint
 	}
@@ -202,15 +249,32 @@ func (a *Latency) Groups(owners map[tracer.ListenerID][]Owner, netnsNames map[ui
 	out := make([]*Group, 0, len(a.groups))
 	for _, g := range a.groups {
 		g.NetnsName = netnsNames[g.Netns]
-		g.Owners = nil
+		g.Owners, g.Inodes, g.Member = nil, nil, 0
 		for _, id := range g.Listeners {
-			for _, o := range owners[id] {
-				if !slices.ContainsFunc(g.Owners, func(x Owner) bool { return x.PID == o.PID }) {
+			for _, o := range MarkAccepting(owners[id], a.acc[id]) {
+				if i := slices.IndexFunc(g.Owners, func(x Owner) bool { return x.PID == o.PID }); i < 0 {
 					g.Owners = append(g.Owners, o)
+				} else if o.Accepting {
+					g.Owners[i].Accepting = true
+				}
+			}
+			if ino, ok := a.inodes[id]; ok {
+				g.Inodes = append(g.Inodes, ino)
+				if a.by == ByListener {
+					g.Member = a.members[ino]
 				}
 			}
 		}
-		slices.SortFunc(g.Owners, func(a, b Owner) int { return cmp.Compare(a.PID, b.PID) })
+		// Acceptors first, then by pid.
+		slices.SortFunc(g.Owners, func(a, b Owner) int {
+			if a.Accepting != b.Accepting {
+				if a.Accepting {
+					return -1
+				}
+				return 1
+			}
+			return cmp.Compare(a.PID, b.PID)
+		})
 		slices.SortFunc(g.Addrs, func(a, b netip.Addr) int { return a.Compare(b) })
 		out = append(out, g)
 	}

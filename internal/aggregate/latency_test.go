@@ -90,7 +90,7 @@ func TestLatencyUseKernel(t *testing.T) {
 	}
 	h2.Latency[hist.Index(tracer.HistPrecision, 1_000_000)] = 10
 	h3.Latency[0] = 1
-	a.UseKernel(map[tracer.ListenerID]*tracer.Histogram{1: &h1, 2: &h2, 3: &h3},
+	a.UseKernel(map[tracer.ListenerID]*tracer.Histogram{1: &h1, 2: &h2, 3: &h3}, nil,
 		[]tracer.Listener{{ID: 2, Endpoint: snapEP, AcceptQueueMax: 32}})
 
 	gs := a.Groups(nil, nil)

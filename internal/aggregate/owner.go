@@ -22,6 +22,9 @@ type Owner struct {
 	// 64-hex id of docker, containerd (Kubernetes), CRI-O and podman, or
 	// an LXC container name.
 	ContainerID string `json:"container_id,omitempty"`
+	// Accepting: accept events showed this process accepting from the
+	// socket (the worker serving it, where every worker holds it).
+	Accepting bool `json:"accepting,omitempty"`
 }
 
 // Owners maps socket inodes to every process holding them, with cgroups.

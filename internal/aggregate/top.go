@@ -32,6 +32,7 @@ type Top struct {
 	last   time.Time
 	states map[tracer.ListenerID]*listenerState
 	events uint64 // events observed since the last refresh
+	acc    acceptors
 }
 
 // listenerState is what events said about a listener during the interval.
@@ -51,7 +52,7 @@ func NewTop(info tracer.Info, start time.Time, initial []tracer.Listener) *Top {
 
 // NewTopView is NewTop from a ledger walk.
 func NewTopView(info tracer.Info, start time.Time, initial *ledger.View) *Top {
-	t := &Top{info: info, tally: ledger.NewTally(), last: start, states: map[tracer.ListenerID]*listenerState{}}
+	t := &Top{info: info, tally: ledger.NewTally(), last: start, states: map[tracer.ListenerID]*listenerState{}, acc: acceptors{}}
 	t.tally.Update(initial, nil, nil)
 	t.mib = mibs(initial)
 	for _, l := range initial.Listeners() {
@@ -69,6 +70,7 @@ func (t *Top) Observe(ev *tracer.Event) {
 		return
 	}
 	t.tally.Observe(ev)
+	t.acc.observe(ev)
 	s := t.states[ev.Listener]
 	if s == nil {
 		s = &listenerState{fresh: true, lat: hist.New()}
@@ -93,7 +95,11 @@ type Sample struct {
 	// Hists (tracer.Histograms): when set, accept latency and queue peaks
 	// come from the kernel's histograms, exact whatever the event stream
 	// lost or sampled; otherwise from the events observed.
-	Hists      map[tracer.ListenerID]*tracer.Histogram
+	Hists map[tracer.ListenerID]*tracer.Histogram
+	// Maxima (tracer.Maxima, read with Hists): the interval's exact
+	// longest latency and deepest enqueue; without them, maxima are the
+	// bounds of the histograms' buckets.
+	Maxima     map[tracer.ListenerID]tracer.Max
 	Stats      tracer.Stats
 	Owners     map[uint64][]Owner // by socket inode
 	NetnsNames map[uint32]string
@@ -154,7 +160,12 @@ type Row struct {
 	tracer.Endpoint
 	NetnsName string
 	Inode     uint64
-	Owners    []Owner
+	// Member is the listener's number in its SO_REUSEPORT group (Members),
+	// 0 when it is alone on its address and port.
+	Member int
+	// Owners hold the socket; the ones seen accepting from it come first
+	// (Owner.Accepting).
+	Owners []Owner
 
 	Syn      *uint64 // nil on the tracepoint tier
 	Cookies  *uint64 // nil on the tracepoint tier
@@ -230,6 +241,7 @@ func (t *Top) Refresh(s Sample) Frame {
 		f.UnattributedEnqueues = un.Delta.Enqueue
 	}
 	ls := v.Listeners()
+	members := Members(ls)
 	inSnap := make(map[tracer.ListenerID]bool, len(ls))
 	f.Rows = make([]Row, 0, len(ls))
 	drops := make([]ledger.Drops, 0, len(ls))
@@ -254,7 +266,10 @@ func (t *Top) Refresh(s Sample) Frame {
 			// last one): this interval's too.
 			d = sock.Counts
 		}
-		f.Rows = append(f.Rows, t.row(l, sock.Before, d, st, dh, s))
+		r := t.row(l, sock.Before, d, st, dh, s)
+		r.Member = members[l.Inode]
+		r.Owners = MarkAccepting(r.Owners, t.acc[l.ID])
+		f.Rows = append(f.Rows, r)
 		drops = append(drops, t.breakdown(sock.Before, l, d))
 		st.fresh = false
 		st.accPeak, st.synPeak = 0, 0
@@ -272,6 +287,7 @@ func (t *Top) Refresh(s Sample) Frame {
 			continue
 		}
 		delete(t.states, id)
+		delete(t.acc, id)
 	}
 	t.events = 0
 	t.last = s.Time
@@ -289,12 +305,15 @@ func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState,
 		Latency:  Summarize(st.lat),
 	}
 	if dh != nil {
-		r.Latency = Summarize(hist.FromBuckets(tracer.HistPrecision, dh.Latency[:]))
-		// The deepest enqueue of the interval, to within its bucket.
-		for i := len(dh.Depth) - 1; i >= 0; i-- {
-			if dh.Depth[i] > 0 {
-				r.AcceptQueue.Peak = max(r.AcceptQueue.Peak, uint32(hist.BucketLow(tracer.HistPrecision, i)))
-				break
+		m, ok := s.Maxima[l.ID]
+		r.Latency = Summarize(WithMax(hist.FromBuckets(tracer.HistPrecision, dh.Latency[:]), dh.Latency[:], uint64(m.Latency)))
+		// The deepest enqueue of the interval: exact from the kernel's
+		// maxima, else at least its bucket's low bound.
+		if d := WithMax(hist.FromBuckets(tracer.HistPrecision, dh.Depth[:]), dh.Depth[:], uint64(m.Depth)); d.Count() > 0 {
+			if ok && d.Max() == uint64(m.Depth) {
+				r.AcceptQueue.Peak = max(r.AcceptQueue.Peak, m.Depth)
+			} else {
+				r.AcceptQueue.Peak = max(r.AcceptQueue.Peak, uint32(hist.BucketLow(tracer.HistPrecision, hist.Index(tracer.HistPrecision, d.Max()))))
 			}
 		}
 	}

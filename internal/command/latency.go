@@ -87,6 +87,10 @@ func Latency(ctx context.Context, env Env, o LatencyOptions) error {
 	if err != nil {
 		return err
 	}
+	maxima, err := tr.Maxima() // the first call: since the tracer attached
+	if err != nil {
+		return err
+	}
 	close(endSet)
 	// The reader polls the ring buffer every 100 ms: let it catch up.
 	time.Sleep(ringDrainWait)
@@ -102,7 +106,7 @@ func Latency(ctx context.Context, env Env, o LatencyOptions) error {
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "synq: no listener snapshot (no owners; listeners without streamed events left out): %v\n", err)
 	}
-	agg.UseKernel(hists, ls)
+	agg.UseKernel(hists, maxima, ls)
 	groups := agg.Groups(latOwners(ls), latNetnsNames())
 	out := bufio.NewWriter(env.Stdout)
 	if format == render.JSON {

@@ -29,7 +29,7 @@ type ServeOptions struct {
 }
 
 // WebServing is how /metrics is served: exporter-toolkit's web config (TLS,
-// basic auth) in cmd/synq. The zero value is plain HTTP.
+// basic auth), see WebConfig. The zero value is plain HTTP.
 type WebServing struct {
 	Protected bool   // TLS or basic auth
 	Scheme    string // "http" or "https"

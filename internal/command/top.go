@@ -156,6 +156,10 @@ func topSample(tr *tracer.Tracer, walker *ledger.Walker, owners *aggregate.Owner
 	if err != nil {
 		return aggregate.Sample{}, err
 	}
+	maxima, err := tr.Maxima()
+	if err != nil {
+		return aggregate.Sample{}, err
+	}
 	st, err := tr.Stats()
 	if err != nil {
 		return aggregate.Sample{}, err
@@ -166,6 +170,6 @@ func topSample(tr *tracer.Tracer, walker *ledger.Walker, owners *aggregate.Owner
 			inodes[l.Inode] = true
 		}
 	}
-	return aggregate.Sample{Time: now, View: v, Counts: counts, Hists: hists, Stats: st,
+	return aggregate.Sample{Time: now, View: v, Counts: counts, Hists: hists, Maxima: maxima, Stats: st,
 		Owners: owners.Lookup(now, inodes), NetnsNames: v.Names()}, nil
 }

@@ -153,6 +153,21 @@ func Rank(q float64, n uint64) uint64 {
 	return min(max(r, 1), n)
 }
 
+// SetMax sets the largest value recorded to v, which the caller knows
+// exactly where the buckets do not (synq's kernel keeps exact maxima beside
+// its histograms); quantiles are clamped to it, and a single value is v.
+// It does nothing to an empty histogram.
+func (h *Hist) SetMax(v uint64) {
+	if h.n == 0 {
+		return
+	}
+	h.max = v
+	if h.n == 1 {
+		h.min, h.sum = v, float64(v)
+	}
+	h.min = min(h.min, v)
+}
+
 // Merge adds every value of o, which must have the same precision.
 func (h *Hist) Merge(o *Hist) {
 	if o.p != h.p {

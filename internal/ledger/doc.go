@@ -19,7 +19,9 @@
 //     shrink is an LRU eviction, not a negative count), tells incarnations at
 //     a reused kernel address apart by socket inode, keeps each one's
 //     sk_drops baseline (0 for a socket created since synq started, or in a
-//     namespace first listed since) and the endpoints events name.
+//     namespace first listed since; with PerNetns, as reconcile wants, each
+//     namespace's window starts at its own first listing and a closed
+//     socket's sk_drops are kept) and the endpoints events name.
 //     - Breakdown splits a listener's drops by reason, as far as the hooks
 //     see: a reason they cannot see is nil, never 0. Coverage says which
 //     kernel counters synq claims to count in full on this kernel.

@@ -78,6 +78,62 @@ func TestTallyBaselines(t *testing.T) {
 	}
 }
 
+// PerNetns: each namespace's window starts at its own first listing, and a
+// closed socket's sk_drops since its baseline are kept, also once another
+// socket took its address, until they add nothing.
+func TestTallyPerNetns(t *testing.T) {
+	denied := errors.New("denied")
+	ta := NewTally()
+	ta.PerNetns = true
+	ta.Update(view(nsv(1, nil, lst(10, 1, 100, 40)), nsv(2, denied)), nil, nil)
+	ta.Update(view(
+		nsv(1, nil, lst(10, 1, 100, 45), lst(11, 1, 101, 7)),
+		nsv(2, nil, lst(20, 2, 200, 9)),
+		nsv(4, nil, lst(40, 4, 400, 5)),
+	), nil, nil)
+	for _, c := range []struct {
+		id     tracer.ListenerID
+		first  uint32
+		drops  uint64
+		closed bool
+	}{
+		{10, 40, 5, false}, // listed at the baseline
+		{11, 0, 7, false},  // new in a namespace listed before
+		{20, 9, 0, false},  // a namespace synq could not list at the start
+		{40, 5, 0, false},  // a namespace first listed now: its baseline
+	} {
+		if s := ta.Get(c.id); s == nil || s.First.SkDrops != c.first || s.SkDrops() != c.drops || s.Closed != c.closed {
+			t.Errorf("listener %d: %+v, want sk_drops baseline %d, %d since", c.id, s, c.first, c.drops)
+		}
+	}
+	// 10 closes after 2 more drops, 11 with none since; 20's namespace
+	// cannot be listed: 20 is not closed.
+	ta.Update(view(nsv(1, nil, lst(10, 1, 100, 47)), nsv(2, denied), nsv(4, nil, lst(40, 4, 400, 5))), nil, nil)
+	ta.Update(view(nsv(1, nil), nsv(2, denied), nsv(4, nil, lst(40, 4, 400, 5))), map[tracer.ListenerID]tracer.Counts{11: {Enqueue: 1}}, nil)
+	if s := ta.Get(10); s == nil || !s.Closed || s.SkDrops() != 7 {
+		t.Errorf("closed listener 10: %+v, want 7 sk_drops kept", s)
+	}
+	if s := ta.Get(11); s == nil || !s.Closed || s.SkDrops() != 7 {
+		t.Errorf("closed listener 11 (still counted): %+v", s)
+	}
+	if s := ta.Get(20); s == nil || s.Closed {
+		t.Errorf("listener 20 of a namespace not listed: %+v, want kept open", s)
+	}
+	// Another socket takes 10's address: 3 drops of its own, 7 before.
+	ta.Update(view(nsv(1, nil, lst(10, 1, 150, 3)), nsv(2, nil, lst(20, 2, 200, 9))), nil, nil)
+	if s := ta.Get(10); s == nil || !s.New || s.First.SkDrops != 0 || s.Earlier != 7 || s.SkDrops() != 10 {
+		t.Errorf("new incarnation at 10: %+v, want 3 drops after 7 earlier", s)
+	}
+	// A closed socket that added nothing is forgotten; one that did is not.
+	ta.Update(view(nsv(1, nil), nsv(2, nil)), nil, nil)
+	if ta.Get(20) != nil {
+		t.Error("closed listener 20 without sk_drops kept")
+	}
+	if s := ta.Get(10); s == nil || s.SkDrops() != 10 {
+		t.Errorf("closed listener 10 forgotten: %+v", s)
+	}
+}
+
 // Endpoints from events name listeners no snapshot showed.
 func TestTallyEndpointsFromEvents(t *testing.T) {
 	ta := NewTally()

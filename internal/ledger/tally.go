@@ -33,7 +33,13 @@ type Sock struct {
 	// a new incarnation began in the last refresh (a new socket at an old
 	// one's address).
 	Listed, FirstListed, New bool
+	// Closed: a later listing of its namespace no longer showed this
+	// incarnation. Earlier: the sk_drops that the incarnations before it at
+	// this address counted (Last-First), kept only with PerNetns.
+	Closed  bool
+	Earlier uint64
 
+	netns  uint64            // the namespace whose listing showed it
 	prev   tracer.Counts     // the map's value at the previous refresh
 	prevH  *tracer.Histogram // the histogram map's value at the previous refresh
 	inMap  bool
@@ -56,6 +62,23 @@ type Tally struct {
 	known, atStart map[uint32]bool
 	started        bool
 	learned        map[tracer.ListenerID]tracer.Endpoint
+
+	// PerNetns (set before the first Update) starts each namespace's window
+	// at its own first listing, for a consumer that also takes each
+	// namespace's counters then (reconcile): what that listing shows keeps
+	// its sk_drops as baseline, a socket listed later there counts from 0.
+	// A closed incarnation's sk_drops since its baseline are kept (Earlier,
+	// or the Sock itself while Closed) until they add nothing.
+	PerNetns bool
+}
+
+// SkDrops is what every incarnation at this address added to sk_drops since
+// its baseline, as far as listings showed; 0 unless Snapped.
+func (s *Sock) SkDrops() uint64 {
+	if !s.Snapped {
+		return s.Earlier
+	}
+	return s.Earlier + uint64(s.Last.SkDrops-s.First.SkDrops)
 }
 
 // maxLearned bounds the listener names events teach between two refreshes.
@@ -107,6 +130,9 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 			continue
 		}
 		fresh := !baseline && (t.known[ino] || !t.atStart[ino])
+		if t.PerNetns {
+			fresh = t.known[ino]
+		}
 		for _, l := range nv.Listeners {
 			s, ok := t.socks[l.ID]
 			switch {
@@ -114,23 +140,35 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 				s = &Sock{ID: l.ID}
 				t.socks[l.ID] = s
 			case s.Snapped && s.Inode != l.Inode:
-				s = &Sock{ID: l.ID, prev: s.prev, New: true}
+				ns := &Sock{ID: l.ID, prev: s.prev, New: true}
+				if t.PerNetns {
+					ns.Earlier = s.SkDrops()
+				}
+				s = ns
 				t.socks[l.ID] = s
 			}
 			if !s.Snapped {
 				s.First, s.Before, s.Snapped, s.FirstListed = l, l, true, true
-				if s.New || (!s.pre && fresh) {
+				if t.PerNetns && fresh || !t.PerNetns && (s.New || !s.pre && fresh) {
 					s.First.SkDrops, s.Before.SkDrops = 0, 0
 				}
 			} else {
 				s.Before = s.Last
 			}
 			s.Inode, s.Endpoint, s.HasEndpoint, s.Last, s.Listed = l.Inode, l.Endpoint, true, l, true
+			s.Closed, s.netns = false, nv.NS.Inode
 		}
 	}
+	listedOK := map[uint64]bool{}
 	for _, nv := range v.Netns {
 		if nv.Err == nil {
 			t.known[uint32(nv.NS.Inode)] = true
+			listedOK[nv.NS.Inode] = true
+		}
+	}
+	for _, s := range t.socks {
+		if s.Snapped && !s.Listed && listedOK[s.netns] {
+			s.Closed = true
 		}
 	}
 	for id, c := range counts {
@@ -165,7 +203,15 @@ func (t *Tally) Update(v *View, counts map[tracer.ListenerID]tracer.Counts, hist
 		if !s.inHist {
 			s.prevH = nil
 		}
-		if !s.Listed && !s.inMap && !s.inHist && complete {
+		switch {
+		case !t.PerNetns:
+			if !s.Listed && !s.inMap && !s.inHist && complete {
+				delete(t.socks, id)
+			}
+		case s.inMap || s.inHist:
+		case !s.Snapped && s.Earlier == 0, s.Closed && s.SkDrops() == 0:
+			// Adds nothing to any sum: keep memory bounded on hosts
+			// where listeners come and go.
 			delete(t.socks, id)
 		}
 	}

@@ -80,9 +80,11 @@ type Reconciler struct {
 
 	sampling sync.Mutex // one Sample or Report at a time: they enter namespaces
 
-	mu    sync.Mutex
-	ns    map[uint64]*nsState
-	incs  map[incKey]*incarnation
+	mu sync.Mutex
+	ns map[uint64]*nsState
+	// tally: the listening sockets (incarnations) of every listing and
+	// their sk_drops since their namespace's baseline, closed ones included.
+	tally *ledger.Tally
 	owner map[tracer.ListenerID]owner
 	// listed: listeners seen in a listing at least once (their sk_drops
 	// are known, even once their closed incarnation is pruned).
@@ -113,22 +115,6 @@ type nsState struct {
 // /run/netns name refers to it).
 var errGone = errors.New("gone: no process and no /run/netns name refers to it any more")
 
-// incKey is one listening socket: the kernel reuses a listener's address
-// (its ListenerID) after it is freed, the socket inode tells them apart.
-type incKey struct {
-	id    tracer.ListenerID
-	inode uint64
-}
-
-// incarnation is one listening socket as last seen.
-type incarnation struct {
-	netns uint64
-	l     tracer.Listener
-	// sk_drops at the baseline, or 0 for a socket created after it.
-	first  uint32
-	closed bool
-}
-
 type owner struct {
 	netns uint64
 	ep    tracer.Endpoint
@@ -144,11 +130,12 @@ func New(src Source, lister Lister, cfg Config) (*Reconciler, error) {
 	r := &Reconciler{
 		src: src, cfg: cfg, info: src.Info(), start: time.Now(),
 		ns:         map[uint64]*nsState{},
-		incs:       map[incKey]*incarnation{},
+		tally:      ledger.NewTally(),
 		owner:      map[tracer.ListenerID]owner{},
 		listed:     map[tracer.ListenerID]bool{},
 		unreadable: map[uint64]bool{},
 	}
+	r.tally.PerNetns = true
 	r.walker = cfg.Walker
 	if r.walker == nil {
 		r.walker = &ledger.Walker{Lister: lister, Only: cfg.Traced, Discover: cfg.Discover, MIB: true, ReadMIB: cfg.ReadCounters}
@@ -252,6 +239,8 @@ func (r *Reconciler) needsBaseline(v *ledger.View) bool {
 func (r *Reconciler) apply(v *ledger.View, counts map[tracer.ListenerID]tracer.Counts) map[uint64]netstat.Snapshot {
 	now := map[uint64]netstat.Snapshot{}
 	inView := map[uint64]bool{}
+	// The listings the tally takes: of this reconciler's port only.
+	listed := &ledger.View{}
 	for _, n := range v.Netns {
 		inView[n.NS.Inode] = true
 		st, ok := r.ns[n.NS.Inode]
@@ -266,19 +255,21 @@ func (r *Reconciler) apply(v *ledger.View, counts map[tracer.ListenerID]tracer.C
 		case n.Err != nil:
 			st.err = n.Err
 			st.missed = st.missed || st.base != nil
+			continue
 		case st.base == nil:
 			if counts == nil {
 				continue
 			}
 			st.err = nil
 			st.base, st.baseCounts, st.baseTime = n.MIB, counts, n.At
-			r.updateListeners(st, n.Listeners, true)
 		default:
 			st.err = nil
 			now[n.NS.Inode] = n.MIB
-			r.updateListeners(st, n.Listeners, false)
 		}
+		listed.Netns = append(listed.Netns, ledger.NetnsView{NS: n.NS, Listeners: r.ours(n.NS.Inode, n.Listeners)})
 	}
+	// A namespace's first listing is its sk_drops baseline (PerNetns).
+	r.tally.Update(listed, counts, nil)
 	for ino, st := range r.ns {
 		if !inView[ino] && st.base != nil {
 			st.err, st.missed = errGone, true
@@ -287,41 +278,19 @@ func (r *Reconciler) apply(v *ledger.View, counts map[tracer.ListenerID]tracer.C
 	return now
 }
 
-// updateListeners records a successful listing of st's namespace. At the
-// baseline, sk_drops so far are left out; a socket first seen later was
-// created after the baseline and counts from 0. Call with r.mu held.
-func (r *Reconciler) updateListeners(st *nsState, ls []tracer.Listener, baseline bool) {
-	inode := st.ns.Inode
-	now := map[incKey]bool{}
+// ours keeps the listeners of the reconciled port and places them in their
+// namespace. Call with r.mu held.
+func (r *Reconciler) ours(inode uint64, ls []tracer.Listener) []tracer.Listener {
+	var out []tracer.Listener
 	for _, l := range ls {
 		if r.cfg.Port != 0 && l.Port != r.cfg.Port {
 			continue
 		}
-		k := incKey{l.ID, l.Inode}
-		now[k] = true
-		inc, ok := r.incs[k]
-		if !ok {
-			inc = &incarnation{netns: inode}
-			if baseline {
-				inc.first = l.SkDrops
-			}
-			r.incs[k] = inc
-		}
-		inc.l, inc.closed, inc.netns = l, false, inode
+		out = append(out, l)
 		r.owner[l.ID] = owner{netns: inode, ep: l.Endpoint}
 		r.listed[l.ID] = true
 	}
-	for k, inc := range r.incs {
-		if inc.netns != inode || now[k] {
-			continue
-		}
-		inc.closed = true
-		if inc.l.SkDrops == inc.first {
-			// Adds nothing to any sum: keep memory bounded on hosts
-			// where listeners come and go.
-			delete(r.incs, k)
-		}
-	}
+	return out
 }
 
 // Report samples every namespace and reconciles its counters with what synq
@@ -378,16 +347,19 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 	}
 	rep.Elapsed = rep.Time.Sub(r.start)
 
-	// Group listener sockets by ID: a reused address has several.
-	byID := map[tracer.ListenerID][]*incarnation{}
-	for k, inc := range r.incs {
-		byID[k.id] = append(byID[k.id], inc)
-	}
+	// The listening sockets listed, by address: sk_drops of every
+	// incarnation there, closed ones included.
+	socks := map[tracer.ListenerID]*ledger.Sock{}
+	r.tally.Each(func(s *ledger.Sock) {
+		if s.Snapped {
+			socks[s.ID] = s
+		}
+	})
 	ids := map[tracer.ListenerID]bool{}
 	for id := range counts {
 		ids[id] = true
 	}
-	for id := range byID {
+	for id := range socks {
 		ids[id] = true
 	}
 	aggs := map[uint64]*agg{}
@@ -422,11 +394,12 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		}
 		c := counts[id].Sub(base)
 		var skDelta uint64
-		var last *incarnation
-		for _, inc := range byID[id] {
-			skDelta += uint64(inc.l.SkDrops - inc.first)
-			if last == nil || !inc.closed {
-				last = inc
+		var last *ledger.Sock
+		if s := socks[id]; s != nil {
+			skDelta = s.SkDrops()
+			if !s.Closed || skDelta != 0 {
+				// Closed with nothing to add: pruned.
+				last = s
 			}
 		}
 		drops, exact := tracer.ListenDrops(r.info, tracer.Listener{}, tracer.Listener{SkDrops: uint32(skDelta)}, c)
@@ -449,9 +422,9 @@ func (r *Reconciler) build(final bool, now map[uint64]netstat.Snapshot, counts m
 		lr := ListenerReport{ID: id, Endpoint: o.ep, Counts: c, ListenDrops: drops, ListenDropsExact: exact,
 			Drops: ledger.BreakdownOf(caps, drops, exact, c)}
 		if last != nil {
-			lr.Endpoint = last.l.Endpoint
-			lr.AcceptQueueLen, lr.AcceptQueueMax, lr.SynQueueLen = last.l.AcceptQueueLen, last.l.AcceptQueueMax, last.l.SynQueueLen
-			lr.QueueKnown, lr.Closed = true, last.closed
+			lr.Endpoint, lr.Inode = last.Last.Endpoint, last.Last.Inode
+			lr.AcceptQueueLen, lr.AcceptQueueMax, lr.SynQueueLen = last.Last.AcceptQueueLen, last.Last.AcceptQueueMax, last.Last.SynQueueLen
+			lr.QueueKnown, lr.Closed = true, last.Closed
 		} else if r.listed[id] {
 			lr.Closed = true // pruned: closed with nothing left to add
 		}

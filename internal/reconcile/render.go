@@ -233,8 +233,9 @@ type countsJSON struct {
 }
 
 type listenerJSON struct {
-	Addr string `json:"addr"`
-	Port uint16 `json:"port"`
+	Addr  string `json:"addr"`
+	Port  uint16 `json:"port"`
+	Inode uint64 `json:"inode,omitempty"` // 0: never listed (lived between two samples)
 	countsJSON
 	ListenDrops      uint64    `json:"listen_drops"`
 	ListenDropsExact bool      `json:"listen_drops_exact"`
@@ -288,7 +289,7 @@ func (rep *Report) MarshalJSON() ([]byte, error) {
 			nj.Counters = append(nj.Counters, rowJSON{r.Counter, r.Kernel, r.Synq, r.Coverage, r.Claimed, r.Note})
 		}
 		for _, l := range n.Listeners {
-			lj := listenerJSON{Addr: l.Addr.String(), Port: l.Port, countsJSON: newCountsJSON(l.Counts),
+			lj := listenerJSON{Addr: l.Addr.String(), Port: l.Port, Inode: l.Inode, countsJSON: newCountsJSON(l.Counts),
 				ListenDrops: l.ListenDrops, ListenDropsExact: l.ListenDropsExact, DropsByReason: newDropsJSON(l.Drops), Closed: l.Closed}
 			if l.QueueKnown {
 				lj.AcceptQueueLen, lj.AcceptQueueMax, lj.SynQueueLen = &l.AcceptQueueLen, &l.AcceptQueueMax, &l.SynQueueLen

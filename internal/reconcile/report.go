@@ -66,6 +66,7 @@ func (r Row) Exact() bool { return r.Kernel != nil && r.Synq != nil && *r.Kernel
 type ListenerReport struct {
 	ID tracer.ListenerID
 	tracer.Endpoint
+	Inode            uint64 // socket inode as last listed; 0 when never listed
 	Counts           tracer.Counts
 	ListenDrops      uint64
 	ListenDropsExact bool

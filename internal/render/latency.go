@@ -15,7 +15,7 @@ import (
 func latGroupTitle(g *aggregate.Group, by aggregate.GroupBy) string {
 	var b strings.Builder
 	if by == aggregate.ByListener && len(g.Addrs) > 0 {
-		b.WriteString(tracer.Endpoint{Addr: g.Addrs[0], Port: g.Port}.String())
+		b.WriteString(aggregate.MemberLabel(tracer.Endpoint{Addr: g.Addrs[0], Port: g.Port}, g.Member))
 	} else {
 		addrs := make([]string, len(g.Addrs))
 		for i, a := range g.Addrs {
@@ -27,6 +27,9 @@ func latGroupTitle(g *aggregate.Group, by aggregate.GroupBy) string {
 	if len(g.Owners) > 0 {
 		own, cg := ownerLabel(g.Owners)
 		b.WriteString("  owner " + own)
+		if g.Owners[0].Accepting {
+			b.WriteString(" (* seen accepting)")
+		}
 		if cg != "" {
 			b.WriteString(" " + cg)
 		}
@@ -83,6 +86,9 @@ type LatencyGroupJSON struct {
 	Addrs                 []string          `json:"addrs,omitempty"`
 	Port                  uint16            `json:"port"`
 	Listeners             int               `json:"listeners"`
+	Inode                 uint64            `json:"inode,omitempty"`  // --by listener
+	Inodes                []uint64          `json:"inodes,omitempty"` // --by port
+	Member                int               `json:"member,omitempty"` // number in its SO_REUSEPORT group
 	Owners                []aggregate.Owner `json:"owners"`
 	Accepts               uint64            `json:"accepts"`
 	AcceptsUnknownLatency uint64            `json:"accepts_unknown_latency"`
@@ -127,6 +133,11 @@ func NewLatencyJSON(g *aggregate.Group, by aggregate.GroupBy) LatencyGroupJSON {
 	}
 	if j.Owners == nil {
 		j.Owners = []aggregate.Owner{}
+	}
+	if by == aggregate.ByListener && len(g.Inodes) == 1 {
+		j.Inode, j.Member = g.Inodes[0], g.Member
+	} else {
+		j.Inodes = g.Inodes
 	}
 	for _, a := range g.Addrs {
 		j.Addrs = append(j.Addrs, a.String())

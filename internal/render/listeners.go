@@ -8,6 +8,7 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/owner"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -25,6 +26,7 @@ type ListenerRow struct {
 	SkDrops        uint32   `json:"sk_drops"` // the socket's sk_drops (ss -tlm d<N>), not ListenDrops: see skDropsNote
 	UID            uint32   `json:"uid"`
 	Inode          uint64   `json:"inode"`
+	Member         int      `json:"member,omitempty"` // number in its SO_REUSEPORT group
 	PIDs           []int    `json:"pids,omitempty"`
 	Comms          []string `json:"comms,omitempty"`
 
@@ -35,13 +37,14 @@ type ListenerRow struct {
 // their owners and namespace names, sorted by netns, port and address.
 func NewListenerRows(ls []tracer.Listener, port uint16, owners map[uint64][]owner.Proc, names map[uint64]string) []ListenerRow {
 	var rows []ListenerRow
+	members := aggregate.Members(ls)
 	for _, l := range ls {
 		if port != 0 && l.Port != port {
 			continue
 		}
 		r := ListenerRow{Netns: l.Netns, NetnsName: names[uint64(l.Netns)], Addr: l.Addr.String(), Port: l.Port,
 			AcceptQueueLen: l.AcceptQueueLen, AcceptQueueMax: l.AcceptQueueMax,
-			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, SkDrops: l.SkDrops, UID: l.UID, Inode: l.Inode, ep: l.Endpoint}
+			SynQueueLen: l.SynQueueLen, SynQueueMax: l.AcceptQueueMax, SkDrops: l.SkDrops, UID: l.UID, Inode: l.Inode, Member: members[l.Inode], ep: l.Endpoint}
 		for _, p := range owners[l.Inode] {
 			r.PIDs = append(r.PIDs, p.PID)
 			r.Comms = append(r.Comms, p.Comm)
@@ -56,7 +59,10 @@ func NewListenerRows(ls []tracer.Listener, port uint16, owners map[uint64][]owne
 		if a.Port != b.Port {
 			return a.Port < b.Port
 		}
-		return a.Addr < b.Addr
+		if a.Addr != b.Addr {
+			return a.Addr < b.Addr
+		}
+		return a.Inode < b.Inode
 	})
 	return rows
 }
@@ -89,7 +95,7 @@ func WriteListeners(w io.Writer, format Format, rows []ListenerRow) error {
 		if len(r.PIDs) > 0 {
 			own = ownerCell(r.PIDs[0], r.Comms[0], len(r.PIDs)-1)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, r.ep, r.AcceptQueueLen, r.AcceptQueueMax,
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, aggregate.MemberLabel(r.ep, r.Member), r.AcceptQueueLen, r.AcceptQueueMax,
 			r.SynQueueLen, r.SynQueueMax, r.SkDrops, own)
 	}
 	if err := tw.Flush(); err != nil {

@@ -51,6 +51,7 @@ func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 		fmt.Fprint(tw, "\tSYN-DROP WHY*")
 	}
 	fmt.Fprintln(tw)
+	accepting, grouped := false, false
 	for i := range f.Rows {
 		r := &f.Rows[i]
 		ns := netnsCell(uint64(r.Netns), r.NetnsName)
@@ -71,7 +72,9 @@ func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 			lat = Duration(r.Latency.P50) + "/" + Duration(r.Latency.P99) + "/" + Duration(r.Latency.Max)
 		}
 		own, cg := ownerLabel(r.Owners)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", ns, r.Endpoint, syn,
+		accepting = accepting || len(r.Owners) > 0 && r.Owners[0].Accepting
+		grouped = grouped || r.Member > 0
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", ns, aggregate.MemberLabel(r.Endpoint, r.Member), syn,
 			TopRate(f.Rate(r.Accepts)), drops, why, TopRate(f.Rate(r.AckOverflow)), TopRate(f.Rate(r.Other)), cookies,
 			topQueueText(r.AcceptQueue), topQueueText(r.SynQueue), lat, own, cg)
 		if tp {
@@ -98,6 +101,12 @@ func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 			"ACK-OVF final ACK dropped, accept queue full (half-open); OTHER ListenDrops with room in the queues.")
 	}
 	lines = append(lines, "queues: now/peak/max over the interval; ~ = drops approximated by sk_drops (kernel before 6.11).")
+	if grouped {
+		lines = append(lines, "LISTENER #k: the k-th socket (by inode) of an SO_REUSEPORT group on that address and port.")
+	}
+	if accepting {
+		lines = append(lines, "OWNER *: the process seen accepting from this socket; +N more hold it.")
+	}
 	if len(unattributed) > 0 {
 		lines = append(lines, "† moved in the kernel, not attributable to listeners by this kernel's hooks: "+strings.Join(unattributed, "; ")+".")
 	}
@@ -114,7 +123,11 @@ func ownerLabel(owners []aggregate.Owner) (string, string) {
 	if len(owners) == 0 {
 		return "-", ""
 	}
-	own := ownerCell(owners[0].PID, owners[0].Comm, len(owners)-1)
+	comm := owners[0].Comm
+	if owners[0].Accepting {
+		comm += "*"
+	}
+	own := ownerCell(owners[0].PID, comm, len(owners)-1)
 	cg := owners[0].Cgroup
 	if id := owners[0].ContainerID; id != "" {
 		cg = "container " + id[:min(12, len(id))]

@@ -28,6 +28,7 @@ type TopRowJSON struct {
 	Addr          string            `json:"addr"`
 	Port          uint16            `json:"port"`
 	Inode         uint64            `json:"inode"`
+	Member        int               `json:"member,omitempty"` // number in its SO_REUSEPORT group
 	Owners        []aggregate.Owner `json:"owners"`
 	Syn           *uint64           `json:"syn"`
 	SynPerSec     *float64          `json:"syn_per_sec"`
@@ -92,7 +93,7 @@ func NewTopFrameJSON(f *aggregate.Frame, key aggregate.SortKey) TopFrameJSON {
 	}
 	for _, r := range f.Rows {
 		row := TopRowJSON{
-			Netns: r.Netns, NetnsName: r.NetnsName, Addr: r.Addr.String(), Port: r.Port, Inode: r.Inode,
+			Netns: r.Netns, NetnsName: r.NetnsName, Addr: r.Addr.String(), Port: r.Port, Inode: r.Inode, Member: r.Member,
 			Owners: r.Owners, Syn: r.Syn, SynPerSec: perSec(r.Syn), Enqueued: r.Enqueued,
 			Accepts: r.Accepts, AcceptsPerSec: f.Rate(r.Accepts), Cookies: r.Cookies, CookiesPerSec: perSec(r.Cookies),
 			Drops: r.Drops, DropsPerSec: f.Rate(r.Drops), DropsExact: r.DropsExact,

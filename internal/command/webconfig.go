@@ -1,7 +1,8 @@
-package main
+package command
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -22,8 +23,19 @@ type webConfig struct {
 	cfg  web.Config
 }
 
-// loadWebConfig validates the file at start: a bad one is bad input (exit 2),
-// said once, rather than a failure on the first scrape.
+// WebConfig is how serve serves /metrics with the exporter-toolkit web
+// configuration at path ("": plain HTTP); the toolkit's warnings and errors
+// go to stderr. The file is validated now: the error, one line, is bad input
+// (exit 2) rather than a failure on the first scrape.
+func WebConfig(path string, stderr io.Writer) (WebServing, error) {
+	w, err := loadWebConfig(path)
+	if err != nil {
+		return WebServing{}, err
+	}
+	return WebServing{Protected: w.protected(), Scheme: w.scheme(), Describe: w.describe(),
+		Serve: func(srv *http.Server, ln net.Listener) error { return w.serve(srv, ln, stderr) }}, nil
+}
+
 func loadWebConfig(path string) (*webConfig, error) {
 	w := &webConfig{path: path}
 	if path == "" {
@@ -35,13 +47,13 @@ func loadWebConfig(path string) (*webConfig, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, usagef("invalid --web.config.file %s: %v", path, err)
+		return nil, fmt.Errorf("invalid --web.config.file %s: %v", path, err)
 	}
 	if err := web.Validate(path); err != nil {
-		return nil, usagef("invalid --web.config.file %s: %s", path, oneLineErr(err))
+		return nil, fmt.Errorf("invalid --web.config.file %s: %s", path, oneLineErr(err))
 	}
 	if err := yaml.Unmarshal(b, &w.cfg); err != nil {
-		return nil, usagef("invalid --web.config.file %s: %s", path, oneLineErr(err))
+		return nil, fmt.Errorf("invalid --web.config.file %s: %s", path, oneLineErr(err))
 	}
 	return w, nil
 }

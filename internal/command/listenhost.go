@@ -1,4 +1,4 @@
-package main
+package command
 
 import (
 	"errors"
@@ -6,11 +6,11 @@ import (
 	"strings"
 )
 
-// checkListenHost refuses a listen address's host that is neither an IP
+// CheckListenHost refuses a listen address's host that is neither an IP
 // address nor a DNS name, before net.Listen would look it up: "999.1.1.1"
 // (digits and dots: meant as an IPv4 address, and not one) went to DNS and
 // failed as a runtime error. Empty means every address.
-func checkListenHost(host string) error {
+func CheckListenHost(host string) error {
 	if host == "" {
 		return nil
 	}
