@@ -299,14 +299,7 @@ func TestKernelStalledReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counts, err := tr.Counts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var enq uint64
-	for _, c := range counts {
-		enq += c.Enqueue
-	}
+	counts, enq := sumCounts(t, tr, func(c tracer.Counts) uint64 { return c.Enqueue })
 	delivered := kinds[tracer.KindEnqueue]
 	d := c1.Sub(c0)
 	// The churned listener may overflow too: the netns's ListenDrops is
@@ -386,14 +379,7 @@ func TestKernelListenerChurn(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	r.running(t)
-	counts, err := tr.Counts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var enq uint64
-	for _, c := range counts {
-		enq += c.Enqueue
-	}
+	counts, enq := sumCounts(t, tr, func(c tracer.Counts) uint64 { return c.Enqueue })
 	heap1 := hardHeap()
 	t.Logf("%d listeners in %s; listener_counts holds %d entries, %d enqueues; Go heap %d -> %d KiB",
 		n, elapsed.Round(time.Millisecond), len(counts), enq, heap0>>10, heap1>>10)

@@ -295,11 +295,7 @@ func topRowsOn(f topFrameOut, port uint16) []topRowJSON {
 // the namespace's own counters and the sockets' TCP_INFO.
 func TestKernelTopJSON(t *testing.T) {
 	kerneltest.Root(t)
-	name := fmt.Sprintf("synq-top-%d", os.Getpid())
-	ns := kerneltest.NamedNetns(t, name)
-	listen := func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener {
-		return kerneltest.Listen(t, ns, "tcp", addr, backlog, opts...)
-	}
+	name, ns, listen := namedNetnsListen(t, "synq-top", "tcp")
 	full := listen("127.0.0.1:0", 1)  // never accepts: SYN-side drops
 	half := listen("127.0.0.1:0", 1)  // never accepts, ACKs delayed: final ACKs dropped
 	slow := listen("127.0.0.1:0", 16) // accepts one connection per 100 ms
