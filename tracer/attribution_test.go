@@ -238,13 +238,7 @@ func TestKernelMigratedChildAccepts(t *testing.T) {
 		// Debian 5.10 has the sysctl but not the migration.
 		t.Skipf("this kernel did not migrate the children of the closed listener: %v", err)
 	}
-	for range n {
-		c, err := l2.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-	}
+	acceptClose(t, l2, n)
 	evs := s.stop()
 	counts, err := s.tr.Counts()
 	if err != nil {

@@ -333,6 +333,14 @@ func TestKernelStalledReader(t *testing.T) {
 // the child still in its accept queue (the kernel resets it), then the client.
 func hardConnectOnce(t *testing.T, ns *netlab.Netns, l *netlab.Listener) {
 	t.Helper()
+	fd := hardConnect(t, ns, l)
+	l.Close()
+	unix.Close(fd)
+}
+
+// hardConnect connects a socket of ns to l (on 127.0.0.1) and returns its fd.
+func hardConnect(t *testing.T, ns *netlab.Netns, l *netlab.Listener) int {
+	t.Helper()
 	fd, err := ns.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -340,8 +348,7 @@ func hardConnectOnce(t *testing.T, ns *netlab.Netns, l *netlab.Listener) {
 	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(l.Port()), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
-	unix.Close(fd)
+	return fd
 }
 
 // 2000 listeners, each opened, connected to once and closed with the
@@ -403,13 +410,7 @@ func TestKernelListenerChurn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := ns.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(l.Port()), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
+	fd := hardConnect(t, ns, l)
 	ns.Close()
 	l.Close()
 	unix.Close(fd)
