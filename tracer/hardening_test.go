@@ -357,10 +357,7 @@ func hardConnect(t *testing.T, ns *netlab.Netns, l *netlab.Listener) int {
 // listener_counts (an LRU of 16384) and the Go heap stay bounded.
 func TestKernelListenerChurn(t *testing.T) {
 	ns := kerneltest.Netns(t, nil)
-	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode())})
-	if err != nil {
-		t.Skipf("tier not available: %v", err)
-	}
+	tr := hardOpen(t, ns)
 	defer tr.Close()
 	r := hardRead(tr, time.Time{})
 	heap0 := hardHeap()
@@ -439,10 +436,7 @@ func TestKernelListenerChurn(t *testing.T) {
 // differ.
 func TestKernelRecycledListenerCounts(t *testing.T) {
 	ns := kerneltest.Netns(t, nil)
-	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode())})
-	if err != nil {
-		t.Skipf("tier not available: %v", err)
-	}
+	tr := hardOpen(t, ns)
 	defer tr.Close()
 	seen := map[tracer.ListenerID]uint64{}
 	for i := range 500 {
@@ -467,4 +461,15 @@ func TestKernelRecycledListenerCounts(t *testing.T) {
 		hardConnectOnce(t, ns, l)
 	}
 	t.Skip("no listener address was recycled in 500 listeners")
+}
+
+// hardOpen opens a tracer of the test's tier on ns, or skips the test when
+// the tier is not available.
+func hardOpen(t *testing.T, ns *netlab.Netns) *tracer.Tracer {
+	t.Helper()
+	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode())})
+	if err != nil {
+		t.Skipf("tier not available: %v", err)
+	}
+	return tr
 }
