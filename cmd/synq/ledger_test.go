@@ -227,3 +227,53 @@ func TestKernelUnenterableNamespaceSaid(t *testing.T) {
 		}
 	})
 }
+
+// The --netns target vanishes (`ip netns del`, no process in it): the next
+// scrape counts the failure in the scrape health metrics, by source and
+// reason, and /healthz answers 503 naming the source (issue: healthz said
+// 200 while /metrics silently lost series).
+func TestKernelServeNetnsVanishedScrapeHealth(t *testing.T) {
+	ns, _ := testListener(t, "synq-ledger-vanish", 4)
+	target := startServe(t, "--netns", ns.Name())
+	before := scrapeSamples(t, target)
+	if v := sumOf(before, "synq_scrape_source_success", "source", "netns"); v != 1 {
+		t.Errorf("before: synq_scrape_source_success{source=netns} = %v, want 1", v)
+	}
+	if v := sumOf(before, "synq_scrape_source_reads_total", "source", "netns"); v < 1 {
+		t.Errorf("before: synq_scrape_source_reads_total{source=netns} = %v, want at least 1", v)
+	}
+	for _, s := range before {
+		if s.name == "synq_scrape_source_errors_total" {
+			t.Errorf("before: %s%v = %v, want none", s.name, s.labels, s.value)
+		}
+	}
+	for _, src := range []string{"netstat", "counts", "stats"} {
+		if v := sumOf(before, "synq_scrape_source_success", "source", src); v != 1 {
+			t.Errorf("before: synq_scrape_source_success{source=%s} = %v, want 1", src, v)
+		}
+	}
+	if code, body := healthz(t, target); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz before: %d %q", code, body)
+	}
+
+	if err := netlab.DeleteNamed(ns.Name()); err != nil {
+		t.Fatal(err)
+	}
+	after := scrapeSamples(t, target)
+	if v := sumOf(after, "synq_scrape_source_success", "source", "netns"); v != 0 {
+		t.Errorf("after ip netns del: synq_scrape_source_success{source=netns} = %v, want 0", v)
+	}
+	var orphaned float64
+	for _, s := range after {
+		if s.name == "synq_scrape_source_errors_total" && s.labels["source"] == "netns" && s.labels["reason"] == "orphaned" {
+			orphaned = s.value
+		}
+	}
+	if orphaned != 1 {
+		t.Errorf("after ip netns del and one scrape: synq_scrape_source_errors_total{source=netns,reason=orphaned} = %v, want 1", orphaned)
+	}
+	code, body := healthz(t, target)
+	if code != 503 || !strings.Contains(body, "source netns failing") || !strings.Contains(body, ns.Name()) {
+		t.Errorf("/healthz after ip netns del: %d %q, want 503 naming source netns and %s", code, body, ns.Name())
+	}
+}

@@ -399,8 +399,8 @@ func TestKernelServePrometheus(t *testing.T) {
 	if v, ok := promQuery(t, base, `synq_reconcile_coverage_ratio{counter="ListenDrops"}`); !ok || v != 1 {
 		t.Errorf("ListenDrops coverage %v (found %v), want 1: every drop of the netns is its listener's", v, ok)
 	}
-	if v, ok := promQuery(t, base, `synq_kernel_netstat{name="TcpExt_ListenDrops"}`); !ok || v < float64(want) {
-		t.Errorf("synq_kernel_netstat{name=\"TcpExt_ListenDrops\"} = %v (found %v), want at least %d", v, ok, want)
+	if v, ok := promQuery(t, base, `synq_kernel_netstat_total{name="TcpExt_ListenDrops"}`); !ok || v < float64(want) {
+		t.Errorf("synq_kernel_netstat_total{name=\"TcpExt_ListenDrops\"} = %v (found %v), want at least %d", v, ok, want)
 	}
 	if v, ok := promQuery(t, base, `synq_events_lost_total`); !ok || v != 0 {
 		t.Errorf("synq_events_lost_total = %v (found %v), want 0", v, ok)
@@ -429,19 +429,13 @@ func TestKernelServePrometheus(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 	for _, m := range []string{"synq_listen_drops_total{", "synq_accept_queue_length{", "synq_accept_latency_seconds_bucket{",
-		"synq_kernel_netstat{", "synq_reconcile_coverage_ratio{", "synq_build_info{", "synq_events_lost_total "} {
+		"synq_kernel_netstat_total{", "synq_reconcile_coverage_ratio{", "synq_build_info{", "synq_events_lost_total "} {
 		if !bytes.Contains(body, []byte(m)) {
 			t.Errorf("the scrape promtool checked has no %s", m)
 		}
 	}
-	resp, err = http.Get("http://" + target + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("/healthz: %d %s", resp.StatusCode, hb)
+	if code, hb := healthz(t, target); code != 200 || hb != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, hb)
 	}
 }
 

@@ -111,7 +111,7 @@ func Serve(ctx context.Context, env Env, o ServeOptions) error {
 			return err
 		}
 		if err := src.Healthy(); err != nil {
-			return err
+			return fmt.Errorf("source %s failing: %w", exporter.SourceNetns, err)
 		}
 		return exp.Healthy()
 	}

@@ -32,7 +32,9 @@ func populated(t *testing.T) *Exporter {
 	})
 	f.update(2, func(c *tracer.Counts) { c.Enqueue = 1 })
 	f.stats = tracer.Stats{Lost: 3}
+	f.denied = []uint32{testNetns + 1}
 	f.kernel["TcpExt.ListenDrops"] = 5
+	f.kernel["Tcp.CurrEstab"] = 3
 	f.accepted(1, 50*time.Microsecond, 2*time.Millisecond, 300*time.Millisecond, 20*time.Second)
 	return e
 }
@@ -155,7 +157,12 @@ type panel struct {
 		RefID  string `json:"refId"`
 		Format string `json:"format"`
 	} `json:"targets"`
-	Panels []panel `json:"panels"`
+	Panels      []panel `json:"panels"`
+	FieldConfig struct {
+		Defaults struct {
+			Unit string `json:"unit"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
 }
 
 type dashboard struct {
@@ -235,6 +242,11 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 				t.Errorf("panel %q has no query", p.Title)
 			}
 			for _, tg := range p.Targets {
+				// Drops and handshakes per second are events, not
+				// requests: Grafana's counts/sec.
+				if strings.Contains(tg.Expr, "rate(synq_") && strings.Contains(tg.Expr, "drops_total") && p.FieldConfig.Defaults.Unit != "cps" {
+					t.Errorf("panel %q charts drops per second in unit %q, want cps", p.Title, p.FieldConfig.Defaults.Unit)
+				}
 				for _, n := range check("panel "+p.Title, tg.Expr) {
 					used[n] = true
 					if p.Type == "heatmap" && n == "synq_accept_latency_seconds_bucket" && tg.Format == "heatmap" {
@@ -260,7 +272,7 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"synq_listen_drops_total", "synq_accept_queue_length", "synq_accept_queue_max",
+	for _, want := range []string{"synq_listen_drops_total", "synq_accept_queue_length", "synq_accept_queue_max", "synq_scrape_source_errors_total",
 		"synq_syn_queue_length", "synq_accept_latency_seconds_bucket", "synq_reconcile_coverage_ratio", "synq_events_lost_total"} {
 		if !used[want] {
 			t.Errorf("no panel shows %s", want)

@@ -236,6 +236,7 @@ type Exporter struct {
 	lost        uint64
 	lastRefresh time.Time
 	err         error // the last refresh's failure to read the tracer
+	health      scrapeHealth
 	logged      map[string]bool
 }
 
@@ -269,8 +270,10 @@ func New(src Source, opts Options) (*Exporter, error) {
 			e.seriesFor(keyOf(s.Endpoint), now)
 		}
 	})
-	if e.kernel0, err = src.KernelCounters(); err != nil {
-		e.logf("kernel counters of netns %d: %v (no synq_kernel_netstat, no reconciliation)", opts.ReconciledNetns, err)
+	e.kernel0, err = src.KernelCounters()
+	e.health.read(SourceNetstat, err)
+	if err != nil {
+		e.logf("kernel counters of netns %d: %v (no synq_kernel_netstat_*, no reconciliation)", opts.ReconciledNetns, err)
 	}
 	return e, nil
 }
@@ -360,13 +363,6 @@ func (e *Exporter) seriesFor(k key, now time.Time) *series {
 // call concurrently with scrapes.
 func (e *Exporter) Observe(ev *tracer.Event) { e.tally.Observe(ev) }
 
-// Healthy is the last scrape's failure to read the tracer, nil if it read.
-func (e *Exporter) Healthy() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.err
-}
-
 // derive computes a socket's counters since synq first saw it.
 func (e *Exporter) derive(s *ledger.Sock) values {
 	a := s.Counts
@@ -395,23 +391,33 @@ func (e *Exporter) refresh(now time.Time) error {
 	// then shows in the counters first, and the tracepoint tier's
 	// sk_drops-based SYN side can only lag by it, never run ahead (series
 	// keep their high-water mark, so a lead would stick).
+	e.health.begin()
+	if e.kernel0 == nil {
+		// Its first read failed: no baseline, no reconciliation.
+		e.health.get(SourceNetstat).failed = []string{"no baseline: the first read of the reconciled namespace's counters failed"}
+	}
 	v, lerr := e.src.Walk()
+	e.health.walked(v, lerr)
 	if lerr != nil {
 		e.logf("snapshot listeners: %v", lerr)
 	}
 	counts, err := e.src.Counts()
+	e.health.read(SourceCounts, err)
 	if err != nil {
 		e.err = fmt.Errorf("read listener counters: %w", err)
 		return e.err
 	}
 	var hists map[tracer.ListenerID]*tracer.Histogram
 	if e.latency {
-		if hists, err = e.src.Histograms(); err != nil {
+		hists, err = e.src.Histograms()
+		e.health.read(SourceHistograms, err)
+		if err != nil {
 			e.err = fmt.Errorf("read listener histograms: %w", err)
 			return e.err
 		}
 	}
 	st, err := e.src.Stats()
+	e.health.read(SourceStats, err)
 	if err != nil {
 		e.err = fmt.Errorf("read loss counters: %w", err)
 		return e.err
@@ -419,7 +425,9 @@ func (e *Exporter) refresh(now time.Time) error {
 	e.err = nil
 	e.lost = st.Lost + st.RecursionMisses + st.BadRecords
 	if e.kernel0 != nil {
-		if e.kernelNow, err = e.src.KernelCounters(); err != nil {
+		e.kernelNow, err = e.src.KernelCounters()
+		e.health.read(SourceNetstat, err)
+		if err != nil {
 			e.logf("kernel counters of netns %d: %v", e.opts.ReconciledNetns, err)
 		}
 	}
@@ -527,165 +535,4 @@ func (e *Exporter) refresh(now time.Time) error {
 		se.pendingHist.reset()
 	}
 	return nil
-}
-
-// forget drops the folded listeners idle the longest when more are
-// remembered than MaxTracked. Their counts already went to "other": only
-// their ranking is lost.
-func (e *Exporter) forget() {
-	var idle []*series
-	for _, se := range e.series {
-		if !se.slotted && !se.live && se.pending.total() == 0 && se.pendingHist.count == 0 {
-			idle = append(idle, se)
-		}
-	}
-	excess := len(e.series) - e.opts.MaxListeners - e.opts.MaxTracked
-	if excess <= 0 {
-		return
-	}
-	sort.Slice(idle, func(i, j int) bool { return idle[i].lastActive.Before(idle[j].lastActive) })
-	for _, se := range idle[:min(excess, len(idle))] {
-		delete(e.series, se.key)
-	}
-}
-
-// assignSlots gives free slots to the busiest folded listeners, and lets a
-// folded listener take the slot of a much quieter one that has held it for
-// at least Hold: rankings that flap would move series in and out of "other"
-// at every scrape.
-func (e *Exporter) assignSlots(now time.Time) {
-	var slotted, folded []*series
-	for _, se := range e.series {
-		if se.slotted {
-			slotted = append(slotted, se)
-		} else {
-			folded = append(folded, se)
-		}
-	}
-	sort.Slice(folded, func(i, j int) bool {
-		if folded[i].score != folded[j].score {
-			return folded[i].score > folded[j].score
-		}
-		return folded[i].key.less(folded[j].key)
-	})
-	for len(slotted) < e.opts.MaxListeners && len(folded) > 0 {
-		se := folded[0]
-		folded = folded[1:]
-		se.slotted, se.since = true, now
-		slotted = append(slotted, se)
-	}
-	var weak []*series
-	for _, se := range slotted {
-		if now.Sub(se.since) >= e.opts.Hold {
-			weak = append(weak, se)
-		}
-	}
-	sort.Slice(weak, func(i, j int) bool {
-		if weak[i].score != weak[j].score {
-			return weak[i].score < weak[j].score
-		}
-		return weak[j].key.less(weak[i].key)
-	})
-	for i, se := range folded {
-		if i >= len(weak) || se.score <= 2*weak[i].score+1 {
-			break
-		}
-		weak[i].slotted = false
-		se.slotted, se.since = true, now
-	}
-}
-
-// Describe sends every metric synq can export.
-func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range allDescs {
-		ch <- d
-	}
-}
-
-// Collect refreshes from the source and sends the metrics.
-func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, e.opts.Version, string(e.info.Tier), e.info.Kernel)
-	if err := e.refresh(e.opts.Now()); err != nil {
-		ch <- prometheus.NewInvalidMetric(descDrops, err)
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(e.lost))
-	for _, se := range e.series {
-		if !se.slotted {
-			continue
-		}
-		var g *gauges
-		if se.live {
-			g = &gauges{se.accLen, se.accMax, se.synLen}
-		}
-		e.collectListener(ch, se.labels(), &se.own, &se.ownHist, g)
-	}
-	if e.otherUsed {
-		var g *gauges
-		if e.otherLive {
-			g = &e.otherGauges
-		}
-		e.collectListener(ch, []string{Other, Other, Other}, &e.other, &e.otherHist, g)
-	}
-	e.collectKernel(ch)
-}
-
-func (e *Exporter) collectListener(ch chan<- prometheus.Metric, lv []string, v *values, h *hist, g *gauges) {
-	for _, r := range e.reasons {
-		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(v[reasonValue[r]]), append(lv, r)...)
-	}
-	for d, i := range e.families {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v[i]), lv...)
-	}
-	if e.latency {
-		cum := make(map[float64]uint64, len(e.opts.LatencyBuckets))
-		var n uint64
-		for i, ub := range e.opts.LatencyBuckets {
-			n += h.buckets[i]
-			cum[ub] = n
-		}
-		ch <- prometheus.MustNewConstHistogram(descLatency, h.count, h.sum, cum, lv...)
-	}
-	if g != nil {
-		ch <- prometheus.MustNewConstMetric(descAcceptQueueLen, prometheus.GaugeValue, float64(g.accLen), lv...)
-		ch <- prometheus.MustNewConstMetric(descAcceptQueueMax, prometheus.GaugeValue, float64(g.accMax), lv...)
-		ch <- prometheus.MustNewConstMetric(descSynQueueLen, prometheus.GaugeValue, float64(g.synLen), lv...)
-	}
-}
-
-func (e *Exporter) collectKernel(ch chan<- prometheus.Metric) {
-	if e.kernelNow == nil {
-		return
-	}
-	for _, name := range netstat.DefaultSet {
-		if v, ok := e.kernelNow[name]; ok {
-			ne := netstat.Describe(name).NodeExporter
-			ch <- prometheus.MustNewConstMetric(descKernel, prometheus.UntypedValue, float64(v), ne[len("node_netstat_"):])
-		}
-	}
-	delta := netstat.Delta(e.kernel0, e.kernelNow)
-	a := &e.attributed
-	drops := a[vDropSynQueue] + a[vDropAcceptQueue] + a[vDropAckOverflow] + a[vDropOther] + a[vDropSynSide]
-	counted := tracer.Counts{DropSynQueue: a[vDropSynQueue], DropAcceptQueue: a[vDropAcceptQueue],
-		AckOverflow: a[vDropAckOverflow], Cookie: a[vCookie]}
-	for _, c := range ledger.Coverage(e.caps, counted, drops) {
-		if !c.Whole || c.Synq == nil {
-			continue // only what the hooks are placed to see in full
-		}
-		k, ok := delta[c.Key]
-		if !ok {
-			continue
-		}
-		got := float64(*c.Synq)
-		ratio := 1.0
-		switch {
-		case k > 0:
-			ratio = got / float64(k)
-		case got > 0:
-			ratio = math.Inf(1)
-		}
-		ch <- prometheus.MustNewConstMetric(descCoverage, prometheus.GaugeValue, ratio, c.Name)
-	}
 }

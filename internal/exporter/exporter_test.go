@@ -15,6 +15,7 @@ import (
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
+	"golang.org/x/sys/unix"
 )
 
 // fakeSource is a kernel the test writes: listeners, counters, losses.
@@ -26,6 +27,8 @@ type fakeSource struct {
 	hists  map[tracer.ListenerID]*tracer.Histogram
 	stats  tracer.Stats
 	kernel netstat.Snapshot
+	// denied are namespaces the walk finds but may not enter.
+	denied []uint32
 }
 
 const testNetns = 4026532000
@@ -106,6 +109,10 @@ func (f *fakeSource) Walk() (*ledger.View, error) {
 	v := &ledger.View{}
 	for ino, ls := range byNetns {
 		v.Netns = append(v.Netns, ledger.NetnsView{NS: ledger.Namespace{Inode: uint64(ino)}, Listeners: ls})
+	}
+	for _, ino := range f.denied {
+		v.Netns = append(v.Netns, ledger.NetnsView{NS: ledger.Namespace{Inode: uint64(ino)},
+			Err: fmt.Errorf("enter net:[%d]: %w", ino, unix.EPERM)})
 	}
 	return v, nil
 }

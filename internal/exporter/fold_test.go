@@ -253,7 +253,7 @@ func TestCoverage(t *testing.T) {
 	if got := m["synq_reconcile_coverage_ratio{counter=TCPReqQFullDrop}"]; got != 1 {
 		t.Errorf("TCPReqQFullDrop coverage %v, want 1", got)
 	}
-	if got := m["synq_kernel_netstat{name=TcpExt_ListenDrops}"]; got != 1008 {
+	if got := m["synq_kernel_netstat_total{name=TcpExt_ListenDrops,netns=4026532000}"]; got != 1008 {
 		t.Errorf("kernel counter %v, want 1008", got)
 	}
 	if got := m["synq_reconcile_coverage_ratio{counter=SyncookiesSent}"]; got != 1 {

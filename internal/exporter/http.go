@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -47,7 +48,8 @@ const (
 )
 
 // NewServer serves /metrics from reg, /healthz, which answers 200 while
-// health returns nil and 503 with the reason otherwise, and a landing page
+// health returns nil or a *Degraded (named in the body) and 503 with the
+// reason otherwise, and a landing page
 // with version and links on /. errLog gets what the HTTP server and the
 // metrics handler report.
 func NewServer(reg prometheus.Gatherer, health func() error, errLog *log.Logger, version string) *http.Server {
@@ -55,7 +57,13 @@ func NewServer(reg prometheus.Gatherer, health func() error, errLog *log.Logger,
 	mux.Handle("GET /metrics", NewScrapeHandler(reg, errLog))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := health(); err != nil {
+		err := health()
+		var d *Degraded
+		if errors.As(err, &d) {
+			fmt.Fprintf(w, "ok, degraded: %v\n", d)
+			return
+		}
+		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "unhealthy: %v\n", err)
 			return
@@ -69,7 +77,7 @@ func NewServer(reg prometheus.Gatherer, health func() error, errLog *log.Logger,
 		Profiling:   "false",
 		Links: []web.LandingLinks{
 			{Address: "/metrics", Text: "Metrics", Description: "Prometheus and OpenMetrics exposition"},
-			{Address: "/healthz", Text: "Health", Description: "200 ok while the tracer runs, 503 with the reason otherwise"},
+			{Address: "/healthz", Text: "Health", Description: "200 ok while synq does its job (naming sources that degrade it), 503 naming what fails otherwise"},
 		},
 	})
 	if err != nil {

@@ -59,6 +59,10 @@ func TestServer(t *testing.T) {
 	if code, body := get(t, url+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
+	healthErr = &Degraded{Problems: []string{"source netns failing: not allowed"}}
+	if code, body := get(t, url+"/healthz"); code != 200 || body != "ok, degraded: source netns failing: not allowed\n" {
+		t.Errorf("/healthz when degraded: %d %q", code, body)
+	}
 	healthErr = errors.New("event reader stopped")
 	if code, body := get(t, url+"/healthz"); code != 503 || !strings.Contains(body, "event reader stopped") {
 		t.Errorf("/healthz when unhealthy: %d %q", code, body)
@@ -110,7 +114,21 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
-	if !strings.Contains(body, "synq_accept_latency_seconds_bucket{") || !strings.Contains(body, "synq_kernel_netstat{") {
+	if !strings.Contains(body, "synq_accept_latency_seconds_bucket{") || !strings.Contains(body, "synq_kernel_netstat_total{") {
 		t.Errorf("scrape lacks the histogram or kernel counters:\n%s", body)
+	}
+	// Every family is typed, so that rate() means something: the kernel's
+	// counters are counters, its levels gauges.
+	for _, want := range []string{"# TYPE synq_kernel_netstat_total counter\n", "# TYPE synq_kernel_netstat_current gauge\n",
+		`synq_kernel_netstat_current{name="Tcp_CurrEstab",netns="4026532000"} 3`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if strings.Contains(body, " untyped\n") {
+		t.Errorf("scrape has untyped families:\n%s", body)
+	}
+	if strings.Contains(body, `synq_kernel_netstat_total{name="Tcp_CurrEstab"`) {
+		t.Errorf("a level (Tcp_CurrEstab) exported as a counter")
 	}
 }

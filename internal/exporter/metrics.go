@@ -1,6 +1,9 @@
 package exporter
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/synq-trace/synq/internal/netstat"
+)
 
 // Every metric synq exports is described here, once. Listener series carry
 // netns (inode), addr and port of the listening socket and nothing of the
@@ -63,10 +66,15 @@ var (
 			"counters and the accept latency histogram are kept in kernel maps), and program runs the kernel skipped for recursion "+
 			"(those are missing from the counters and the histogram too).",
 		nil, nil)
-	descKernel = prometheus.NewDesc("synq_kernel_netstat",
+	descKernel = prometheus.NewDesc("synq_kernel_netstat_total",
 		"The kernel's own SNMP/netstat counters (the default set of synq stats) of the reconciled network namespace "+
-			"(synq's own, or --netns), by node_exporter name: name=X is node_netstat_X.",
-		[]string{"name"}, nil)
+			"(netns: its inode; synq's own, or --netns), by node_exporter name: name=X is node_netstat_X. "+
+			"Counts since the namespace was created, not since synq started.",
+		[]string{"netns", "name"}, nil)
+	descKernelGauge = prometheus.NewDesc("synq_kernel_netstat_current",
+		"The kernel's SNMP/netstat values of the reconciled network namespace that are levels, not counts "+
+			"(e.g. Tcp_CurrEstab), by node_exporter name.",
+		[]string{"netns", "name"}, nil)
 	descCoverage = prometheus.NewDesc("synq_reconcile_coverage_ratio",
 		"Drops synq attributed to listeners of the reconciled network namespace, divided by the increase of the kernel's counter "+
 			"since synq started (1: every drop explained; 1 when both are 0).",
@@ -76,10 +84,15 @@ var (
 		[]string{"version", "tier", "kernel"}, nil)
 )
 
+// kernelSet is what synq_kernel_netstat_* export: the synq stats default
+// set, and the established connections of the namespace (a gauge).
+var kernelSet = append(append([]string{}, netstat.DefaultSet...), "Tcp.CurrEstab")
+
 var allDescs = []*prometheus.Desc{
 	descDrops, descCookies, descSyn, descEnqueued, descAccepted, descSynackRetrans,
 	descAcceptQueueLen, descAcceptQueueMax, descSynQueueLen, descLatency,
-	descLost, descKernel, descCoverage, descBuildInfo,
+	descLost, descKernel, descKernelGauge, descCoverage, descBuildInfo,
+	descSourceReads, descSourceErrors, descSourceSuccess,
 }
 
 // DefaultLatencyBuckets span a fast in-process accept (~100µs) to an

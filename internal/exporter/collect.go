@@ -1,0 +1,113 @@
+package exporter
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/synq-trace/synq/internal/ledger"
+	"github.com/synq-trace/synq/internal/netstat"
+	"github.com/synq-trace/synq/tracer"
+)
+
+// Describe sends every metric synq can export.
+func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+// Collect refreshes from the source and sends the metrics.
+func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, e.opts.Version, string(e.info.Tier), e.info.Kernel)
+	err := e.refresh(e.opts.Now())
+	e.health.collect(ch)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descDrops, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(e.lost))
+	for _, se := range e.series {
+		if !se.slotted {
+			continue
+		}
+		var g *gauges
+		if se.live {
+			g = &gauges{se.accLen, se.accMax, se.synLen}
+		}
+		e.collectListener(ch, se.labels(), &se.own, &se.ownHist, g)
+	}
+	if e.otherUsed {
+		var g *gauges
+		if e.otherLive {
+			g = &e.otherGauges
+		}
+		e.collectListener(ch, []string{Other, Other, Other}, &e.other, &e.otherHist, g)
+	}
+	e.collectKernel(ch)
+}
+
+func (e *Exporter) collectListener(ch chan<- prometheus.Metric, lv []string, v *values, h *hist, g *gauges) {
+	for _, r := range e.reasons {
+		ch <- prometheus.MustNewConstMetric(descDrops, prometheus.CounterValue, float64(v[reasonValue[r]]), append(lv, r)...)
+	}
+	for d, i := range e.families {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v[i]), lv...)
+	}
+	if e.latency {
+		cum := make(map[float64]uint64, len(e.opts.LatencyBuckets))
+		var n uint64
+		for i, ub := range e.opts.LatencyBuckets {
+			n += h.buckets[i]
+			cum[ub] = n
+		}
+		ch <- prometheus.MustNewConstHistogram(descLatency, h.count, h.sum, cum, lv...)
+	}
+	if g != nil {
+		ch <- prometheus.MustNewConstMetric(descAcceptQueueLen, prometheus.GaugeValue, float64(g.accLen), lv...)
+		ch <- prometheus.MustNewConstMetric(descAcceptQueueMax, prometheus.GaugeValue, float64(g.accMax), lv...)
+		ch <- prometheus.MustNewConstMetric(descSynQueueLen, prometheus.GaugeValue, float64(g.synLen), lv...)
+	}
+}
+
+func (e *Exporter) collectKernel(ch chan<- prometheus.Metric) {
+	if e.kernelNow == nil {
+		return
+	}
+	ns := strconv.FormatUint(uint64(e.opts.ReconciledNetns), 10)
+	for _, name := range kernelSet {
+		if v, ok := e.kernelNow[name]; ok {
+			c := netstat.Describe(name)
+			d, t := descKernel, prometheus.CounterValue
+			if c.Gauge {
+				d, t = descKernelGauge, prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(d, t, float64(v), ns, c.NodeExporter[len("node_netstat_"):])
+		}
+	}
+	delta := netstat.Delta(e.kernel0, e.kernelNow)
+	a := &e.attributed
+	drops := a[vDropSynQueue] + a[vDropAcceptQueue] + a[vDropAckOverflow] + a[vDropOther] + a[vDropSynSide]
+	counted := tracer.Counts{DropSynQueue: a[vDropSynQueue], DropAcceptQueue: a[vDropAcceptQueue],
+		AckOverflow: a[vDropAckOverflow], Cookie: a[vCookie]}
+	for _, c := range ledger.Coverage(e.caps, counted, drops) {
+		if !c.Whole || c.Synq == nil {
+			continue // only what the hooks are placed to see in full
+		}
+		k, ok := delta[c.Key]
+		if !ok {
+			continue
+		}
+		got := float64(*c.Synq)
+		ratio := 1.0
+		switch {
+		case k > 0:
+			ratio = got / float64(k)
+		case got > 0:
+			ratio = math.Inf(1)
+		}
+		ch <- prometheus.MustNewConstMetric(descCoverage, prometheus.GaugeValue, ratio, c.Name)
+	}
+}
