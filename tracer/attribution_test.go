@@ -145,14 +145,7 @@ func TestKernelAcceptAttributionAcrossNetns(t *testing.T) {
 // that no enqueue record outlived its child.
 func checkAcceptAggregates(t *testing.T, name string, tr *tracer.Tracer, accepted int, span time.Duration) {
 	t.Helper()
-	counts, err := tr.Counts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var counted uint64
-	for _, c := range counts {
-		counted += c.Accept
-	}
+	_, counted := sumCounts(t, tr, func(c tracer.Counts) uint64 { return c.Accept })
 	hists, err := tr.Histograms()
 	if err != nil {
 		t.Fatal(err)
@@ -245,13 +238,7 @@ func TestKernelMigratedChildAccepts(t *testing.T) {
 		// Debian 5.10 has the sysctl but not the migration.
 		t.Skipf("this kernel did not migrate the children of the closed listener: %v", err)
 	}
-	for range n {
-		c, err := l2.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-	}
+	acceptClose(t, l2, n)
 	evs := s.stop()
 	counts, err := s.tr.Counts()
 	if err != nil {

@@ -50,6 +50,16 @@ func flag(b bool) uint8 {
 	return 0
 }
 
+// assignCfg assigns an object's generated variable specs and picks its
+// synq_cfg out of them.
+func assignCfg[S any](spec *ebpf.CollectionSpec, cfg func(*S) *ebpf.VariableSpec) (*ebpf.VariableSpec, error) {
+	var s S
+	if err := spec.Assign(&s); err != nil {
+		return nil, err
+	}
+	return cfg(&s), nil
+}
+
 // configVariable is the synq_cfg variable of one embedded object, found
 // through bpf2go's generated variable specs: renaming it in bpf/ breaks the
 // build, not the configuration.
@@ -58,21 +68,13 @@ func configVariable(obj string, spec *ebpf.CollectionSpec) (*ebpf.VariableSpec, 
 	var err error
 	switch obj {
 	case "tp":
-		var s tpVariableSpecs
-		err = spec.Assign(&s)
-		v = s.SynqCfg
+		v, err = assignCfg(spec, func(s *tpVariableSpecs) *ebpf.VariableSpec { return s.SynqCfg })
 	case "fentry":
-		var s fentryVariableSpecs
-		err = spec.Assign(&s)
-		v = s.SynqCfg
+		v, err = assignCfg(spec, func(s *fentryVariableSpecs) *ebpf.VariableSpec { return s.SynqCfg })
 	case "kprobe":
-		var s kprobeVariableSpecs
-		err = spec.Assign(&s)
-		v = s.SynqCfg
+		v, err = assignCfg(spec, func(s *kprobeVariableSpecs) *ebpf.VariableSpec { return s.SynqCfg })
 	case "iter":
-		var s iterVariableSpecs
-		err = spec.Assign(&s)
-		v = s.SynqCfg
+		v, err = assignCfg(spec, func(s *iterVariableSpecs) *ebpf.VariableSpec { return s.SynqCfg })
 	default:
 		return nil, fmt.Errorf("no object %q", obj)
 	}

@@ -299,14 +299,7 @@ func TestKernelStalledReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counts, err := tr.Counts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var enq uint64
-	for _, c := range counts {
-		enq += c.Enqueue
-	}
+	counts, enq := sumCounts(t, tr, func(c tracer.Counts) uint64 { return c.Enqueue })
 	delivered := kinds[tracer.KindEnqueue]
 	d := c1.Sub(c0)
 	// The churned listener may overflow too: the netns's ListenDrops is
@@ -340,6 +333,14 @@ func TestKernelStalledReader(t *testing.T) {
 // the child still in its accept queue (the kernel resets it), then the client.
 func hardConnectOnce(t *testing.T, ns *netlab.Netns, l *netlab.Listener) {
 	t.Helper()
+	fd := hardConnect(t, ns, l)
+	l.Close()
+	unix.Close(fd)
+}
+
+// hardConnect connects a socket of ns to l (on 127.0.0.1) and returns its fd.
+func hardConnect(t *testing.T, ns *netlab.Netns, l *netlab.Listener) int {
+	t.Helper()
 	fd, err := ns.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -347,8 +348,7 @@ func hardConnectOnce(t *testing.T, ns *netlab.Netns, l *netlab.Listener) {
 	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(l.Port()), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
-	unix.Close(fd)
+	return fd
 }
 
 // 2000 listeners, each opened, connected to once and closed with the
@@ -357,10 +357,7 @@ func hardConnectOnce(t *testing.T, ns *netlab.Netns, l *netlab.Listener) {
 // listener_counts (an LRU of 16384) and the Go heap stay bounded.
 func TestKernelListenerChurn(t *testing.T) {
 	ns := kerneltest.Netns(t, nil)
-	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode())})
-	if err != nil {
-		t.Skipf("tier not available: %v", err)
-	}
+	tr := hardOpen(t, ns)
 	defer tr.Close()
 	r := hardRead(tr, time.Time{})
 	heap0 := hardHeap()
@@ -386,14 +383,7 @@ func TestKernelListenerChurn(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	r.running(t)
-	counts, err := tr.Counts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var enq uint64
-	for _, c := range counts {
-		enq += c.Enqueue
-	}
+	counts, enq := sumCounts(t, tr, func(c tracer.Counts) uint64 { return c.Enqueue })
 	heap1 := hardHeap()
 	t.Logf("%d listeners in %s; listener_counts holds %d entries, %d enqueues; Go heap %d -> %d KiB",
 		n, elapsed.Round(time.Millisecond), len(counts), enq, heap0>>10, heap1>>10)
@@ -417,13 +407,7 @@ func TestKernelListenerChurn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := ns.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(l.Port()), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
+	fd := hardConnect(t, ns, l)
 	ns.Close()
 	l.Close()
 	unix.Close(fd)
@@ -452,10 +436,7 @@ func TestKernelListenerChurn(t *testing.T) {
 // differ.
 func TestKernelRecycledListenerCounts(t *testing.T) {
 	ns := kerneltest.Netns(t, nil)
-	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode())})
-	if err != nil {
-		t.Skipf("tier not available: %v", err)
-	}
+	tr := hardOpen(t, ns)
 	defer tr.Close()
 	seen := map[tracer.ListenerID]uint64{}
 	for i := range 500 {
@@ -480,4 +461,15 @@ func TestKernelRecycledListenerCounts(t *testing.T) {
 		hardConnectOnce(t, ns, l)
 	}
 	t.Skip("no listener address was recycled in 500 listeners")
+}
+
+// hardOpen opens a tracer of the test's tier on ns, or skips the test when
+// the tier is not available.
+func hardOpen(t *testing.T, ns *netlab.Netns) *tracer.Tracer {
+	t.Helper()
+	tr, err := tracer.Open(tracer.Config{Tier: kerneltest.Tier(t), Netns: uint32(ns.Inode())})
+	if err != nil {
+		t.Skipf("tier not available: %v", err)
+	}
+	return tr
 }

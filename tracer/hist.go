@@ -36,18 +36,10 @@ type Histogram struct {
 
 // Histograms reads every listener's in-kernel histograms, keyed like Counts.
 func (t *Tracer) Histograms() (map[ListenerID]*Histogram, error) {
-	out := map[ListenerID]*Histogram{}
-	var key uint64
-	var v tpSynqHist
-	it := t.maps["listener_hist"].Iterate()
-	for it.Next(&key, &v) {
-		out[ListenerID(key)] = &Histogram{Latency: v.Latency, Depth: v.Depth, NoLatency: v.NoLatency,
-			LatencySum: time.Duration(v.LatencySumNs)}
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read listener histograms: %w", err)
-	}
-	return out, nil
+	return readListeners(t.maps["listener_hist"], "histograms", func(v tpSynqHist) (*Histogram, bool) {
+		return &Histogram{Latency: v.Latency, Depth: v.Depth, NoLatency: v.NoLatency,
+			LatencySum: time.Duration(v.LatencySumNs)}, true
+	})
 }
 
 // Accepts is the number of accepts counted, with and without latency.
@@ -120,11 +112,7 @@ func (t *Tracer) Maxima() (map[ListenerID]Max, error) {
 	if err := rcuGracePeriod(); err != nil {
 		return nil, err
 	}
-	out := map[ListenerID]Max{}
-	var key uint64
-	var per []tpSynqMax
-	it := t.maps["listener_max"].Iterate()
-	for it.Next(&key, &per) {
+	return readListeners(t.maps["listener_max"], "maxima", func(per []tpSynqMax) (Max, bool) {
 		var m Max
 		for i := range per {
 			s := &per[i].Slot[epoch&1]
@@ -134,14 +122,8 @@ func (t *Tracer) Maxima() (map[ListenerID]Max, error) {
 			m.Latency = max(m.Latency, time.Duration(s.LatencyNs))
 			m.Depth = max(m.Depth, s.Depth)
 		}
-		if m != (Max{}) {
-			out[ListenerID(key)] = m
-		}
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read listener maxima: %w", err)
-	}
-	return out, nil
+		return m, m != (Max{})
+	})
 }
 
 // membarrierCmdGlobal is MEMBARRIER_CMD_GLOBAL (include/uapi/linux/membarrier.h):

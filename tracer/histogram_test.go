@@ -21,13 +21,7 @@ func TestKernelHistogramsSampled(t *testing.T) {
 	l := s.queued(128, n)
 	time.Sleep(hold)
 	start := time.Now()
-	for i := 0; i < n; i++ {
-		c, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-	}
+	acceptClose(t, l, n)
 	slowest := hold + time.Since(start) + 2*time.Second // the dials spread over up to 2 s
 	evs := s.stop()
 
@@ -122,13 +116,7 @@ func TestKernelExactMaxima(t *testing.T) {
 	s := newSession(t, nil)
 	l := s.queued(backlog, n)
 	time.Sleep(hold)
-	for i := 0; i < n; i++ {
-		c, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-	}
+	acceptClose(t, l, n)
 	time.Sleep(300 * time.Millisecond) // every event in the ring read
 	first, err := s.tr.Maxima()
 	if err != nil {
@@ -140,11 +128,7 @@ func TestKernelExactMaxima(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Close()
-	c, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	acceptClose(t, l, 1)
 	evs := s.stop()
 	second, err := s.tr.Maxima()
 	if err != nil {

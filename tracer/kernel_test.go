@@ -58,6 +58,18 @@ func newSessionWith(t *testing.T, sysctls map[string]string, cfg tracer.Config) 
 
 // queued listens on loopback with backlog and completes n handshakes into
 // its accept queue, which nobody accepts yet. Both close when the test ends.
+// acceptClose accepts n connections from l and closes them.
+func acceptClose(t *testing.T, l *netlab.Listener, n int) {
+	t.Helper()
+	for range n {
+		c, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
 func (s *session) queued(backlog, n int) *netlab.Listener {
 	s.t.Helper()
 	return s.queuedOn("tcp4", "127.0.0.1:0", backlog, n)
@@ -291,13 +303,7 @@ func TestKernelAcceptLatency(t *testing.T) {
 			s := newSession(t, nil)
 			l := s.queuedOn(f.network, f.addr, 16, n)
 			time.Sleep(delay)
-			for i := 0; i < n; i++ {
-				c, err := l.Accept()
-				if err != nil {
-					t.Fatal(err)
-				}
-				c.Close()
-			}
+			acceptClose(t, l, n)
 			evs := s.stop()
 			if got := countKind(evs, l.Port(), tracer.KindEnqueue, 0); got != n {
 				t.Errorf("%d enqueue events, want %d", got, n)

@@ -127,14 +127,7 @@ func TestKernelLostRecordsCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counts, err := tr.Counts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var enq uint64
-	for _, c := range counts {
-		enq += c.Enqueue
-	}
+	_, enq := sumCounts(t, tr, func(c tracer.Counts) uint64 { return c.Enqueue })
 	t.Logf("%d connections; kernel counted %d enqueues; delivered %d, lost %d", n, enq, delivered, st.Lost)
 	if st.Lost == 0 {
 		t.Fatalf("a %d-byte ring buffer took %d records without loss: the test did not overflow it", os.Getpagesize(), delivered)
@@ -169,14 +162,7 @@ func TestKernelWatermarkWakeup(t *testing.T) {
 	if !srv.WaitAccepts(n, 5*time.Second) {
 		t.Fatalf("accepted %d of %d", srv.Accepts(), n)
 	}
-	counts, err := s.tr.Counts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var total uint64
-	for _, c := range counts {
-		total += c.Enqueue + c.Accept + c.Syn
-	}
+	_, total := sumCounts(t, s.tr, func(c tracer.Counts) uint64 { return c.Enqueue + c.Accept + c.Syn })
 	// A record is 120 bytes in the ring: all but the last < watermark.
 	want := total - watermark/120 - 2
 	deadline := time.Now().Add(3 * time.Second)
@@ -225,4 +211,19 @@ func TestKernelAcceptHookOnlyWhenStreamed(t *testing.T) {
 			t.Errorf("tier %s, kinds %v: accept not hooked (its hook costs nothing outside accept)", info.Tier, c.kinds)
 		}
 	}
+}
+
+// sumCounts reads the per-listener counters and sums what of sums over all
+// listeners.
+func sumCounts(t *testing.T, tr *tracer.Tracer, of func(tracer.Counts) uint64) (map[tracer.ListenerID]tracer.Counts, uint64) {
+	t.Helper()
+	counts, err := tr.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	for _, c := range counts {
+		sum += of(c)
+	}
+	return counts, sum
 }

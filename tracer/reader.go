@@ -117,19 +117,29 @@ func (c *Counts) add(n *tpSynqCounts) {
 // closed one continues its counters. Consumers that track listeners across
 // snapshots tell them apart by Listener.Inode and take deltas.
 func (t *Tracer) Counts() (map[ListenerID]Counts, error) {
-	out := map[ListenerID]Counts{}
-	var key uint64
-	var per []tpSynqCounts
-	it := t.maps["listener_counts"].Iterate()
-	for it.Next(&key, &per) {
+	return readListeners(t.maps["listener_counts"], "counters", func(per []tpSynqCounts) (Counts, bool) {
 		var c Counts
 		for i := range per {
 			c.add(&per[i])
 		}
-		out[ListenerID(key)] = c
+		return c, true
+	})
+}
+
+// readListeners reads a map keyed by listener, turning each value into what
+// f returns; an entry f does not keep (false) is left out.
+func readListeners[V, T any](m *ebpf.Map, what string, f func(V) (T, bool)) (map[ListenerID]T, error) {
+	out := map[ListenerID]T{}
+	var key uint64
+	var v V
+	it := m.Iterate()
+	for it.Next(&key, &v) {
+		if x, ok := f(v); ok {
+			out[ListenerID(key)] = x
+		}
 	}
 	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read listener counters: %w", err)
+		return nil, fmt.Errorf("read listener %s: %w", what, err)
 	}
 	return out, nil
 }

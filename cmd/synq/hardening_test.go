@@ -39,20 +39,22 @@ func hardStartSynq(t *testing.T, args string) *kerneltest.Proc {
 // whatever other tests load at the same time.
 func hardHeldPrograms(t *testing.T, pid int) map[ebpf.ProgramID]bool {
 	t.Helper()
-	ids := map[ebpf.ProgramID]bool{}
-	for _, id := range hardFdinfoIDs(t, pid, "prog_id:") {
-		ids[ebpf.ProgramID(id)] = true
-	}
-	return ids
+	return hardHeldIDs[ebpf.ProgramID](t, pid, "prog_id:")
 }
 
 // hardHeldMaps lists the BPF maps a process holds (map fdinfo has map_id
 // since Linux 6.x; older kernels report none).
 func hardHeldMaps(t *testing.T, pid int) map[ebpf.MapID]bool {
 	t.Helper()
-	ids := map[ebpf.MapID]bool{}
-	for _, id := range hardFdinfoIDs(t, pid, "map_id:") {
-		ids[ebpf.MapID(id)] = true
+	return hardHeldIDs[ebpf.MapID](t, pid, "map_id:")
+}
+
+// hardHeldIDs is the set of the ids under key in a process's fdinfo.
+func hardHeldIDs[ID ~uint32](t *testing.T, pid int, key string) map[ID]bool {
+	t.Helper()
+	ids := map[ID]bool{}
+	for _, id := range hardFdinfoIDs(t, pid, key) {
+		ids[ID(id)] = true
 	}
 	return ids
 }

@@ -91,11 +91,7 @@ func parseLatency(t *testing.T, out string) []latencyGroupJSON {
 // SO_REUSEPORT pair, in a private netns.
 func TestKernelLatencyJSON(t *testing.T) {
 	kerneltest.Root(t)
-	name := fmt.Sprintf("synq-lat-%d", os.Getpid())
-	ns := kerneltest.NamedNetns(t, name)
-	listen := func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener {
-		return kerneltest.Listen(t, ns, "tcp4", addr, backlog, opts...)
-	}
+	name, ns, listen := namedNetnsListen(t, "synq-lat", "tcp4")
 	slow := listen("127.0.0.1:0", 16)
 	rp1 := listen("127.0.0.1:0", 32, netlab.ReusePort())
 	rp2 := listen(rp1.String(), 32, netlab.ReusePort())

@@ -23,6 +23,30 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
+// checkUsageLine checks a usage error: exit code 2 and one line "synq: ..."
+// on stderr that says want.
+func checkUsageLine(t *testing.T, code int, stderr, want string) {
+	t.Helper()
+	if code != 2 {
+		t.Errorf("exit code %d, want 2 (stderr %q)", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "synq: ") || !strings.Contains(lines[0], want) {
+		t.Errorf("stderr %q, want one line \"synq: ...%s...\"", stderr, want)
+	}
+}
+
+// namedNetnsListen makes a private named netns for a kernel test (its name
+// is prefix-pid) and a function that opens listeners on network in it.
+func namedNetnsListen(t *testing.T, prefix, network string) (string, *netlab.Netns, func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener) {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d", prefix, os.Getpid())
+	ns := kerneltest.NamedNetns(t, name)
+	return name, ns, func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener {
+		return kerneltest.Listen(t, ns, network, addr, backlog, opts...)
+	}
+}
+
 // Bad input: one line on stderr, exit code 2, checked before touching the
 // kernel (so these run unprivileged too).
 func TestBadInput(t *testing.T) {
@@ -51,13 +75,7 @@ func TestBadInput(t *testing.T) {
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			code, _, stderr := runCLI(c.args...)
-			if code != 2 {
-				t.Errorf("exit code %d, want 2 (stderr %q)", code, stderr)
-			}
-			lines := strings.Split(strings.TrimSpace(stderr), "\n")
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "synq: ") || !strings.Contains(lines[0], c.want) {
-				t.Errorf("stderr %q, want one line \"synq: ...%s...\"", stderr, c.want)
-			}
+			checkUsageLine(t, code, stderr, c.want)
 		})
 	}
 }

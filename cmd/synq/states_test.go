@@ -137,33 +137,35 @@ func TestKernelStatesHints(t *testing.T) {
 		if err := os.WriteFile("/proc/sys/net/ipv4/tcp_tw_reuse", []byte("0"), 0o644); err != nil {
 			return err
 		}
-		tl, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		keep = append(keep, tl)
-		twPort = tl.Addr().(*net.TCPAddr).Port
-		for range th.TimeWait {
-			c, s, err := connected(tl)
+		// pairs listens on a port of its own, makes n connections to it and
+		// hands each (client, server) pair to done.
+		pairs := func(n int, done func(c, s net.Conn)) (int, error) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
 			if err != nil {
-				return err
+				return 0, err
 			}
+			keep = append(keep, ln)
+			for range n {
+				c, s, err := connected(ln)
+				if err != nil {
+					return 0, err
+				}
+				done(c, s)
+			}
+			return ln.Addr().(*net.TCPAddr).Port, nil
+		}
+		var err error
+		if twPort, err = pairs(th.TimeWait, func(c, s net.Conn) {
 			s.Close() // the server closes first: its side goes to TIME_WAIT
 			c.Close()
-		}
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
+		}); err != nil {
 			return err
 		}
-		keep = append(keep, ln)
-		cwPort = ln.Addr().(*net.TCPAddr).Port
-		for range th.CloseWait {
-			c, s, err := connected(ln)
-			if err != nil {
-				return err
-			}
+		if cwPort, err = pairs(th.CloseWait, func(c, s net.Conn) {
 			keep = append(keep, s)
 			c.Close() // the peer closes, the server side does not
+		}); err != nil {
+			return err
 		}
 		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error

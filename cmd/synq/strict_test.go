@@ -40,13 +40,7 @@ func TestBadInputStrictFlags(t *testing.T) {
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			code, stdout, stderr := runCLI(c.args...)
-			if code != 2 {
-				t.Errorf("exit code %d, want 2 (stderr %q)", code, stderr)
-			}
-			lines := strings.Split(strings.TrimSpace(stderr), "\n")
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "synq: ") || !strings.Contains(lines[0], c.want) {
-				t.Errorf("stderr %q, want one line \"synq: ...%s...\"", stderr, c.want)
-			}
+			checkUsageLine(t, code, stderr, c.want)
 			if stdout != "" {
 				t.Errorf("stdout %q, want nothing", stdout)
 			}

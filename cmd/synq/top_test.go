@@ -298,11 +298,7 @@ func topRowsOn(f topFrameOut, port uint16) []topRowJSON {
 // the namespace's own counters and the sockets' TCP_INFO.
 func TestKernelTopJSON(t *testing.T) {
 	kerneltest.Root(t)
-	name := fmt.Sprintf("synq-top-%d", os.Getpid())
-	ns := kerneltest.NamedNetns(t, name)
-	listen := func(addr string, backlog int, opts ...netlab.SockOpt) *netlab.Listener {
-		return kerneltest.Listen(t, ns, "tcp", addr, backlog, opts...)
-	}
+	name, ns, listen := namedNetnsListen(t, "synq-top", "tcp")
 	full := listen("127.0.0.1:0", 1)  // never accepts: SYN-side drops
 	half := listen("127.0.0.1:0", 1)  // never accepts, ACKs delayed: final ACKs dropped
 	slow := listen("127.0.0.1:0", 16) // accepts one connection per 100 ms
@@ -322,52 +318,48 @@ func TestKernelTopJSON(t *testing.T) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	wg.Go(func() {
-		res, err := ns.DialMany(ctx, full.String(), 8, 300*time.Millisecond)
-		if err != nil {
-			errs <- err
-			return
-		}
+	// dial makes n connections to l in the background and hands what came
+	// of them to then.
+	dial := func(l *netlab.Listener, n int, timeout time.Duration, then func(*netlab.DialResult) error, opts ...netlab.SockOpt) {
+		wg.Go(func() {
+			res, err := ns.DialMany(ctx, l.String(), n, timeout, opts...)
+			if err == nil {
+				err = then(res)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	dial(full, 8, 300*time.Millisecond, func(res *netlab.DialResult) error {
 		// RST every client before any SYN is retransmitted (1 s): no
 		// drop happens after the counters are read.
 		res.Close()
+		return nil
 	})
-	wg.Go(func() {
-		res, err := ns.DialMany(ctx, half.String(), 6, time.Second, netlab.DelayHandshakeACK())
-		if err != nil {
-			errs <- err
-			return
-		}
+	dial(half, 6, time.Second, func(res *netlab.DialResult) error {
 		time.Sleep(500 * time.Millisecond)
 		res.Close()
-	})
-	wg.Go(func() {
-		res, err := ns.DialMany(ctx, rp1.String(), 16, time.Second)
-		if err != nil {
-			errs <- err
-			return
-		}
+		return nil
+	}, netlab.DelayHandshakeACK())
+	dial(rp1, 16, time.Second, func(res *netlab.DialResult) error {
 		t.Cleanup(func() { res.Close() })
 		if res.Established != 16 {
-			errs <- fmt.Errorf("SO_REUSEPORT dials: %+v", res)
+			return fmt.Errorf("SO_REUSEPORT dials: %+v", res)
 		}
+		return nil
 	})
-	wg.Go(func() {
-		res, err := ns.DialMany(ctx, slow.String(), 5, time.Second)
-		if err != nil {
-			errs <- err
-			return
-		}
+	dial(slow, 5, time.Second, func(res *netlab.DialResult) error {
 		t.Cleanup(func() { res.Close() })
 		if err := slow.WaitQueue(5, time.Second); err != nil {
-			errs <- err
-			return
+			return err
 		}
 		s := netlab.Serve(slow, netlab.ServerConfig{Delay: 100 * time.Millisecond, Keep: true})
 		t.Cleanup(s.Stop)
 		if !s.WaitAccepts(5, 2*time.Second) {
-			errs <- fmt.Errorf("slow listener accepted %d of 5", s.Accepts())
+			return fmt.Errorf("slow listener accepted %d of 5", s.Accepts())
 		}
+		return nil
 	})
 	wg.Wait()
 	close(errs)

@@ -93,9 +93,29 @@ func TestKernelListenersSkDrops(t *testing.T) {
 	}
 }
 
+// floodDuring sends n SYNs from f to l once run has attached, waits for run
+// to exit and returns what the namespace's counters moved meanwhile.
+func floodDuring(t *testing.T, ns *netlab.Netns, l *netlab.Listener, f *hardening.Flooder, n int, run *runningSynq) netlab.Counters {
+	t.Helper()
+	c0, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.attached(t)
+	if _, err := f.Send(l.Addr(), n); err != nil {
+		t.Fatal(err)
+	}
+	run.wait(t, 20*time.Second)
+	c1, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c1.Sub(c0)
+}
+
 // floodNetns is a fresh named netns with a listener on 127.0.0.1 (backlog)
-// and a flooder of spoofed SYNs from src.
-func floodNetns(t *testing.T, name string, backlog int, syncookies string, src netip.Prefix) (*netlab.Netns, *netlab.Listener, *hardening.Flooder) {
+// and a flooder of spoofed SYNs from src, whose SYN-ACKs route routes.
+func floodNetns(t *testing.T, name string, backlog int, syncookies string, src netip.Prefix, route func(*netlab.Netns, netip.Prefix) error) (*netlab.Netns, *netlab.Listener, *hardening.Flooder) {
 	t.Helper()
 	ns, l := testListener(t, name, backlog)
 	if err := ns.Sysctl("net.ipv4.tcp_syncookies", syncookies); err != nil {
@@ -106,6 +126,9 @@ func floodNetns(t *testing.T, name string, backlog int, syncookies string, src n
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
+	if err := route(ns, src); err != nil {
+		t.Fatal(err)
+	}
 	return ns, l, f
 }
 
@@ -118,26 +141,10 @@ func floodNetns(t *testing.T, name string, backlog int, syncookies string, src n
 func TestKernelUnroutableSynDrops(t *testing.T) {
 	const n = 2000
 	src := netip.MustParsePrefix("10.77.0.0/16")
-	ns, l, f := floodNetns(t, "synq-cli-unroutable", 64, "1", src)
-	if err := hardening.Unroutable(ns, src); err != nil {
-		t.Fatal(err)
-	}
+	ns, l, f := floodNetns(t, "synq-cli-unroutable", 64, "1", src, hardening.Unroutable)
 	flood := func(run *runningSynq) netlab.Counters {
 		t.Helper()
-		c0, err := ns.Counters()
-		if err != nil {
-			t.Fatal(err)
-		}
-		run.attached(t)
-		if _, err := f.Send(l.Addr(), n); err != nil {
-			t.Fatal(err)
-		}
-		run.wait(t, 20*time.Second)
-		c1, err := ns.Counters()
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := c1.Sub(c0)
+		d := floodDuring(t, ns, l, f, n, run)
 		t.Logf("kernel: ListenDrops %d, ListenOverflows %d, TCPReqQFullDrop %d, SyncookiesSent %d", d["TcpExt.ListenDrops"],
 			d["TcpExt.ListenOverflows"], d["TcpExt.TCPReqQFullDrop"], d["TcpExt.SyncookiesSent"])
 		if d["TcpExt.ListenDrops"] != n || d["TcpExt.ListenOverflows"] != 0 || d["TcpExt.TCPReqQFullDrop"] != 0 {
@@ -205,25 +212,9 @@ func reasonsText(r topRowJSON) string {
 func TestKernelTopCookieFlood(t *testing.T) {
 	const n = 20000
 	src := netip.MustParsePrefix("10.78.0.0/16")
-	ns, l, f := floodNetns(t, "synq-cli-cookies", 16, "1", src)
-	if err := hardening.Blackhole(ns, src); err != nil {
-		t.Fatal(err)
-	}
-	c0, err := ns.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, l, f := floodNetns(t, "synq-cli-cookies", 16, "1", src, hardening.Blackhole)
 	top := startSynq("top", "--once", "--interval", "3s", "--netns", ns.Name())
-	top.attached(t)
-	if _, err := f.Send(l.Addr(), n); err != nil {
-		t.Fatal(err)
-	}
-	top.wait(t, 20*time.Second)
-	c1, err := ns.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cookies := c1.Sub(c0)["TcpExt.SyncookiesSent"]
+	cookies := floodDuring(t, ns, l, f, n, top)["TcpExt.SyncookiesSent"]
 	out := top.stdout.String()
 	t.Logf("kernel: SyncookiesSent %d; synq top:\n%s", cookies, out)
 	if cookies < n/2 {

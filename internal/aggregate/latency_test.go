@@ -10,9 +10,7 @@ import (
 )
 
 func TestLatencyGroups(t *testing.T) {
-	ep := func(addr string, port uint16) tracer.Endpoint {
-		return tracer.Endpoint{Netns: 1, Addr: netip.MustParseAddr(addr), Port: port}
-	}
+	ep := endpointIn(1)
 	// Two SO_REUSEPORT members on :80 (ids 1, 2), [::]:80 (id 3), :81 (id 4).
 	evs := []tracer.Event{
 		{Kind: tracer.KindAccept, Listener: 1, Endpoint: ep("0.0.0.0", 80), LatencyKnown: true, Latency: 3 * time.Microsecond},

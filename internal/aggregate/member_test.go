@@ -9,9 +9,7 @@ import (
 )
 
 func TestMembers(t *testing.T) {
-	ep := func(addr string, port uint16) tracer.Endpoint {
-		return tracer.Endpoint{Netns: 7, Addr: netip.MustParseAddr(addr), Port: port}
-	}
+	ep := endpointIn(7)
 	l := func(e tracer.Endpoint, ino uint64) tracer.Listener { return tracer.Listener{Endpoint: e, Inode: ino} }
 	ls := []tracer.Listener{
 		l(ep("127.0.0.1", 80), 30), l(ep("127.0.0.1", 80), 10), l(ep("127.0.0.1", 80), 20), // one group of 3
@@ -62,5 +60,12 @@ func TestAcceptorsFirst(t *testing.T) {
 	}
 	if n := len(acc[1]); n != maxAcceptors {
 		t.Errorf("%d acceptors remembered, want at most %d", n, maxAcceptors)
+	}
+}
+
+// endpointIn returns a maker of endpoints in the netns of that inode.
+func endpointIn(netns uint32) func(addr string, port uint16) tracer.Endpoint {
+	return func(addr string, port uint16) tracer.Endpoint {
+		return tracer.Endpoint{Netns: netns, Addr: netip.MustParseAddr(addr), Port: port}
 	}
 }

@@ -16,6 +16,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// routeHandle opens a route netlink handle in the namespace and gives the
+// IPv4 prefix as a destination for a route.
+func routeHandle(ns *netlab.Netns, prefix netip.Prefix) (*netlink.Handle, *net.IPNet, error) {
+	if !prefix.Addr().Is4() {
+		return nil, nil, fmt.Errorf("blackhole %s: IPv4 only", prefix)
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.FD()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, nil, fmt.Errorf("netlink in %s: %w", ns, err)
+	}
+	p := prefix.Masked()
+	return h, &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}, nil
+}
+
 // Blackhole routes prefix out of the namespace's loopback device, so a
 // SYN-ACK to an address in it is routed (the listener keeps the request, as
 // it would for a real remote peer) and then vanishes: it loops back, reaches
@@ -24,22 +38,17 @@ import (
 // RTN_LOCAL. A blackhole or unreachable route would not do: tcp_conn_request
 // drops the SYN itself (and counts ListenDrops) when the SYN-ACK has no route.
 func Blackhole(ns *netlab.Netns, prefix netip.Prefix) error {
-	if !prefix.Addr().Is4() {
-		return fmt.Errorf("blackhole %s: IPv4 only", prefix)
-	}
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.FD()), unix.NETLINK_ROUTE)
+	h, dst, err := routeHandle(ns, prefix)
 	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", ns, err)
+		return err
 	}
 	defer h.Close()
 	lo, err := h.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("lo in %s: %w", ns, err)
 	}
-	p := prefix.Masked()
-	dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: lo.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}); err != nil {
-		return fmt.Errorf("route %s dev lo in %s: %w", p, ns, err)
+		return fmt.Errorf("route %s dev lo in %s: %w", prefix.Masked(), ns, err)
 	}
 	return nil
 }
@@ -49,18 +58,13 @@ func Blackhole(ns *netlab.Netns, prefix netip.Prefix) error {
 // drops it (ListenDrops, with neither ListenOverflows nor TCPReqQFullDrop:
 // a drop that is not a full queue).
 func Unroutable(ns *netlab.Netns, prefix netip.Prefix) error {
-	if !prefix.Addr().Is4() {
-		return fmt.Errorf("blackhole %s: IPv4 only", prefix)
-	}
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.FD()), unix.NETLINK_ROUTE)
+	h, dst, err := routeHandle(ns, prefix)
 	if err != nil {
-		return fmt.Errorf("netlink in %s: %w", ns, err)
+		return err
 	}
 	defer h.Close()
-	p := prefix.Masked()
-	dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}
 	if err := h.RouteAdd(&netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE}); err != nil {
-		return fmt.Errorf("blackhole route %s in %s: %w", p, ns, err)
+		return fmt.Errorf("blackhole route %s in %s: %w", prefix.Masked(), ns, err)
 	}
 	return nil
 }
