@@ -16,7 +16,7 @@
 #      VM_PKGS        packages ("./tracer/...")
 #      VM_RUN         -run pattern ("Kernel": tests that need root are named
 #                     TestKernel*, see internal/kerneltest)
-#      VM_GOTEST_FLAGS  extra go test flags ("-p 1": one VM at a time, so
+#      VM_GOTEST_FLAGS  extra go test flags ("-p 1 -timeout 30m": one VM at a time, so
 #                     timing-sensitive tests don't compete for the 2 cores)
 #      VM_LOGDIR      ($SYNQ_CACHE/vmlogs)   VM_MATRIX_OUT  (testdata/matrix.md)
 #      and those of vm/go-test-exec.sh (VM_MODULES, VM_FILES, VM_MEM, ...).
@@ -28,7 +28,7 @@ set -uo pipefail
 read -ra kernels <<<"${KERNELS:-5.10 6.1 6.12 7.2}"
 read -ra tiers <<<"${TIERS:-fentry kprobe tracepoint}"
 read -ra pkgs <<<"${VM_PKGS:-./tracer/...}"
-read -ra gflags <<<"${VM_GOTEST_FLAGS--p 1}"
+read -ra gflags <<<"${VM_GOTEST_FLAGS--p 1 -timeout 30m}"
 run=${VM_RUN:-Kernel}
 logdir=${VM_LOGDIR:-$SYNQ_CACHE/vmlogs}
 out=${VM_MATRIX_OUT:-testdata/matrix.md}
