@@ -113,6 +113,9 @@ func TestManAndCompletionFromTree(t *testing.T) {
 			t.Errorf("fish completion lacks the command %s", cmd.Name)
 		}
 		for _, f := range cmd.Flags {
+			if v, ok := unwrapFlag(f).(cli.VisibleFlag); ok && !v.IsVisible() {
+				continue // a hidden former name (stats --all) is in neither
+			}
 			for _, name := range f.Names() {
 				if len(name) > 1 && !strings.Contains(fish, "__fish_seen_subcommand_from "+cmd.Name+"' -f -l "+name) &&
 					!strings.Contains(fish, "-l "+name) {
