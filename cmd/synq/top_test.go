@@ -293,6 +293,18 @@ func topRowsOn(f topFrameOut, port uint16) []topRowJSON {
 	return rs
 }
 
+// topRowsOf are the rows of l: its address and port (a tcp4 and a tcp6
+// listener can get the same ephemeral port).
+func topRowsOf(f topFrameOut, l *netlab.Listener) []topRowJSON {
+	var rs []topRowJSON
+	for _, r := range topRowsOn(f, l.Port()) {
+		if r.Addr == l.Addr().Addr().String() {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
 // One interval of `top --once --output json` over listeners with known
 // drops, queues, latencies and owners in a private netns, checked against
 // the namespace's own counters and the sockets' TCP_INFO.
@@ -399,7 +411,7 @@ func TestKernelTopJSON(t *testing.T) {
 	}
 	one := func(l *netlab.Listener) topRowJSON {
 		t.Helper()
-		rs := topRowsOn(f, l.Port())
+		rs := topRowsOf(f, l)
 		if len(rs) != 1 {
 			t.Fatalf("%d rows for %s", len(rs), l)
 		}
@@ -417,7 +429,7 @@ func TestKernelTopJSON(t *testing.T) {
 	// reasons that add up.
 	var total uint64
 	for _, l := range []*netlab.Listener{full, half, slow, rp1, idle} {
-		for _, r := range topRowsOn(f, l.Port()) {
+		for _, r := range topRowsOf(f, l) {
 			total += r.ListenDrops
 			d := r.DropsByReason
 			// By reason: SYN side (derived in total where the hooks cannot
