@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/command"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/tracer"
 	"github.com/urfave/cli/v2"
@@ -78,11 +79,11 @@ func TestTracerConfig(t *testing.T) {
 // traced as nothing.
 func TestUnseenKinds(t *testing.T) {
 	info := tracer.Info{Tier: tracer.TierTracepoint, Hooks: []tracer.HookStatus{{Program: "tp_synack_retrans"}, {Program: "tp_set_state"}}}
-	got := unseenKinds([]tracer.Kind{tracer.KindSyn, tracer.KindSynackRetrans, tracer.KindEnqueue, tracer.KindSyn, tracer.KindAccept}, info)
+	got := command.UnseenKinds([]tracer.Kind{tracer.KindSyn, tracer.KindSynackRetrans, tracer.KindEnqueue, tracer.KindSyn, tracer.KindAccept}, info)
 	if want := []string{"syn", "accept"}; !slices.Equal(got, want) {
 		t.Errorf("unseen %v, want %v", got, want)
 	}
-	if got := unseenKinds(nil, info); got != nil {
+	if got := command.UnseenKinds(nil, info); got != nil {
 		t.Errorf("no --events: unseen %v, want none", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/synq-trace/synq/internal/hist"
 	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -46,7 +47,7 @@ func TestLatencyText(t *testing.T) {
 	// histogram bucket [99.84µs, 100.35µs): within 1/256.
 	var b bytes.Buffer
 	gs := agg.Groups(map[tracer.ListenerID][]aggregate.Owner{1: {{PID: 5, Comm: "srv"}}}, map[uint32]string{7: "demo"})
-	if err := writeLatencyText(&b, gs, aggregate.ByListener); err != nil {
+	if err := render.WriteLatencyText(&b, gs, aggregate.ByListener); err != nil {
 		t.Fatal(err)
 	}
 	want := `127.0.0.1:8080  netns 7 (demo)  owner 5/srv
@@ -71,13 +72,13 @@ accept queue depth at enqueue (backlog 8): 3 enqueues  p50 2  p90 9  p99 9  max 
 	}
 }
 
-func parseLatency(t *testing.T, out string) []latencyGroupJSON {
+func parseLatency(t *testing.T, out string) []render.LatencyGroupJSON {
 	t.Helper()
-	var rs []latencyGroupJSON
+	var rs []render.LatencyGroupJSON
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		validateLine(t, "latency", []byte(l))
 		assertSchemaStrict(t, "latency", []byte(l), "max_ns")
-		var r latencyGroupJSON
+		var r render.LatencyGroupJSON
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("not JSON: %q: %v", l, err)
 		}
@@ -142,8 +143,8 @@ func TestKernelLatencyJSON(t *testing.T) {
 		return v != nil && float64(*v) >= float64(lo)*(1-eps) && time.Duration(*v) <= hi
 	}
 	rows := parseLatency(t, byListener.stdout.String())
-	var slowRow *latencyGroupJSON
-	var members []latencyGroupJSON
+	var slowRow *render.LatencyGroupJSON
+	var members []render.LatencyGroupJSON
 	for i, r := range rows {
 		if r.Netns != uint32(ns.Inode()) || r.NetnsName != name {
 			t.Errorf("row from netns %d %q, want %d %q", r.Netns, r.NetnsName, ns.Inode(), name)
@@ -206,7 +207,7 @@ func TestKernelLatencyJSON(t *testing.T) {
 			t.Errorf("SO_REUSEPORT member %+v: want inode one of %v, its own member number", m, inos)
 		}
 	}
-	var portRow *latencyGroupJSON
+	var portRow *render.LatencyGroupJSON
 	prs := parseLatency(t, byPort.stdout.String())
 	for i := range prs {
 		if prs[i].Port == rp1.Port() {
@@ -350,11 +351,11 @@ func TestKernelTopExactMax(t *testing.T) {
 	lo, hi := holdAccepts(t, ns, l, n, hold)
 	r.wait(t, 10*time.Second)
 	t.Logf("true max within [%v, %v]:\n%s", lo, hi, r.stdout)
-	var f struct{ Rows []topRowJSON }
+	var f struct{ Rows []render.TopRowJSON }
 	if err := json.Unmarshal([]byte(r.stdout.String()), &f); err != nil {
 		t.Fatal(err)
 	}
-	var row *topRowJSON
+	var row *render.TopRowJSON
 	for i := range f.Rows {
 		if f.Rows[i].Port == l.Port() {
 			row = &f.Rows[i]

@@ -17,6 +17,7 @@ import (
 
 	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/internal/render"
 	"golang.org/x/sys/unix"
 )
 
@@ -171,11 +172,11 @@ func TestKernelReusePortStoppedWorker(t *testing.T) {
 	}
 
 	validateLines(t, "top", top.stdout.String()) // member, owners[].accepting
-	var f struct{ Rows []topRowJSON }
+	var f struct{ Rows []render.TopRowJSON }
 	if err := json.Unmarshal([]byte(top.stdout.String()), &f); err != nil {
 		t.Fatal(err)
 	}
-	rows := map[uint64]topRowJSON{}
+	rows := map[uint64]render.TopRowJSON{}
 	for _, r := range f.Rows {
 		if r.Port == l1.Port() {
 			rows[r.Inode] = r
@@ -190,7 +191,7 @@ func TestKernelReusePortStoppedWorker(t *testing.T) {
 			m1.Member, m1.ListenDrops, m2.Member, m2.ListenDrops, m2.ListenDropsExact, drops)
 	}
 	for _, c := range []struct {
-		row topRowJSON
+		row render.TopRowJSON
 		w   *worker
 	}{{m1, w1}, {m2, w2}} {
 		o := c.row.Owners
@@ -205,7 +206,7 @@ func TestKernelReusePortStoppedWorker(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("listeners exit %d: %s", code, stderr)
 	}
-	for _, r := range []topRowJSON{m1, m2} {
+	for _, r := range []render.TopRowJSON{m1, m2} {
 		if want := fmt.Sprintf("%s#%d", l1.String(), r.Member); !strings.Contains(out, want+" ") {
 			t.Errorf("listeners text has no %q:\n%s", want, out)
 		}

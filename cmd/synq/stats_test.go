@@ -158,7 +158,7 @@ func TestStatsJSONInterval(t *testing.T) {
 	}
 	for _, l := range lines {
 		validateLine(t, "stats", []byte(l))
-		var r statsReport
+		var r render.StatsReport
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +206,7 @@ func TestKernelStatsNetns(t *testing.T) {
 	}
 	validateLines(t, "stats", out)
 	assertSchemaStrict(t, "stats", []byte(strings.TrimSpace(out)), "counters")
-	var r statsReport
+	var r render.StatsReport
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestStatsReportRates(t *testing.T) {
 	prev := netstat.Snapshot{"TcpExt.ListenDrops": 100, "Tcp.CurrEstab": 7, "Tcp.InSegs": 5000}
 	cur := netstat.Snapshot{"TcpExt.ListenDrops": 130, "Tcp.CurrEstab": 9, "Tcp.InSegs": 5000}
 	names := []string{"TcpExt.ListenDrops", "Tcp.CurrEstab", "Tcp.InSegs", "TcpExt.TCPPrequeued"}
-	r := newStatsReport(netns.NS{Inode: 1}, time.Unix(100, 0), 2*time.Second, names, cur, prev)
+	r := render.NewStatsReport(netns.NS{Inode: 1}, time.Unix(100, 0), 2*time.Second, names, cur, prev)
 	drops, estab, segs, gone := r.Counters[0], r.Counters[1], r.Counters[2], r.Counters[3]
 	if drops.Delta == nil || *drops.Delta != 30 || drops.RatePerSec == nil || *drops.RatePerSec != 15 || *drops.Value != 130 {
 		t.Errorf("ListenDrops %+v: want value 130, delta 30, rate 15/s", drops)
@@ -246,7 +246,7 @@ func TestStatsReportRates(t *testing.T) {
 		t.Errorf("TCPPrequeued %+v: want absent", gone)
 	}
 	var b bytes.Buffer
-	if err := writeStats(&b, render.Text, r); err != nil {
+	if err := render.WriteStats(&b, render.Text, r); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
@@ -282,9 +282,9 @@ func TestStatsReportCaptures(t *testing.T) {
 			}
 			// TCPMigrateReqFailure came with SO_REUSEPORT request migration in 5.14.
 			names := append(slices.Clone(netstat.DefaultSet), "TcpExt.TCPMigrateReqFailure", "TcpExt.TCPPrequeued")
-			r := newStatsReport(netns.NS{Inode: 1}, time.Unix(100, 0), 0, names, s, nil)
+			r := render.NewStatsReport(netns.NS{Inode: 1}, time.Unix(100, 0), 0, names, s, nil)
 			var b bytes.Buffer
-			if err := writeStats(&b, render.Text, r); err != nil {
+			if err := render.WriteStats(&b, render.Text, r); err != nil {
 				t.Fatal(err)
 			}
 			for _, c := range r.Counters {
@@ -346,7 +346,7 @@ func TestKernelStatsInterval(t *testing.T) {
 		t.Fatalf("exit %d: %s", res.code, res.stderr)
 	}
 	validateLines(t, "stats", res.out)
-	var r statsReport
+	var r render.StatsReport
 	if err := json.Unmarshal([]byte(res.out), &r); err != nil {
 		t.Fatal(err)
 	}

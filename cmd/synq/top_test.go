@@ -24,6 +24,7 @@ import (
 	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -125,7 +126,7 @@ func TestTopRender(t *testing.T) {
 			Latency: aggregate.Summary{Count: 90, P50: 18 * time.Millisecond, P99: 39 * time.Millisecond, Max: 40 * time.Millisecond},
 		}},
 	}
-	lines := topText(f, aggregate.SortDrops, false)
+	lines := render.TopText(f, aggregate.SortDrops, false)
 	text := strings.Join(lines, "\n")
 	for _, want := range []string{
 		"synq top: tracepoint tier, Linux 6.18.44; ring buffer 350 records/s, lost 0; 1 listener; every 2s; sorted by drops",
@@ -143,7 +144,7 @@ func TestTopRender(t *testing.T) {
 	}
 
 	var j map[string]any
-	b, _ := json.Marshal(newTopFrameJSON(f, aggregate.SortDrops))
+	b, _ := json.Marshal(render.NewTopFrameJSON(f, aggregate.SortDrops))
 	validateLine(t, "top", b) // the tracepoint tier's nulls
 	if err := json.Unmarshal(b, &j); err != nil {
 		t.Fatal(err)
@@ -160,12 +161,12 @@ func TestTopRender(t *testing.T) {
 	if row["listen_drops_per_sec"].(float64) != 15.5 || j["ring_records_per_sec"].(float64) != 350 || j["interval_ns"].(float64) != 2e9 {
 		t.Errorf("rates: %s", b)
 	}
-	if topClip("abcµdef", 4) != "abcµ" || topClip("ab", 4) != "ab" {
-		t.Error("topClip cuts by bytes, not columns")
+	if render.TopClip("abcµdef", 4) != "abcµ" || render.TopClip("ab", 4) != "ab" {
+		t.Error("render.TopClip cuts by bytes, not columns")
 	}
 	for v, want := range map[float64]string{0: "0", 0.04: "0", 0.5: "0.5", 40.98: "41", 99.94: "99.9", 1234.4: "1234"} {
-		if got := topRate(v); got != want {
-			t.Errorf("topRate(%v) = %q, want %q", v, got, want)
+		if got := render.TopRate(v); got != want {
+			t.Errorf("render.TopRate(%v) = %q, want %q", v, got, want)
 		}
 	}
 
@@ -174,7 +175,7 @@ func TestTopRender(t *testing.T) {
 	f.Tier = tracer.TierFentry
 	r.SynDerived, r.Syn, r.Cookies, r.SynQueueFull, r.AcceptQueueFull = nil, n(200), n(4), n(2), n(8)
 	r.Drops, r.DropsExact = 31, false
-	lines = topText(f, aggregate.SortSyn, true)
+	lines = render.TopText(f, aggregate.SortSyn, true)
 	if !strings.Contains(lines[0], "[q quit, s sort]") || !strings.Contains(lines[2], "SYNQ-FULL  ACCQ-FULL") {
 		t.Errorf("fentry header:\n%s", strings.Join(lines, "\n"))
 	}
@@ -258,11 +259,11 @@ func cgroup2Mount() string {
 }
 
 type topFrameOut struct {
-	Tier      string            `json:"tier"`
-	Kernel    string            `json:"kernel"`
-	Lost      uint64            `json:"lost"`
-	Reconcile []topCoverageJSON `json:"reconcile"`
-	Rows      []topRowJSON      `json:"rows"`
+	Tier      string                   `json:"tier"`
+	Kernel    string                   `json:"kernel"`
+	Lost      uint64                   `json:"lost"`
+	Reconcile []render.TopCoverageJSON `json:"reconcile"`
+	Rows      []render.TopRowJSON      `json:"rows"`
 }
 
 func parseTopFrames(t *testing.T, out string) []topFrameOut {
@@ -283,8 +284,8 @@ func parseTopFrames(t *testing.T, out string) []topFrameOut {
 	return fs
 }
 
-func topRowsOn(f topFrameOut, port uint16) []topRowJSON {
-	var rs []topRowJSON
+func topRowsOn(f topFrameOut, port uint16) []render.TopRowJSON {
+	var rs []render.TopRowJSON
 	for _, r := range f.Rows {
 		if r.Port == port {
 			rs = append(rs, r)
@@ -295,8 +296,8 @@ func topRowsOn(f topFrameOut, port uint16) []topRowJSON {
 
 // topRowsOf are the rows of l: its address and port (a tcp4 and a tcp6
 // listener can get the same ephemeral port).
-func topRowsOf(f topFrameOut, l *netlab.Listener) []topRowJSON {
-	var rs []topRowJSON
+func topRowsOf(f topFrameOut, l *netlab.Listener) []render.TopRowJSON {
+	var rs []render.TopRowJSON
 	for _, r := range topRowsOn(f, l.Port()) {
 		if r.Addr == l.Addr().Addr().String() {
 			rs = append(rs, r)
@@ -398,7 +399,7 @@ func TestKernelTopJSON(t *testing.T) {
 	// The header's reconciliation: the netns's ListenDrops since the
 	// start, in full (every tier claims it on kernels with the rx_sk
 	// argument of kfree_skb).
-	var rd *topCoverageJSON
+	var rd *render.TopCoverageJSON
 	for i, c := range f.Reconcile {
 		if c.Counter == "ListenDrops" {
 			rd = &f.Reconcile[i]
@@ -409,7 +410,7 @@ func TestKernelTopJSON(t *testing.T) {
 	} else if rd.Kernel != kernelDrops || rd.Synq == nil || *rd.Synq != rd.Kernel || rd.Ratio == nil || *rd.Ratio != 1 {
 		t.Errorf("reconcile ListenDrops %+v, want kernel %d, synq the same, ratio 1", *rd, kernelDrops)
 	}
-	one := func(l *netlab.Listener) topRowJSON {
+	one := func(l *netlab.Listener) render.TopRowJSON {
 		t.Helper()
 		rs := topRowsOf(f, l)
 		if len(rs) != 1 {

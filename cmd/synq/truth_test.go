@@ -13,6 +13,7 @@ import (
 
 	"github.com/synq-trace/synq/internal/hardening"
 	"github.com/synq-trace/synq/internal/netlab"
+	"github.com/synq-trace/synq/internal/render"
 )
 
 // ssSkDrops is the listener's sk_drops as ss -tlm prints it (d<N>), read in
@@ -192,7 +193,7 @@ func TestKernelUnroutableSynDrops(t *testing.T) {
 	}
 }
 
-func reasonsText(r topRowJSON) string {
+func reasonsText(r render.TopRowJSON) string {
 	d := r.DropsByReason
 	s := func(v *uint64) string {
 		if v == nil {
