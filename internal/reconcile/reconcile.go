@@ -28,13 +28,6 @@ import (
 // Namespace is a network namespace to reconcile.
 type Namespace = ledger.Namespace
 
-// FromNS adapts a namespace found by internal/netns.
-func FromNS(ns netns.NS) Namespace { return ledger.FromNS(ns) }
-
-// AllNamespaces lists every namespace netns.All finds: those with a name
-// under /run/netns or a process in them.
-func AllNamespaces() ([]Namespace, error) { return ledger.AllNamespaces() }
-
 // Source is what reconcile reads from the tracer; *tracer.Tracer is one.
 type Source interface {
 	Info() tracer.Info
@@ -54,7 +47,7 @@ type Config struct {
 	// namespace and Discover lists them.
 	Traced *Namespace
 	// Discover lists the namespaces to reconcile when Traced is nil
-	// (AllNamespaces). It is called at the start and at every Sample, so
+	// (ledger.AllNamespaces). It is called at the start and at every Sample, so
 	// namespaces created later are picked up.
 	Discover func() ([]Namespace, error)
 	// Host is the inode of the host namespace, reported even when idle.
