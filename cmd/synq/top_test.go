@@ -21,6 +21,7 @@ import (
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/hist"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/kerneltest"
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netlab"
@@ -120,7 +121,7 @@ func TestTopRender(t *testing.T) {
 		Time: time.Unix(1_800_000_000, 0), Interval: 2 * time.Second, Tier: tracer.TierTracepoint, Kernel: "6.18.44", RingRecords: 700,
 		Rows: []aggregate.Row{{
 			Endpoint: ep, NetnsName: "synq-demo", Inode: 99,
-			Owners:   []aggregate.Owner{{PID: 42, Comm: "app", Cgroup: "/system.slice/docker-" + strings.Repeat("ab", 32) + ".scope", ContainerID: strings.Repeat("ab", 32)}, {PID: 43, Comm: "app"}},
+			Owners:   []aggregate.Owner{{PID: 42, Comm: "app", Cgroup: "/system.slice/docker-" + strings.Repeat("ab", 32) + ".scope", Identity: identity.Identity{ContainerID: strings.Repeat("ab", 32)}}, {PID: 43, Comm: "app"}},
 			Enqueued: 100, Accepts: 90, Drops: 31, DropsExact: true, SynDerived: n(10), SynReason: ledger.ReasonNotVisible, AckOverflow: 20, Other: 1,
 			AcceptQueue: aggregate.Queue{Now: 2, Peak: 9, Max: 8}, SynQueue: aggregate.Queue{Now: 1, Peak: 8, Max: 8},
 			Latency: aggregate.Summary{Count: 90, P50: 18 * time.Millisecond, P99: 39 * time.Millisecond, Max: 40 * time.Millisecond},

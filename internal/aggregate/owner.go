@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/owner"
 )
 
@@ -18,10 +19,9 @@ type Owner struct {
 	// Cgroup is the process's cgroup v2 path (or, on a host without one,
 	// its name=systemd v1 path), as /proc/PID/cgroup shows it.
 	Cgroup string `json:"cgroup,omitempty"`
-	// ContainerID is set when the cgroup looks like a container's: the
-	// 64-hex id of docker, containerd (Kubernetes), CRI-O and podman, or
-	// an LXC container name.
-	ContainerID string `json:"container_id,omitempty"`
+	// Identity names the workload: unit, container, pod (empty fields
+	// where unknown).
+	identity.Identity
 	// Accepting: accept events showed this process accepting from the
 	// socket (the worker serving it, where every worker holds it).
 	Accepting bool `json:"accepting,omitempty"`
@@ -40,7 +40,7 @@ func Owners(procDir string, inodes map[uint64]bool) map[uint64][]Owner {
 				cg = ReadCgroup(procDir, p.PID)
 				cgroups[p.PID] = cg
 			}
-			out[ino] = append(out[ino], Owner{PID: p.PID, Comm: p.Comm, Cgroup: cg, ContainerID: ContainerID(cg)})
+			out[ino] = append(out[ino], Owner{PID: p.PID, Comm: p.Comm, Cgroup: cg, Identity: identity.Identity{ContainerID: ContainerID(cg)}})
 		}
 	}
 	return out
