@@ -14,7 +14,7 @@ import (
 // floor under every ns/run in the table; synq's cost per hook is its ns/run
 // minus this. With onlyAccept, only the syscall tracepoint gets one: what
 // hooking accept(2) costs on this tier before any program does anything.
-func runEmpty(c config, env *churnEnv, x *run1, onlyAccept bool) error {
+func runEmpty(c config, w workload, x *run1, onlyAccept bool) error {
 	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
 	progs := map[string]*ebpf.Program{}
 	var links []link.Link
@@ -26,7 +26,8 @@ func runEmpty(c config, env *churnEnv, x *run1, onlyAccept bool) error {
 			p.Close()
 		}
 	}()
-	btfHooks := []string{"inet_sock_set_state", "sk_data_ready"}
+	// Every tp_btf hook synq's tracepoint tier attaches (tp.c).
+	btfHooks := []string{"inet_sock_set_state", "sk_data_ready", "tcp_destroy_sock", "kfree_skb", "tcp_retransmit_synack"}
 	if onlyAccept {
 		btfHooks = nil
 	}
@@ -68,7 +69,7 @@ func runEmpty(c config, env *churnEnv, x *run1, onlyAccept bool) error {
 		return out
 	}
 	before := stats()
-	x.connS, x.overflows, x.cpu = env.churnCPU(c.conc, c.dur)
+	x.connS, x.overflows, x.cpu = w.run(c.dur)
 	after := stats()
 	x.progs = map[string]progNs{}
 	for name, a := range after {

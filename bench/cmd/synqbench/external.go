@@ -17,7 +17,7 @@ import (
 // (`synq trace`, `synq serve`, bpftrace). It is ready when its output holds
 // ready, or after -settle when ready is "". Kernel cost is read with bpftool
 // for the programs the process loaded: we have no fd of them.
-func runExternal(c config, env *churnEnv, x *run1, argv []string, ready string) error {
+func runExternal(c config, w workload, x *run1, argv []string, ready string) error {
 	pre, err := bpftoolStats()
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func runExternal(c config, env *churnEnv, x *run1, argv []string, ready string) 
 		stop()
 		return err
 	}
-	x.connS, x.overflows, x.cpu = env.churnCPU(c.conc, c.dur)
+	x.connS, x.overflows, x.cpu = w.run(c.dur)
 	after, _ := bpftoolStats()
 	mine := progIDsOf(cmd.Process.Pid)
 	if err := stop(); err != nil {

@@ -34,6 +34,8 @@ type config struct {
 	dur       time.Duration
 	conc      int
 	modes     []string
+	extModes  []string
+	workloads []string
 	synq      string
 	listeners int
 	netns     int
@@ -47,11 +49,13 @@ type config struct {
 
 func main() {
 	var c config
-	var modes, gobench string
+	var modes, extModes, workloads, gobench string
 	flag.IntVar(&c.rounds, "rounds", 5, "rounds; each runs every mode once, untraced first")
 	flag.DurationVar(&c.dur, "dur", 5*time.Second, "length of one churn run")
 	flag.IntVar(&c.conc, "c", 8, "concurrent clients")
-	flag.StringVar(&modes, "modes", "untraced,empty,empty-accept,tracer,tracer-no-accept,tracer-counts,tracer-serve-batched,synq-trace,synq-serve,bpftrace", "modes to run, comma-separated")
+	flag.StringVar(&modes, "modes", "untraced,empty,empty-accept,tracer-counts,tracer-serve-batched,synq-serve,synq-top,synq-trace,bpftrace", "modes to run, comma-separated")
+	flag.StringVar(&extModes, "ext-modes", "untraced,empty,synq-serve,synq-top,synq-trace,bpftrace", "modes of the third-party workloads")
+	flag.StringVar(&workloads, "workloads", "churn,nginx-ab,nginx-wrk,redis-get", "workloads, comma-separated: churn (synq's Go server), nginx-ab, nginx-wrk, redis-get")
 	flag.StringVar(&c.synq, "synq", "bin/synq", "synq binary for the synq-trace, synq-serve and listeners runs")
 	flag.IntVar(&c.listeners, "listeners", 10000, "listeners for the snapshot run (0 skips it)")
 	flag.IntVar(&c.netns, "netns", 10, "network namespaces the listeners are spread over")
@@ -63,6 +67,8 @@ func main() {
 	flag.StringVar(&c.findings, "findings", "", "Markdown file of findings to include in the report")
 	flag.Parse()
 	c.modes = strings.Split(modes, ",")
+	c.extModes = strings.Split(extModes, ",")
+	c.workloads = strings.Split(workloads, ",")
 	if gobench != "" {
 		c.gobench = strings.Split(gobench, ",")
 	}
@@ -138,12 +144,13 @@ func enableBPFStats() (func(), error) {
 // churnEnv is the workload: a private netns with a Go accept-and-close
 // server on a backlog-4096 listener.
 type churnEnv struct {
-	ns  *netlab.Netns
+	conc int
+	ns   *netlab.Netns
 	ln  *netlab.Listener
 	srv *netlab.Server
 }
 
-func newChurnEnv() (*churnEnv, error) {
+func newChurnEnv(conc int) (*churnEnv, error) {
 	ns, err := netlab.New("")
 	if err != nil {
 		return nil, err
@@ -159,20 +166,13 @@ func newChurnEnv() (*churnEnv, error) {
 		ns.Close()
 		return nil, err
 	}
-	return &churnEnv{ns: ns, ln: ln, srv: netlab.Serve(ln, netlab.ServerConfig{})}, nil
+	return &churnEnv{conc: conc, ns: ns, ln: ln, srv: netlab.Serve(ln, netlab.ServerConfig{})}, nil
 }
 
 func (e *churnEnv) close() {
 	e.srv.Stop()
 	e.ln.Close()
 	e.ns.Close()
-}
-
-// churn runs the clients for d and returns connections per second and the
-// ListenOverflows delta (non-zero means a stalled client: noise).
-func (e *churnEnv) churn(conc int, d time.Duration) (float64, uint64) {
-	connS, overflows, _ := e.churnCPU(conc, d)
-	return connS, overflows
 }
 
 // churnCPU also returns the machine's busy CPU time per connection in µs
@@ -217,6 +217,7 @@ func busyTicks() uint64 {
 }
 
 type run1 struct {
+	workload  string
 	round     int
 	mode      string
 	base      float64 // conn/s of the untraced run just before this one
@@ -243,61 +244,78 @@ func (p progNs) perRun() float64 {
 }
 
 func churnAll(c config, r *report) error {
-	env, err := newChurnEnv()
-	if err != nil {
-		return fmt.Errorf("churn netns: %w", err)
+	for _, wn := range c.workloads {
+		w, err := newWorkload(wn, c.conc)
+		if err != nil {
+			r.notes = append(r.notes, fmt.Sprintf("workload %s: %v", wn, err))
+			fmt.Fprintf(os.Stderr, "workload %s: %v\n", wn, err)
+			continue
+		}
+		modes := c.modes
+		if wn != "churn" {
+			modes = c.extModes
+		}
+		runWorkload(c, r, w, modes)
+		w.close()
 	}
-	defer env.close()
+	return nil
+}
+
+func runWorkload(c config, r *report, w workload, modes []string) {
 	// Warm up: first runs in a fresh netns are slower.
-	env.churn(c.conc, min(c.dur, time.Second))
+	w.run(min(c.dur, time.Second))
 	for round := 1; round <= c.rounds; round++ {
-		for _, m := range c.modes {
+		for _, m := range modes {
 			if m == "untraced" {
 				continue
 			}
 			// Each traced run is paired with an untraced run just before
 			// it: the machine's throughput drifts by tens of percent over
 			// a minute (VM neighbours), far more than tracing costs.
-			u := run1{round: round, mode: "untraced"}
-			u.connS, u.overflows, u.cpu = env.churnCPU(c.conc, c.dur)
-			fmt.Fprintf(os.Stderr, "round %d %-20s %8.0f conn/s overflows=%d\n", round, "untraced", u.connS, u.overflows)
+			u := run1{workload: w.name(), round: round, mode: "untraced"}
+			u.connS, u.overflows, u.cpu = w.run(c.dur)
+			fmt.Fprintf(os.Stderr, "%-9s round %d %-20s %8.0f %s/s cpu %.1f µs overflows=%d\n", w.name(), round, "untraced", u.connS, w.unit(), u.cpu, u.overflows)
 			r.runs = append(r.runs, u)
-			x := run1{round: round, mode: m, base: u.connS, baseCPU: u.cpu}
+			x := run1{workload: w.name(), round: round, mode: m, base: u.connS, baseCPU: u.cpu}
 			var err error
 			switch m {
 			case "empty":
-				err = runEmpty(c, env, &x, false)
+				err = runEmpty(c, w, &x, false)
 			case "empty-accept":
-				err = runEmpty(c, env, &x, true)
+				err = runEmpty(c, w, &x, true)
 			case "tracer":
-				err = runTracer(c, env, &x, r, traceConfig)
+				err = runTracer(c, w, &x, r, traceConfig)
 			case "tracer-no-accept":
 				cfg := traceConfig
 				cfg.Kinds = slices.DeleteFunc(slices.Clone(tracer.AllKinds), func(k tracer.Kind) bool { return k == tracer.KindAccept })
-				err = runTracer(c, env, &x, r, cfg)
+				err = runTracer(c, w, &x, r, cfg)
 			case "tracer-counts":
-				err = runTracer(c, env, &x, r, tracer.Config{Kinds: []tracer.Kind{}})
+				err = runTracer(c, w, &x, r, tracer.Config{Kinds: []tracer.Kind{}})
 			case "tracer-serve-batched":
 				cfg := traceConfig
 				cfg.Kinds, cfg.AcceptLatency = exporter.Kinds(), true
-				err = runTracer(c, env, &x, r, cfg)
+				err = runTracer(c, w, &x, r, cfg)
 			case "synq-trace":
-				err = runExternal(c, env, &x, []string{c.synq, "trace", "--output", "json"}, "")
+				err = runExternal(c, w, &x, []string{c.synq, "trace", "--output", "json"}, "")
 			case "synq-serve":
-				err = runExternal(c, env, &x, []string{c.synq, "serve", "--listen", "127.0.0.1:19187"}, "")
+				err = runExternal(c, w, &x, []string{c.synq, "serve", "--listen", "127.0.0.1:19187"}, "")
+			case "synq-top":
+				err = runExternal(c, w, &x, []string{c.synq, "top", "--output", "json", "--interval", "1s"}, "")
 			case "bpftrace":
-				err = runExternal(c, env, &x, []string{"bpftrace", "-e", c.bpftrace}, "Attaching")
+				err = runExternal(c, w, &x, []string{"bpftrace", "-e", c.bpftrace}, "Attaching")
 			default:
 				err = fmt.Errorf("unknown mode %q", m)
+			}
+			if err == nil && x.connS == 0 {
+				err = errors.New("the workload failed (see stderr)")
 			}
 			if err != nil {
 				x.err = err.Error()
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-20s %8.0f conn/s overflows=%d %s\n", round, m, x.connS, x.overflows, x.err)
+			fmt.Fprintf(os.Stderr, "%-9s round %d %-20s %8.0f %s/s cpu %.1f µs overflows=%d %s\n", w.name(), round, m, x.connS, w.unit(), x.cpu, x.overflows, x.err)
 			r.runs = append(r.runs, x)
 		}
 	}
-	return nil
 }
 
 // traceConfig is what `synq trace` opens: every kind streamed, 64 KiB
@@ -306,7 +324,7 @@ var traceConfig = tracer.Config{WakeupBytes: 64 << 10, PollInterval: 100 * time.
 
 // runTracer traces the run with the public tracer API opened with cfg;
 // events are read and dropped.
-func runTracer(c config, env *churnEnv, x *run1, r *report, cfg tracer.Config) error {
+func runTracer(c config, w workload, x *run1, r *report, cfg tracer.Config) error {
 	tr, err := tracer.Open(cfg)
 	if err != nil {
 		return err
@@ -323,7 +341,7 @@ func runTracer(c config, env *churnEnv, x *run1, r *report, cfg tracer.Config) e
 		})
 	}()
 	before := progStats(tr)
-	x.connS, x.overflows, x.cpu = env.churnCPU(c.conc, c.dur)
+	x.connS, x.overflows, x.cpu = w.run(c.dur)
 	after := progStats(tr)
 	cancel()
 	if err := <-done; err != nil {

@@ -37,13 +37,28 @@ type modeRow struct {
 	hasCPURatio        bool
 }
 
-func (r *report) rows() []modeRow {
+// workloads lists the workloads that ran, in order.
+func (r *report) workloads() []string {
+	var out []string
+	for _, x := range r.runs {
+		if !slices.Contains(out, x.workload) {
+			out = append(out, x.workload)
+		}
+	}
+	return out
+}
+
+func (r *report) rows(wl string) []modeRow {
 	var out []modeRow
-	for _, m := range r.cfg.modes {
+	modes := r.cfg.modes
+	if wl != "churn" {
+		modes = r.cfg.extModes
+	}
+	for _, m := range modes {
 		row := modeRow{mode: m, progs: map[string]progNs{}}
 		var cs, ratios, cpus, cratios []float64
 		for _, x := range r.runs {
-			if x.mode != m {
+			if x.mode != m || x.workload != wl {
 				continue
 			}
 			if x.err != "" {
@@ -110,20 +125,28 @@ func memTotal() string {
 
 func (r *report) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "MODE\tCPU µs/CONN\tCPU RATIO MIN/MED/MAX\tMEDIAN CONN/S\tRATIO MIN/MED/MAX\tOVERFLOWS\tLOST\tERRORS\n")
-	for _, row := range r.rows() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", row.mode, cpuCell(row), strings.ReplaceAll(cpuRatioCell(row), "**", ""), connCell(row), ratioCell(row), row.overflows, row.lost, errCell(row))
+	fmt.Fprintf(tw, "WORKLOAD\tMODE\tCPU µs/OP\tCPU RATIO MIN/MED/MAX\tMEDIAN OP/S\tRATIO MIN/MED/MAX\tOVERFLOWS\tLOST\tERRORS\n")
+	for _, wl := range r.workloads() {
+		for _, row := range r.rows(wl) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", wl, row.mode, cpuCell(row), strings.ReplaceAll(cpuRatioCell(row), "**", ""), connCell(row), ratioCell(row), row.overflows, row.lost, errCell(row))
+		}
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "MODE\tPROGRAM\tRUNS/CONN\tNS/RUN\n")
-	for _, row := range r.rows() {
-		for _, p := range progLines(row) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", row.mode, p[0], p[1], p[2])
+	fmt.Fprintf(tw, "WORKLOAD\tMODE\tPROGRAM\tRUNS/OP\tNS/RUN\n")
+	for _, wl := range r.workloads() {
+		for _, row := range r.rows(wl) {
+			for _, p := range progLines(row) {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", wl, row.mode, p[0], p[1], p[2])
+			}
 		}
 	}
 	tw.Flush()
+	fmt.Fprintln(w)
+	for _, g := range r.goals() {
+		fmt.Fprintf(w, "goal %s %s: %s\n", g.workload, g.what, g.verdict)
+	}
 	if s := r.snap; s != nil {
 		fmt.Fprintf(w, "\nlisteners snapshot, %d listeners in %d netns: in-process %v (found %d), synq listeners %v, max RSS %.1f MiB %s\n",
 			s.listeners, s.netns, median(s.inproc).Round(time.Millisecond), s.found,
@@ -205,29 +228,15 @@ func (r *report) markdown(w io.Writer) {
 	if c.label != "" {
 		fmt.Fprintf(w, " — %s", c.label)
 	}
-	fmt.Fprintf(w, "\n- workload: loopback connection churn in a private netns: Go server accepting and closing on a backlog-4096 listener, %d clients connecting and closing (RST) as fast as they can, ip_local_port_range 10000-65000; %d rounds of %v per mode, each traced run right after an untraced run, its ratio taken against that run (the machine's throughput drifts by tens of percent within a minute); kernel.bpf_stats_enabled=1 throughout (restored after), so traced runs include its two clock reads per program run\n\n", c.conc, c.rounds, c.dur)
-
-	fmt.Fprintf(w, "## Overhead on connection churn (goal: median traced/untraced ≥ 0.97)\n\n")
-	fmt.Fprintf(w, "Two measures of the same runs. *CPU per connection* is the machine's busy CPU time (/proc/stat user+nice+system+irq+softirq: every process, the tracer's reader included, and the softirqs the BPF programs run in) divided by the connections churned; the ratio untraced/traced of it is the throughput the churn keeps when the CPUs are the limit, and it is steady where conn/s is not: a client stalled on a retransmitted SYN or a neighbour VM taking the host makes the machine idle or stolen, not busy. *conn/s* is raw throughput, paired with the untraced run just before; its spread on this machine is shown as measured.\n\n")
-	fmt.Fprintf(w, "| mode | what runs | CPU µs/conn (median) | untraced/traced CPU per conn min / **median** / max | median conn/s | traced/untraced conn/s min / median / max | ListenOverflows | lost events |\n|---|---|---|---|---|---|---|---|\n")
-	for _, row := range r.rows() {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", row.mode, modeDesc[row.mode], cpuCell(row), cpuRatioCell(row), connCell(row), ratioCell(row), row.overflows, row.lost)
+	fmt.Fprintf(w, "\n- runs: %d rounds of %v per mode and workload, each traced run right after an untraced run of the same workload, its ratio taken against that run (the machine's throughput drifts by tens of percent within a minute); kernel.bpf_stats_enabled=1 throughout (restored after), so traced runs include its two clock reads per program run\n", c.rounds, c.dur)
+	fmt.Fprintf(w, "- workloads, each in a private netns on loopback:\n")
+	for _, wl := range r.workloads() {
+		fmt.Fprintf(w, "  - `%s`: %s\n", wl, workloadDesc[wl])
 	}
-	for _, row := range r.rows() {
-		if len(row.errs) > 0 {
-			fmt.Fprintf(w, "\n%s: %d of %d runs failed: `%s`\n", row.mode, len(row.errs), c.rounds, row.errs[0])
-		}
+	r.goalsMarkdown(w)
+	for _, wl := range r.workloads() {
+		r.workloadMarkdown(w, wl)
 	}
-
-	fmt.Fprintf(w, "\n## Kernel time per program run (goal: ≤ 150 ns per event per hook)\n\n")
-	fmt.Fprintf(w, "run_time_ns / run_cnt over every traced run (`(*ebpf.Program).Stats()` for the in-process tracer, `bpftool prog show` for the other processes). Runs/conn is how often the hook fires per churned connection. The `empty` rows are the floor: an empty program on the same hook, so synq's own cost per run is its ns/run minus the floor of that hook.\n\n")
-	fmt.Fprintf(w, "| mode | program | runs/conn | ns/run |\n|---|---|---|---|\n")
-	for _, row := range r.rows() {
-		for _, p := range progLines(row) {
-			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", row.mode, p[0], p[1], p[2])
-		}
-	}
-
 	if s := r.snap; s != nil {
 		fmt.Fprintf(w, "\n## Scale: listeners snapshot, top, serve (goal: snapshot ≤ 200 ms, RSS ≤ 60 MB)\n\n")
 		fmt.Fprintf(w, "%d listeners spread over %d named netns (plus whatever the host has); median of 3.\n\n", s.listeners, s.netns)
@@ -259,11 +268,6 @@ func (r *report) markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "```\n")
 	}
-	for _, row := range r.rows() {
-		if row.mode == "tracer" && row.conns > 0 {
-			fmt.Fprintf(w, "\nThe in-process tracer read %d events (%.2f per connection; other processes' connections count too: the hooks are system-wide).\n", row.events, float64(row.events)/row.conns)
-		}
-	}
 	for _, n := range r.notes {
 		fmt.Fprintf(w, "\nNote: %s\n", n)
 	}
@@ -273,8 +277,8 @@ func (r *report) markdown(w io.Writer) {
 		}
 	}
 
-	fmt.Fprintf(w, "\n## Reproduce\n\nAs root, with no other load on the machine (check `pgrep qemu`):\n\n```sh\nmake -f bench.mk bench-full     # or, by hand:\ngo build -o bin/synq ./cmd/synq\ngo test -run '^$' -bench . -benchmem ./bench/\nSYNQ_BENCH_SOCKETS=100000 go test -run '^$' -bench BenchmarkCount -benchmem ./internal/sockstate/\ngo run ./bench/cmd/synqbench -rounds %d -dur %v -c %d -listeners %d -netns %d -out docs/benchmarks.md\n```\n",
-		c.rounds, c.dur, c.conc, c.listeners, c.netns)
+	fmt.Fprintf(w, "\n## Reproduce\n\nAs root, with no other load on the machine (check `pgrep qemu`):\n\n```sh\nmake -f bench.mk bench-full     # or, by hand:\ngo build -o bin/synq ./cmd/synq\ngo test -run '^$' -bench . -benchmem ./bench/\nSYNQ_BENCH_SOCKETS=100000 go test -run '^$' -bench BenchmarkCount -benchmem ./internal/sockstate/\ngo run ./bench/cmd/synqbench -rounds %d -dur %v -c %d -listeners %d -netns %d -workloads %s -out docs/benchmarks.md\n```\n",
+		c.rounds, c.dur, c.conc, c.listeners, c.netns, strings.Join(c.workloads, ","))
 }
 
 func orDash(s string) string {
@@ -286,7 +290,7 @@ func orDash(s string) string {
 
 var modeDesc = map[string]string{
 	"untraced":             "nothing",
-	"empty":                "empty BPF programs (r0 = 0) on the tracepoint tier's hooks: the floor any program pays there, bpf_stats included",
+	"empty":                "empty BPF programs (r0 = 0) on every hook of the tracepoint tier (tp_btf inet_sock_set_state, sk_data_ready, tcp_destroy_sock, kfree_skb, tcp_retransmit_synack; tracepoint sys_exit_accept4): the floor any program pays there, bpf_stats included",
 	"empty-accept":         "one empty program on tracepoint/syscalls/sys_exit_accept4 only: what hooking accept(2) costs on the tracepoint tier (every syscall of the host takes the slow path), the floor of any mode that measures accept latency there",
 	"tracer":               "tracer.Open in-process, every kind streamed, WakeupBytes 64 KiB, poll 100 ms, events read and dropped",
 	"tracer-no-accept":     "as tracer, every kind but accept streamed: the tracepoint tier then leaves the syscall tracepoints alone",
@@ -294,5 +298,6 @@ var modeDesc = map[string]string{
 	"tracer-serve-batched": "tracer.Open in-process as `synq serve` opens it: accepts hooked for the in-kernel latency histogram but not streamed, ack-overflow streamed, WakeupBytes 64 KiB, poll 100 ms",
 	"synq-trace":           "`synq trace --output json > /dev/null`",
 	"synq-serve":           "`synq serve` (not scraped)",
+	"synq-top":             "`synq top --output json --interval 1s > /dev/null`",
 	"bpftrace":             "bpftrace: per-port count of children (inet_sock_set_state LISTEN→SYN_RECV) and tcp_retransmit_synack",
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+// goal is one of issue 19's goals on one workload, as medians of the paired
+// ratios untraced/traced busy CPU per operation (higher is cheaper).
+type goal struct {
+	workload, what string
+	verdict        string
+}
+
+// goals compares the modes' medians of paired ratios, each against the
+// floor or the mode measured in the same run.
+func (r *report) goals() []goal {
+	var out []goal
+	for _, wl := range r.workloads() {
+		med := map[string]modeRow{}
+		for _, row := range r.rows(wl) {
+			if row.hasCPURatio {
+				med[row.mode] = row
+			}
+		}
+		check := func(what, a, b string, slack float64) {
+			x, okx := med[a]
+			y, oky := med[b]
+			g := goal{workload: wl, what: what}
+			switch {
+			case !okx || !oky:
+				g.verdict = fmt.Sprintf("not measured (%s or %s missing)", a, b)
+			case x.cmed >= y.cmed-slack:
+				g.verdict = fmt.Sprintf("met: %s %.3f vs %s %.3f (Δ %+.3f, allowed −%.2f)", a, x.cmed, b, y.cmed, x.cmed-y.cmed, slack)
+			default:
+				g.verdict = fmt.Sprintf("NOT met: %s %.3f vs %s %.3f (Δ %+.3f, allowed −%.2f)", a, x.cmed, b, y.cmed, x.cmed-y.cmed, slack)
+			}
+			out = append(out, g)
+		}
+		check("serve within 0.01 of the empty floor", "synq-serve", "empty", 0.01)
+		check("top within 0.02 of serve", "synq-top", "synq-serve", 0.02)
+		check("trace --output json not behind bpftrace", "synq-trace", "bpftrace", 0)
+	}
+	return out
+}
+
+func (r *report) goalsMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "\n## Goals (issue 19)\n\nMedians of the paired ratios untraced/traced busy CPU per operation (1.0 = free; the table per workload below has their min and max): `synq serve` within 0.01 of the empty programs on the same hooks, `synq top` within 0.02 of `serve`, `synq trace --output json` not behind bpftrace's counting script. Each comparison is between modes measured in the same run, round by round; on a shared machine a difference of a few hundredths is inside the spread shown below.\n\n")
+	fmt.Fprintf(w, "| workload | goal | verdict |\n|---|---|---|\n")
+	for _, g := range r.goals() {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", g.workload, g.what, g.verdict)
+	}
+}
+
+// workloadMarkdown writes one workload's overhead and kernel-time tables.
+func (r *report) workloadMarkdown(w io.Writer, wl string) {
+	rows := r.rows(wl)
+	unit := "op"
+	if wl == "churn" {
+		unit = "conn"
+	} else if len(rows) > 0 {
+		unit = "req"
+	}
+	fmt.Fprintf(w, "\n## Overhead on `%s`\n\n%s.\n\n", wl, workloadDesc[wl])
+	fmt.Fprintf(w, "*CPU per %[1]s* is the machine's busy CPU time (/proc/stat user+nice+system+irq+softirq: every process, server, clients and the tracer's reader included, and the softirqs the BPF programs run in) divided by the %[1]ss done; the ratio untraced/traced of it is the throughput kept when the CPUs are the limit, steadier than %[1]s/s (a stalled client or a neighbour VM makes the machine idle or stolen, not busy).\n\n", unit)
+	fmt.Fprintf(w, "| mode | what runs | CPU µs/%[1]s (median) | untraced/traced CPU per %[1]s min / **median** / max | median %[1]s/s | traced/untraced %[1]s/s min / median / max | ListenOverflows | lost events |\n|---|---|---|---|---|---|---|---|\n", unit)
+	for _, row := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", row.mode, modeDesc[row.mode], cpuCell(row), cpuRatioCell(row), connCell(row), ratioCell(row), row.overflows, row.lost)
+	}
+	for _, row := range rows {
+		if len(row.errs) > 0 {
+			fmt.Fprintf(w, "\n%s: %d of %d runs failed: `%s`\n", row.mode, len(row.errs), r.cfg.rounds, row.errs[0])
+		}
+	}
+	fmt.Fprintf(w, "\nKernel time per program run on `%s`: run_time_ns / run_cnt summed over every traced run (`(*ebpf.Program).Stats()` in-process, `bpftool prog show` for other processes, only the programs that process holds). Runs/%s is how often the hook fires per operation, on every socket of the host. The `empty` rows are the floor of each hook: synq's own cost per run is its ns/run minus that.\n\n", wl, unit)
+	fmt.Fprintf(w, "| mode | program | runs/%s | ns/run |\n|---|---|---|---|\n", unit)
+	for _, row := range rows {
+		for _, p := range progLines(row) {
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", row.mode, p[0], p[1], p[2])
+		}
+	}
+}
+
