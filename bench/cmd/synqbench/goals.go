@@ -80,4 +80,3 @@ func (r *report) workloadMarkdown(w io.Writer, wl string) {
 		}
 	}
 }
-

@@ -146,8 +146,8 @@ func enableBPFStats() (func(), error) {
 type churnEnv struct {
 	conc int
 	ns   *netlab.Netns
-	ln  *netlab.Listener
-	srv *netlab.Server
+	ln   *netlab.Listener
+	srv  *netlab.Server
 }
 
 func newChurnEnv(conc int) (*churnEnv, error) {

@@ -34,10 +34,10 @@ func (e *churnEnv) run(d time.Duration) (float64, uint64, float64) {
 
 // workloadDesc says what each workload runs, for the report.
 var workloadDesc = map[string]string{
-	"churn":       "loopback connection churn: synq's Go server accepting and closing on a backlog-4096 listener, clients connecting and closing (RST) as fast as they can; one operation is one connection",
-	"nginx-ab":    "nginx (nginx-light, 1 worker, `return 200`, access log off, listen backlog 4096) under `ab -c 8` without keep-alive: one connection per request through a real server; one operation is one request",
-	"nginx-wrk":   "the same nginx under `wrk -t 2 -c 16` with keep-alive: request/response on open connections, so the data path (tp_btf/sk_data_ready fires for every readable segment of every socket); one operation is one request",
-	"redis-get":   "redis-server (persistence off) under `redis-benchmark -t get -c 16` (keep-alive, no pipelining): one operation is one GET",
+	"churn":     "loopback connection churn: synq's Go server accepting and closing on a backlog-4096 listener, clients connecting and closing (RST) as fast as they can; one operation is one connection",
+	"nginx-ab":  "nginx (nginx-light, 1 worker, `return 200`, access log off, listen backlog 4096) under `ab -c 8` without keep-alive: one connection per request through a real server; one operation is one request",
+	"nginx-wrk": "the same nginx under `wrk -t 2 -c 16` with keep-alive: request/response on open connections, so the data path (tp_btf/sk_data_ready fires for every readable segment of every socket); one operation is one request",
+	"redis-get": "redis-server (persistence off) under `redis-benchmark -t get -c 16` (keep-alive, no pipelining): one operation is one GET",
 }
 
 // procEnv is a third-party server in a private named netns, driven by a
