@@ -317,6 +317,8 @@ static __always_inline struct synq_max_slot *max_slot_of(const struct sock *sk)
 	struct synq_max_slot *s;
 	__u32 k0 = 0;
 
+	if (!synq_cfg.track_max)
+		return NULL;
 	ep = bpf_map_lookup_elem(&max_epoch, &k0);
 	if (ep)
 		epoch = *ep;
@@ -332,8 +334,19 @@ static __always_inline struct synq_max_slot *max_slot_of(const struct sock *sk)
 		s->epoch = epoch;
 		s->latency_ns = 0;
 		s->depth = 0;
+		s->syn_depth = 0;
+		s->acc_pid = 0;
 	}
 	return s;
+}
+
+/* The SYN queue's length seen at a hook of the listener, for its peak. */
+static __always_inline void max_syn_depth(const struct sock *sk, __u32 qlen)
+{
+	struct synq_max_slot *m = max_slot_of(sk);
+
+	if (m && qlen > m->syn_depth)
+		m->syn_depth = qlen;
 }
 
 /* An accept: its latency, or no_latency when the enqueue was not seen. */
@@ -345,6 +358,10 @@ static __always_inline void hist_latency(const struct sock *sk, __u64 ns, bool k
 
 	if (!h)
 		return;
+	/* accept runs in the accepting task (a syscall's exit, or below it) */
+	m = max_slot_of(sk);
+	if (m)
+		m->acc_pid = bpf_get_current_pid_tgid() >> 32;
 	if (!known) {
 		__sync_fetch_and_add(&h->no_latency, 1);
 		return;
@@ -355,7 +372,6 @@ static __always_inline void hist_latency(const struct sock *sk, __u64 ns, bool k
 	if (b < SYNQ_LAT_BUCKETS)
 		__sync_fetch_and_add(&h->latency[b], 1);
 	__sync_fetch_and_add(&h->latency_sum_ns, ns);
-	m = max_slot_of(sk);
 	if (m && ns > m->latency_ns)
 		m->latency_ns = ns;
 }
@@ -365,7 +381,7 @@ static __always_inline void hist_depth(const struct sock *sk, const bool btf)
 {
 	struct synq_hist *h = listener_hist_of(sk);
 	struct synq_max_slot *m;
-	__u32 b, depth;
+	__u32 b, depth, qlen;
 
 	if (!h)
 		return;
@@ -375,8 +391,16 @@ static __always_inline void hist_depth(const struct sock *sk, const bool btf)
 	if (b < SYNQ_DEPTH_BUCKETS)
 		__sync_fetch_and_add(&h->depth[b], 1);
 	m = max_slot_of(sk);
-	if (m && depth > m->depth)
+	if (!m)
+		return;
+	if (depth > m->depth)
 		m->depth = depth;
+	/* The child's request has just left the SYN queue: what remains
+	 * waits for its final ACK. The verifier types sk as struct sock, not
+	 * the larger inet_connection_sock: a probe read. */
+	qlen = BPF_CORE_READ((const struct inet_connection_sock *)sk, icsk_accept_queue.qlen.counter);
+	if (qlen > m->syn_depth)
+		m->syn_depth = qlen;
 }
 
 static __always_inline struct synq_event *reserve(__u8 kind)

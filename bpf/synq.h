@@ -86,6 +86,9 @@ struct synq_max_slot {
 	__u64 epoch;
 	__u64 latency_ns; /* the longest accept latency */
 	__u32 depth;      /* the deepest accept queue at an enqueue, the child included */
+	/* the deepest SYN queue (icsk_accept_queue.qlen) an enqueue or a SYN saw */
+	__u32 syn_depth;
+	__u32 acc_pid; /* tgid of the last task that accepted from it on this CPU */
 	__u32 pad;
 };
 
@@ -156,7 +159,11 @@ struct synq_config {
 	/* This kernel's "SYN queue full" test is qlen >= max, not qlen > max
 	 * (before 3479c7549fb1, v6.13 and its stable backports). */
 	__u8 synq_full_ge;
-	__u8 pad[5];
+	/* Keep listener_max (exact maxima, the SYN-queue peak, the last
+	 * acceptor): a per-CPU hash lookup per enqueue, accept and SYN, paid
+	 * only for readers of Tracer.Maxima (top, latency). */
+	__u8 track_max;
+	__u8 pad[4];
 };
 
 #endif

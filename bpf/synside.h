@@ -161,6 +161,7 @@ static __always_inline void syn_exit(const struct sock *sk)
 	if (!s || !s->sk || s->sk != (__u64)sk)
 		return;
 	s->sk = 0;
+	max_syn_depth(sk, s->syn_len);
 	e = syn_state_event(sk, s, SYNQ_KIND_SYN, SYNQ_KIND_SYN);
 	if (e)
 		submit(e);

@@ -35,6 +35,7 @@ func loadConfig(cfg Config, f kernelFeatures, syms map[string]symRange) tpSynqCo
 		TrackAccept:        flag(f.wantAccept),
 		HaveFloodAction:    flag(f.synFloodAction),
 		SynqFullGe:         flag(!f.reqQueueFullFixed),
+		TrackMax:           flag(!cfg.NoMaxima),
 	}
 	// Exact drop reasons need all three (synside.h mib_read).
 	if f.mibListenOverflows != 0 && f.mibReqQFullDrop != 0 {

@@ -19,7 +19,7 @@ func TestLoadConfig(t *testing.T) {
 	on := loadConfig(Config{Netns: 4026531840, Port: 8080, SampleEvery: 10, WakeupBytes: 64 << 10},
 		kernelFeatures{dataReady: true, wantAccept: true, synFloodAction: true, reqQueueFullFixed: false,
 			mibListenOverflows: 20, mibReqQFullDrop: 61}, syms)
-	off := loadConfig(Config{Kinds: []Kind{}}, kernelFeatures{reqQueueFullFixed: true}, nil)
+	off := loadConfig(Config{Kinds: []Kind{}, NoMaxima: true}, kernelFeatures{reqQueueFullFixed: true}, nil)
 	von, voff := reflect.ValueOf(on), reflect.ValueOf(off)
 	for i := range von.NumField() {
 		f := von.Type().Field(i)

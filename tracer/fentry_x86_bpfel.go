@@ -68,7 +68,8 @@ type fentrySynqConfig struct {
 	TrackAccept        uint8
 	HaveFloodAction    uint8
 	SynqFullGe         uint8
-	Pad                [5]uint8
+	TrackMax           uint8
+	Pad                [4]uint8
 }
 
 type fentrySynqCounts struct {
@@ -91,6 +92,8 @@ type fentrySynqMax struct {
 		Epoch     uint64
 		LatencyNs uint64
 		Depth     uint32
+		SynDepth  uint32
+		AccPid    uint32
 		Pad       uint32
 	}
 }

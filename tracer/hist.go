@@ -1,7 +1,9 @@
 package tracer
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -91,6 +93,15 @@ type Max struct {
 	// Depth is the deepest accept queue an enqueue saw, the new child
 	// included; 0 when no enqueue was counted.
 	Depth uint32
+	// SynDepth is the deepest SYN queue (requests waiting for their final
+	// ACK) seen at an enqueue (the child's own request gone) and, on the
+	// fentry and kprobe tiers, at a SYN (before it is queued); 0 when
+	// neither was seen.
+	SynDepth uint32
+	// Acceptors: the tasks (tgid) that accepted from the listener in the
+	// interval, the last one per CPU (so at most one per CPU), in no
+	// order; nil when no accept was counted.
+	Acceptors []uint32
 }
 
 // Maxima returns every listener's exact maxima since the previous call (the
@@ -100,6 +111,9 @@ type Max struct {
 // programs run inside RCU read-side sections), then reads it. One caller at
 // a time per Tracer.
 func (t *Tracer) Maxima() (map[ListenerID]Max, error) {
+	if t.cfg.NoMaxima {
+		return nil, errors.New("maxima: the tracer was opened with NoMaxima")
+	}
 	em := t.maps["max_epoch"]
 	var zero uint32
 	var epoch uint64
@@ -121,8 +135,12 @@ func (t *Tracer) Maxima() (map[ListenerID]Max, error) {
 			}
 			m.Latency = max(m.Latency, time.Duration(s.LatencyNs))
 			m.Depth = max(m.Depth, s.Depth)
+			m.SynDepth = max(m.SynDepth, s.SynDepth)
+			if s.AccPid != 0 && !slices.Contains(m.Acceptors, s.AccPid) {
+				m.Acceptors = append(m.Acceptors, s.AccPid)
+			}
 		}
-		return m, m != (Max{})
+		return m, m.Latency != 0 || m.Depth != 0 || m.SynDepth != 0 || m.Acceptors != nil
 	})
 }
 

@@ -39,7 +39,8 @@ type iterSynqConfig struct {
 	TrackAccept        uint8
 	HaveFloodAction    uint8
 	SynqFullGe         uint8
-	Pad                [5]uint8
+	TrackMax           uint8
+	Pad                [4]uint8
 }
 
 type iterSynqCounts struct {
@@ -78,6 +79,8 @@ type iterSynqMax struct {
 		Epoch     uint64
 		LatencyNs uint64
 		Depth     uint32
+		SynDepth  uint32
+		AccPid    uint32
 		Pad       uint32
 	}
 }

@@ -73,7 +73,8 @@ type kprobeSynqConfig struct {
 	TrackAccept        uint8
 	HaveFloodAction    uint8
 	SynqFullGe         uint8
-	Pad                [5]uint8
+	TrackMax           uint8
+	Pad                [4]uint8
 }
 
 type kprobeSynqCounts struct {
@@ -96,6 +97,8 @@ type kprobeSynqMax struct {
 		Epoch     uint64
 		LatencyNs uint64
 		Depth     uint32
+		SynDepth  uint32
+		AccPid    uint32
 		Pad       uint32
 	}
 }

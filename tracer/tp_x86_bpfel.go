@@ -48,7 +48,8 @@ type tpSynqConfig struct {
 	TrackAccept        uint8
 	HaveFloodAction    uint8
 	SynqFullGe         uint8
-	Pad                [5]uint8
+	TrackMax           uint8
+	Pad                [4]uint8
 }
 
 type tpSynqCounter uint32
@@ -119,6 +120,8 @@ type tpSynqMax struct {
 		Epoch     uint64
 		LatencyNs uint64
 		Depth     uint32
+		SynDepth  uint32
+		AccPid    uint32
 		Pad       uint32
 	}
 }

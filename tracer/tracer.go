@@ -38,6 +38,11 @@ type Config struct {
 	// that Counts and Histograms count them and their latency: for readers
 	// of the kernel's aggregates that need no event per connection.
 	AcceptLatency bool
+	// NoMaxima: Maxima is never called, so the kernel keeps no exact
+	// maxima (listener_max: a per-CPU hash lookup per enqueue, accept and,
+	// on the fentry and kprobe tiers, SYN). For readers of the counters
+	// and histograms alone (synq serve).
+	NoMaxima bool
 	// SampleEvery streams one in SampleEvery of the high-rate kinds (syn,
 	// enqueue, accept); 0 or 1 streams all. Drops, cookies, retransmits and
 	// overflows are always streamed; Counts and Histograms see every event.

@@ -56,6 +56,8 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	cfg.AcceptLatency = true
+	// serve reads counters and histograms, never the exact maxima.
+	cfg.NoMaxima = true
 	// Only overflows cross the ring buffer, and lost ones lose nothing but
 	// a listener's name: a small ring keeps serve's RSS down (it is mapped
 	// twice: 4 MiB would be 8 MiB of RSS).

@@ -260,11 +260,13 @@ func cgroup2Mount() string {
 }
 
 type topFrameOut struct {
-	Tier      string                   `json:"tier"`
-	Kernel    string                   `json:"kernel"`
-	Lost      uint64                   `json:"lost"`
-	Reconcile []render.TopCoverageJSON `json:"reconcile"`
-	Rows      []render.TopRowJSON      `json:"rows"`
+	Tier   string `json:"tier"`
+	Kernel string `json:"kernel"`
+	Lost   uint64 `json:"lost"`
+	// RingRecords: records read in the interval (top streams drops only).
+	RingRecords uint64                   `json:"ring_records"`
+	Reconcile   []render.TopCoverageJSON `json:"reconcile"`
+	Rows        []render.TopRowJSON      `json:"rows"`
 }
 
 func parseTopFrames(t *testing.T, out string) []topFrameOut {

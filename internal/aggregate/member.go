@@ -1,8 +1,10 @@
 package aggregate
 
 import (
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/synq-trace/synq/tracer"
 )
@@ -53,15 +55,28 @@ func (a acceptors) observe(ev *tracer.Event) {
 	if ev.Kind != tracer.KindAccept || ev.Listener == 0 || ev.PID == 0 {
 		return
 	}
-	list := a[ev.Listener]
-	if len(list) > 0 && list[0].PID == int(ev.PID) {
+	a.add(ev.Listener, int(ev.PID), ev.Comm.String())
+}
+
+// add puts pid first among id's acceptors. comm "" is read from /proc when
+// pid is new there (the kernel's maxima carry no name).
+func (a acceptors) add(id tracer.ListenerID, pid int, comm string) {
+	list := a[id]
+	if len(list) > 0 && list[0].PID == pid {
 		return
 	}
-	list = slices.DeleteFunc(list, func(o Owner) bool { return o.PID == int(ev.PID) })
+	if i := slices.IndexFunc(list, func(o Owner) bool { return o.PID == pid }); i >= 0 && comm == "" {
+		comm = list[i].Comm
+	}
+	if comm == "" {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		comm = strings.TrimSpace(string(b))
+	}
+	list = slices.DeleteFunc(list, func(o Owner) bool { return o.PID == pid })
 	if len(list) >= maxAcceptors {
 		list = list[:maxAcceptors-1]
 	}
-	a[ev.Listener] = slices.Insert(list, 0, Owner{PID: int(ev.PID), Comm: ev.Comm.String(), Accepting: true})
+	a[id] = slices.Insert(list, 0, Owner{PID: pid, Comm: comm, Accepting: true})
 }
 
 // MarkAccepting returns owners (the processes holding a socket) with the

@@ -62,6 +62,9 @@ func NewTopView(info tracer.Info, start time.Time, initial *ledger.View) *Top {
 }
 
 // Observe accounts one event: queue depths for the peaks, accept latency.
+// With the kernel's histograms and maxima in the Sample (synq top), events
+// add only what streamed drops say; without them (tests, other readers),
+// every peak and latency comes from events.
 func (t *Top) Observe(ev *tracer.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -268,6 +271,11 @@ func (t *Top) Refresh(s Sample) Frame {
 		}
 		r := t.row(l, sock.Before, d, st, dh, s)
 		r.Member = members[l.Inode]
+		// The tasks the kernel saw accepting in the interval (its maxima),
+		// for readers that stream no accept event.
+		for _, pid := range s.Maxima[l.ID].Acceptors {
+			t.acc.add(l.ID, int(pid), "")
+		}
 		r.Owners = MarkAccepting(r.Owners, t.acc[l.ID])
 		f.Rows = append(f.Rows, r)
 		drops = append(drops, t.breakdown(sock.Before, l, d))
@@ -309,6 +317,9 @@ func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState,
 		r.Latency = Summarize(WithMax(hist.FromBuckets(tracer.HistPrecision, dh.Latency[:]), dh.Latency[:], uint64(m.Latency)))
 		// The deepest enqueue of the interval: exact from the kernel's
 		// maxima, else at least its bucket's low bound.
+		// The SYN queue's peak: exact where a hook saw it (the kernel's
+		// maxima), the snapshot's depth otherwise.
+		r.SynQueue.Peak = max(r.SynQueue.Peak, m.SynDepth)
 		if d := WithMax(hist.FromBuckets(tracer.HistPrecision, dh.Depth[:]), dh.Depth[:], uint64(m.Depth)); d.Count() > 0 {
 			if ok && d.Max() == uint64(m.Depth) {
 				r.AcceptQueue.Peak = max(r.AcceptQueue.Peak, m.Depth)

@@ -27,11 +27,16 @@ type TopOptions struct {
 // interval, until ctx ends (or after one frame with Once).
 func Top(ctx context.Context, env Env, o TopOptions) error {
 	cfg, only := o.Tracer, o.Only
-	// Counts, latency and accept-queue peaks come from the kernel's maps;
-	// events only add SYN-queue peaks and name listeners. A 1 MiB ring
-	// (16 wakeup batches) is plenty for that, and the ring is mapped twice
-	// into synq's memory: the default 4 MiB would be 8 MiB of its RSS.
-	cfg.RingBytes = 1 << 20
+	// Like serve, top streams nothing per connection: rates, latency, the
+	// queues' peaks and the tasks accepting come from the kernel's
+	// per-listener maps (counts, histograms, maxima). Only drops cross the
+	// ring buffer (they name listeners that close before a refresh lists
+	// them), so accepts are hooked for the maps alone, and a 256 KiB ring
+	// is plenty (it is mapped twice into synq's memory).
+	cfg.Kinds = TopKinds()
+	cfg.AcceptLatency = true
+	cfg.SampleEvery = 0
+	cfg.RingBytes = 256 << 10
 	snap, err := newSnapshotter(env)
 	if err != nil {
 		return kernelErr(err)
@@ -138,6 +143,11 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 			}
 		}
 	}
+}
+
+// TopKinds are the kinds top streams: drops only.
+func TopKinds() []tracer.Kind {
+	return []tracer.Kind{tracer.KindSynDrop, tracer.KindAckOverflow}
 }
 
 // topSample reads what the kernel knows at the end of an interval: one walk

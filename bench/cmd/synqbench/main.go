@@ -293,7 +293,7 @@ func runWorkload(c config, r *report, w workload, modes []string) {
 				err = runTracer(c, w, &x, r, tracer.Config{Kinds: []tracer.Kind{}})
 			case "tracer-serve-batched":
 				cfg := traceConfig
-				cfg.Kinds, cfg.AcceptLatency = exporter.Kinds(), true
+				cfg.Kinds, cfg.AcceptLatency, cfg.NoMaxima = exporter.Kinds(), true, true
 				err = runTracer(c, w, &x, r, cfg)
 			case "synq-trace":
 				err = runExternal(c, w, &x, []string{c.synq, "trace", "--output", "json"}, "")
