@@ -14,6 +14,9 @@ BENCH_RUN := $(BENCH_DIR)/synqbench
 BENCH_ROUNDS ?= 5
 BENCH_DUR ?= 3s
 BENCH_LABEL ?=
+# More synqbench flags, e.g. BENCH_ARGS="-before /path/to/old/synq -before-rev abc123
+# -ext-modes untraced,empty,synq-serve,synq-top,synq-top-before".
+BENCH_ARGS ?=
 
 # The third-party workloads' servers and clients, and bpftrace's mode.
 BENCH_PKGS := nginx-light apache2-utils wrk redis-server bpftrace
@@ -36,7 +39,7 @@ bench-full: bench-build bench-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/ | tee $(BENCH_DIR)/reader.txt
 	SYNQ_BENCH_SOCKETS=100000 $(GO) test -run '^$$' -bench BenchmarkCount -benchmem ./internal/sockstate/ | tee $(BENCH_DIR)/sockstate.txt
 	$(BENCH_RUN) -synq $(BENCH_SYNQ) -rounds $(BENCH_ROUNDS) -dur $(BENCH_DUR) -c 8 -listeners 10000 -netns 10 \
-		-label "$(BENCH_LABEL)" -findings bench/findings.md -gobench $(BENCH_DIR)/reader.txt,$(BENCH_DIR)/sockstate.txt -out docs/benchmarks.md
+		-label "$(BENCH_LABEL)" -findings bench/findings.md -gobench $(BENCH_DIR)/reader.txt,$(BENCH_DIR)/sockstate.txt -out docs/benchmarks.md $(BENCH_ARGS)
 
 bench-short: bench-build bench-deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1000x ./bench/

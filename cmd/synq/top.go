@@ -13,7 +13,11 @@ func topCommand() *cli.Command {
 		Name:  "top",
 		Usage: "live table of every listener: SYN, accept and drop rates by reason, queues now/peak/max, accept latency",
 		Flags: []cli.Flag{
-			flagOutput, flagSample, flagNetns, flagPort, flagBTF,
+			flagOutput, flagNetns, flagPort, flagBTF,
+			// top streams no syn, enqueue or accept event (issue 19):
+			// --sample has nothing to sample there, and is accepted,
+			// validated and hidden so that scripts keep working.
+			&cli.IntFlag{Name: "sample", Value: 1, Hidden: true},
 			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "refresh every (at least 100ms)"},
 			&cli.BoolFlag{Name: "once", Usage: "print one refresh after --interval and exit"},
 			&cli.StringFlag{Name: "sort", Value: string(aggregate.SortDrops), Usage: "drops, syn, accepts, latency or queue"},

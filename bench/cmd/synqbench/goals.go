@@ -80,3 +80,46 @@ func (r *report) workloadMarkdown(w io.Writer, wl string) {
 		}
 	}
 }
+
+// stateCost is one derived per-run cost: a program's ns/run in one mode
+// minus another's (or an empty program's) on the same hook, over the same
+// run of a workload.
+type stateCost struct {
+	what, mode, prog, baseMode, baseProg string
+}
+
+// stateCosts: what each piece of synq's in-kernel state costs per run, as
+// the difference between two modes that differ by it alone.
+var stateCosts = []stateCost{
+	{"exact maxima (listener_max) at an enqueue", "tracer-top", "tp_data_ready", "tracer-serve-batched", "tp_data_ready"},
+	{"exact maxima (listener_max, the acceptor) at an accept", "tracer-top", "tp_exit_accept4", "tracer-serve-batched", "tp_exit_accept4"},
+	{"tp_destroy_sock (accept attribution), over its floor", "synq-serve", "tp_destroy_sock", "empty", "tp_btf/tcp_destroy_sock"},
+	{"sk_data_ready as serve runs it, over its floor (every readable segment of every socket)", "synq-serve", "tp_data_ready", "empty", "tp_btf/sk_data_ready"},
+	{"sk_data_ready as top runs it, over its floor", "synq-top", "tp_data_ready", "empty", "tp_btf/sk_data_ready"},
+	{"inet_sock_set_state as serve runs it, over its floor", "synq-serve", "tp_set_state", "empty", "tp_btf/inet_sock_set_state"},
+	{"the accept exit as serve runs it, over its floor", "synq-serve", "tp_exit_accept4", "empty", "tracepoint/sys_exit_accept4"},
+}
+
+func (r *report) costMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "\n## Per-run cost of synq's in-kernel state\n\nEach line is a program's ns/run in one mode minus the same hook's ns/run in a mode that differs by that state alone (or an empty program on the hook), summed over every round of the same run, with the runs per operation of the hook: cost per operation ≈ the two multiplied. Negative or tiny differences are noise (a few ns between modes is within the spread of one mode across rounds).\n\n")
+	fmt.Fprintf(w, "| workload | state | mode − base | ns/run | base ns/run | Δ ns/run | runs/op |\n|---|---|---|---|---|---|---|\n")
+	for _, wl := range r.workloads() {
+		rows := map[string]modeRow{}
+		for _, row := range r.rows(wl) {
+			rows[row.mode] = row
+		}
+		for _, sc := range stateCosts {
+			a, okA := rows[sc.mode]
+			b, okB := rows[sc.baseMode]
+			if !okA || !okB {
+				continue
+			}
+			pa, pb := a.progs[sc.prog], b.progs[sc.baseProg]
+			if pa.runs == 0 || pb.runs == 0 || a.conns == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s | %s − %s | %.0f | %.0f | %+.0f | %.2f |\n", wl, sc.what, sc.mode, sc.baseMode,
+				pa.perRun(), pb.perRun(), pa.perRun()-pb.perRun(), float64(pa.runs)/a.conns)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synq-trace/synq/internal/command"
 	"github.com/synq-trace/synq/internal/exporter"
 	"github.com/synq-trace/synq/internal/netlab"
 	"github.com/synq-trace/synq/tracer"
@@ -37,6 +38,8 @@ type config struct {
 	extModes  []string
 	workloads []string
 	synq      string
+	before    string
+	beforeRev string
 	listeners int
 	netns     int
 	out       string
@@ -53,9 +56,11 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 5, "rounds; each runs every mode once, untraced first")
 	flag.DurationVar(&c.dur, "dur", 5*time.Second, "length of one churn run")
 	flag.IntVar(&c.conc, "c", 8, "concurrent clients")
-	flag.StringVar(&modes, "modes", "untraced,empty,empty-accept,tracer-counts,tracer-serve-batched,synq-serve,synq-top,synq-trace,bpftrace", "modes to run, comma-separated")
-	flag.StringVar(&extModes, "ext-modes", "untraced,empty,synq-serve,synq-top,synq-trace,bpftrace", "modes of the third-party workloads")
+	flag.StringVar(&modes, "modes", "untraced,empty,empty-accept,tracer-counts,tracer-serve-batched,tracer-top,synq-serve,synq-top,synq-trace,bpftrace", "modes to run, comma-separated")
+	flag.StringVar(&extModes, "ext-modes", "untraced,empty,tracer-serve-batched,tracer-top,synq-serve,synq-top,synq-trace,bpftrace", "modes of the third-party workloads")
 	flag.StringVar(&workloads, "workloads", "churn,nginx-ab,nginx-wrk,redis-get", "workloads, comma-separated: churn (synq's Go server), nginx-ab, nginx-wrk, redis-get")
+	flag.StringVar(&c.before, "before", "", "an older synq binary for the modes synq-top-before and synq-serve-before")
+	flag.StringVar(&c.beforeRev, "before-rev", "", "what -before was built from, for the report")
 	flag.StringVar(&c.synq, "synq", "bin/synq", "synq binary for the synq-trace, synq-serve and listeners runs")
 	flag.IntVar(&c.listeners, "listeners", 10000, "listeners for the snapshot run (0 skips it)")
 	flag.IntVar(&c.netns, "netns", 10, "network namespaces the listeners are spread over")
@@ -295,12 +300,26 @@ func runWorkload(c config, r *report, w workload, modes []string) {
 				cfg := traceConfig
 				cfg.Kinds, cfg.AcceptLatency, cfg.NoMaxima = exporter.Kinds(), true, true
 				err = runTracer(c, w, &x, r, cfg)
+			case "tracer-top":
+				cfg := traceConfig
+				cfg.Kinds, cfg.AcceptLatency = command.TopKinds(), true
+				err = runTracer(c, w, &x, r, cfg)
 			case "synq-trace":
 				err = runExternal(c, w, &x, []string{c.synq, "trace", "--output", "json"}, "")
 			case "synq-serve":
 				err = runExternal(c, w, &x, []string{c.synq, "serve", "--listen", "127.0.0.1:19187"}, "")
 			case "synq-top":
 				err = runExternal(c, w, &x, []string{c.synq, "top", "--output", "json", "--interval", "1s"}, "")
+			case "synq-top-before", "synq-serve-before":
+				if c.before == "" {
+					err = errors.New("no -before binary")
+					break
+				}
+				argv := []string{c.before, "top", "--output", "json", "--interval", "1s"}
+				if m == "synq-serve-before" {
+					argv = []string{c.before, "serve", "--listen", "127.0.0.1:19187"}
+				}
+				err = runExternal(c, w, &x, argv, "")
 			case "bpftrace":
 				err = runExternal(c, w, &x, []string{"bpftrace", "-e", c.bpftrace}, "Attaching")
 			default:

@@ -229,11 +229,15 @@ func (r *report) markdown(w io.Writer) {
 		fmt.Fprintf(w, " — %s", c.label)
 	}
 	fmt.Fprintf(w, "\n- runs: %d rounds of %v per mode and workload, each traced run right after an untraced run of the same workload, its ratio taken against that run (the machine's throughput drifts by tens of percent within a minute); kernel.bpf_stats_enabled=1 throughout (restored after), so traced runs include its two clock reads per program run\n", c.rounds, c.dur)
+	if c.before != "" {
+		fmt.Fprintf(w, "- the `-before` modes run synq built from %s\n", orDash(c.beforeRev))
+	}
 	fmt.Fprintf(w, "- workloads, each in a private netns on loopback:\n")
 	for _, wl := range r.workloads() {
 		fmt.Fprintf(w, "  - `%s`: %s\n", wl, workloadDesc[wl])
 	}
 	r.goalsMarkdown(w)
+	r.costMarkdown(w)
 	for _, wl := range r.workloads() {
 		r.workloadMarkdown(w, wl)
 	}
@@ -295,9 +299,12 @@ var modeDesc = map[string]string{
 	"tracer":               "tracer.Open in-process, every kind streamed, WakeupBytes 64 KiB, poll 100 ms, events read and dropped",
 	"tracer-no-accept":     "as tracer, every kind but accept streamed: the tracepoint tier then leaves the syscall tracepoints alone",
 	"tracer-counts":        "tracer.Open in-process, nothing streamed (Kinds empty): per-listener counters in the kernel only",
-	"tracer-serve-batched": "tracer.Open in-process as `synq serve` opens it: accepts hooked for the in-kernel latency histogram but not streamed, ack-overflow streamed, WakeupBytes 64 KiB, poll 100 ms",
+	"tracer-serve-batched": "tracer.Open in-process as `synq serve` opens it: accepts hooked for the in-kernel latency histogram but not streamed, ack-overflow streamed, no exact maxima (NoMaxima), WakeupBytes 64 KiB, poll 100 ms",
+	"tracer-top":           "tracer.Open in-process as `synq top` opens it: as tracer-serve-batched, with the exact maxima kept (listener_max: deepest queues, longest latency, last acceptor) and syn-drop streamed too",
 	"synq-trace":           "`synq trace --output json > /dev/null`",
 	"synq-serve":           "`synq serve` (not scraped)",
 	"synq-top":             "`synq top --output json --interval 1s > /dev/null`",
+	"synq-top-before":      "the same `synq top` built from the -before binary",
+	"synq-serve-before":    "the same `synq serve` built from the -before binary",
 	"bpftrace":             "bpftrace: per-port count of children (inet_sock_set_state LISTEN→SYN_RECV) and tcp_retransmit_synack",
 }
