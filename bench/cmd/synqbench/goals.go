@@ -62,7 +62,7 @@ func (r *report) workloadMarkdown(w io.Writer, wl string) {
 		unit = "req"
 	}
 	fmt.Fprintf(w, "\n## Overhead on `%s`\n\n%s.\n\n", wl, workloadDesc[wl])
-	fmt.Fprintf(w, "*CPU per %[1]s* is the machine's busy CPU time (/proc/stat user+nice+system+irq+softirq: every process, server, clients and the tracer's reader included, and the softirqs the BPF programs run in) divided by the %[1]ss done; the ratio untraced/traced of it is the throughput kept when the CPUs are the limit, steadier than %[1]s/s (a stalled client or a neighbour VM makes the machine idle or stolen, not busy).\n\n", unit)
+	fmt.Fprintf(w, "*CPU per %[1]s* is the CPU time measured (see the top of the page) divided by the %[1]ss done: server, clients and the tracer's reader, and the softirqs the BPF programs run in; the ratio untraced/traced of it is the throughput kept when the CPUs are the limit, steadier than %[1]s/s (a stalled client or a neighbour VM makes the machine idle or stolen, not busy).\n\n", unit)
 	fmt.Fprintf(w, "| mode | what runs | CPU µs/%[1]s (median) | untraced/traced CPU per %[1]s min / **median** / max | median %[1]s/s | traced/untraced %[1]s/s min / median / max | ListenOverflows | lost events |\n|---|---|---|---|---|---|---|---|\n", unit)
 	for _, row := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %d | %d |\n", row.mode, modeDesc[row.mode], cpuCell(row), cpuRatioCell(row), connCell(row), ratioCell(row), row.overflows, row.lost)

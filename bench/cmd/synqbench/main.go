@@ -97,9 +97,12 @@ func run(c config) error {
 	go func() {
 		<-sig
 		restore()
+		clock.close()
 		os.Exit(130)
 	}()
 
+	clock = newCPUClock()
+	defer clock.close()
 	r := &report{cfg: c, start: time.Now(), loadBefore: loadNote()}
 	if err := churnAll(c, r); err != nil {
 		return err
@@ -188,15 +191,15 @@ func (e *churnEnv) close() {
 // then, not busy.
 func (e *churnEnv) churnCPU(conc int, d time.Duration) (float64, uint64, float64) {
 	before, _ := e.ns.Counters()
-	b0 := busyTicks()
+	b0 := clock.nowNs()
 	t0 := time.Now()
 	n := e.ns.Churn(context.Background(), e.ln.String(), conc, d)
 	el := time.Since(t0)
-	b1 := busyTicks()
+	b1 := clock.nowNs()
 	after, _ := e.ns.Counters()
 	cpu := 0.0
 	if n > 0 {
-		cpu = float64(b1-b0) * 1e6 / clockTicks / float64(n)
+		cpu = float64(b1-b0) / 1e3 / float64(n)
 	}
 	return float64(n) / el.Seconds(), after.Sub(before)["ListenOverflows"], cpu
 }

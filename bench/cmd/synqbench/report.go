@@ -232,6 +232,7 @@ func (r *report) markdown(w io.Writer) {
 	if c.before != "" {
 		fmt.Fprintf(w, "- the `-before` modes run synq built from %s\n", orDash(c.beforeRev))
 	}
+	fmt.Fprintf(w, "- CPU time: %s\n", clock.what)
 	fmt.Fprintf(w, "- workloads, each in a private netns on loopback:\n")
 	for _, wl := range r.workloads() {
 		fmt.Fprintf(w, "  - `%s`: %s\n", wl, workloadDesc[wl])

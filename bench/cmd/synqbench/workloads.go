@@ -76,12 +76,12 @@ func (e *procEnv) close() {
 
 func (e *procEnv) run(d time.Duration) (float64, uint64, float64) {
 	before, _ := e.ns.Counters()
-	b0 := busyTicks()
+	b0 := clock.nowNs()
 	t0 := time.Now()
 	argv := append([]string{"netns", "exec", e.ns.Name()}, e.client(d)...)
 	out, err := exec.Command("ip", argv...).CombinedOutput()
 	el := time.Since(t0)
-	b1 := busyTicks()
+	b1 := clock.nowNs()
 	after, _ := e.ns.Counters()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v: %s\n", e.wname, err, lastLine(string(out)))
@@ -93,7 +93,7 @@ func (e *procEnv) run(d time.Duration) (float64, uint64, float64) {
 		return 0, 0, 0
 	}
 	e.rate = n / el.Seconds()
-	return n / el.Seconds(), after.Sub(before)["ListenOverflows"], float64(b1-b0) * 1e6 / clockTicks / n
+	return n / el.Seconds(), after.Sub(before)["ListenOverflows"], float64(b1-b0) / 1e3 / n
 }
 
 // newProcEnv makes the netns (named, for `ip netns exec`) and starts the
