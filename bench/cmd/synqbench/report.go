@@ -34,6 +34,7 @@ type modeRow struct {
 	hasRatio, hasConns bool
 	cpu                float64 // median busy CPU µs per connection
 	cmin, cmed, cmax   float64 // untraced/traced CPU per connection, same round
+	cq1, cq3           float64 // their quartiles
 	hasCPURatio        bool
 }
 
@@ -96,6 +97,7 @@ func (r *report) rows(wl string) []modeRow {
 		if len(cratios) > 0 {
 			row.hasCPURatio = true
 			row.cmin, row.cmed, row.cmax = slices.Min(cratios), median(cratios), slices.Max(cratios)
+			row.cq1, row.cq3 = quantile(cratios, 0.25), quantile(cratios, 0.75)
 		}
 		out = append(out, row)
 	}
@@ -308,4 +310,19 @@ var modeDesc = map[string]string{
 	"synq-top-before":      "the same `synq top` built from the -before binary",
 	"synq-serve-before":    "the same `synq serve` built from the -before binary",
 	"bpftrace":             "bpftrace: per-port count of children (inet_sock_set_state LISTEN→SYN_RECV) and tcp_retransmit_synack",
+}
+
+// quantile q of xs, linearly interpolated between order statistics.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	pos := q * float64(len(s)-1)
+	i := int(pos)
+	if i+1 >= len(s) {
+		return s[len(s)-1]
+	}
+	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
 }
