@@ -45,4 +45,5 @@ bench-short: bench-build bench-deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1000x ./bench/
 	@if [ "$$(id -u)" != 0 ]; then echo "bench-short: not root, skipping the privileged benchmarks"; exit 0; fi; \
 	SYNQ_BENCH_SOCKETS=200 $(GO) test -run '^$$' -bench BenchmarkCount -benchtime 1x ./internal/sockstate/ && \
-	$(BENCH_RUN) -synq $(BENCH_SYNQ) -rounds 1 -dur 1s -settle 500ms -listeners 200 -netns 2
+	$(BENCH_RUN) -synq $(BENCH_SYNQ) -rounds 1 -dur 1s -settle 500ms -listeners 200 -netns 2 \
+		-ext-modes untraced,empty,tracer-top,synq-serve,synq-top,synq-trace,bpftrace

@@ -57,7 +57,7 @@ func main() {
 	flag.DurationVar(&c.dur, "dur", 5*time.Second, "length of one churn run")
 	flag.IntVar(&c.conc, "c", 8, "concurrent clients")
 	flag.StringVar(&modes, "modes", "untraced,empty,empty-accept,tracer-counts,tracer-serve-batched,tracer-top,synq-serve,synq-top,synq-trace,bpftrace", "modes to run, comma-separated")
-	flag.StringVar(&extModes, "ext-modes", "untraced,empty,tracer-serve-batched,tracer-top,synq-serve,synq-top,synq-trace,bpftrace", "modes of the third-party workloads")
+	flag.StringVar(&extModes, "ext-modes", "untraced,empty,empty-accept,tracer-serve-batched,tracer-top,synq-serve,synq-top,synq-trace,bpftrace", "modes of the third-party workloads")
 	flag.StringVar(&workloads, "workloads", "churn,nginx-ab,nginx-wrk,redis-get", "workloads, comma-separated: churn (synq's Go server), nginx-ab, nginx-wrk, redis-get")
 	flag.StringVar(&c.before, "before", "", "an older synq binary for the modes synq-top-before and synq-serve-before")
 	flag.StringVar(&c.beforeRev, "before-rev", "", "what -before was built from, for the report")
