@@ -1,6 +1,6 @@
 # Benchmarks (issues #7, #19), included from the Makefile. As root:
 #   make bench-full    reader + overhead (synq's churn, nginx under ab and wrk,
-#                      redis-benchmark) + scale benchmarks, ~20 min; prints a
+#                      redis-benchmark) + scale benchmarks, ~25 min; prints a
 #                      table and writes docs/benchmarks.md. Run it on an idle
 #                      machine (no QEMU VM matrix running).
 #   make bench-short   every benchmark once, tiny, ~3 min: checks they still
@@ -11,8 +11,8 @@ GO ?= go
 BENCH_DIR := $(or $(TMPDIR),/tmp)/synq-bench
 BENCH_SYNQ := $(BENCH_DIR)/synq
 BENCH_RUN := $(BENCH_DIR)/synqbench
-BENCH_ROUNDS ?= 5
-BENCH_DUR ?= 3s
+BENCH_ROUNDS ?= 6
+BENCH_DUR ?= 2s
 BENCH_LABEL ?=
 # More synqbench flags, e.g. BENCH_ARGS="-before /path/to/old/synq -before-rev abc123
 # -ext-modes untraced,empty,synq-serve,synq-top,synq-top-before".
