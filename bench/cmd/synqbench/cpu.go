@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -90,3 +91,16 @@ func (k *cpuClock) close() {
 
 // clock is the run's CPU clock (set in run).
 var clock = &cpuClock{}
+
+// serveAddr is where the synq-serve modes listen.
+var serveAddr = freeAddr()
+
+// freeAddr is a loopback address whose port was free a moment ago.
+func freeAddr() string {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:19187"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -310,7 +310,7 @@ func runWorkload(c config, r *report, w workload, modes []string) {
 			case "synq-trace":
 				err = runExternal(c, w, &x, []string{c.synq, "trace", "--output", "json"}, "")
 			case "synq-serve":
-				err = runExternal(c, w, &x, []string{c.synq, "serve", "--listen", "127.0.0.1:19187"}, "")
+				err = runExternal(c, w, &x, []string{c.synq, "serve", "--listen", serveAddr}, "")
 			case "synq-top":
 				err = runExternal(c, w, &x, []string{c.synq, "top", "--output", "json", "--interval", "1s"}, "")
 			case "synq-top-before", "synq-serve-before":
@@ -320,7 +320,7 @@ func runWorkload(c config, r *report, w workload, modes []string) {
 				}
 				argv := []string{c.before, "top", "--output", "json", "--interval", "1s"}
 				if m == "synq-serve-before" {
-					argv = []string{c.before, "serve", "--listen", "127.0.0.1:19187"}
+					argv = []string{c.before, "serve", "--listen", serveAddr}
 				}
 				err = runExternal(c, w, &x, argv, "")
 			case "bpftrace":

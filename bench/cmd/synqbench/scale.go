@@ -116,7 +116,9 @@ func snapshotScale(c config, r *report) error {
 	return nil
 }
 
-const scaleServeAddr = "127.0.0.1:19188"
+// scaleServeAddr: a loopback port free when synqbench started (other
+// processes of a shared machine may hold any fixed one).
+var scaleServeAddr = freeAddr()
 
 // scrape3 waits for `synq serve` to answer, scrapes /metrics three times and
 // asks it to stop.
