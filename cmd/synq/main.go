@@ -40,7 +40,7 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 	app.Writer, app.ErrWriter = stdout, stderr
 	if err := app.RunContext(ctx, args); err != nil {
 		if errors.Is(err, command.ErrFound) {
-			return exitFound // doctor's findings are on stdout
+			return exitCode(err) // doctor's findings are on stdout
 		}
 		fmt.Fprintf(stderr, "synq: %v\n", err)
 		return exitCode(err)
@@ -96,6 +96,9 @@ func usageErr(err error) error { return usageError{err} }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 func exitCode(err error) int {
+	if errors.Is(err, command.ErrFound) {
+		return exitFound
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2

@@ -91,7 +91,12 @@ func NewDoctorJSON(r *DoctorReport) DoctorJSON {
 		j.Findings = append(j.Findings, fj)
 	}
 	for _, c := range f.Coverage {
-		j.Reconcile = append(j.Reconcile, TopCoverageJSON{Counter: c.Counter, Kernel: c.Kernel, Synq: c.Synq, Claimed: c.Claimed, Note: c.Note})
+		cj := TopCoverageJSON{Counter: c.Counter, Kernel: c.Kernel, Synq: c.Synq, Claimed: c.Claimed, Note: c.Note}
+		if c.Synq != nil && c.Kernel > 0 {
+			r := float64(*c.Synq) / float64(c.Kernel)
+			cj.Ratio = &r
+		}
+		j.Reconcile = append(j.Reconcile, cj)
 	}
 	return j
 }
