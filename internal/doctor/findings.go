@@ -201,16 +201,16 @@ func (d *diag) overflowing() (Finding, bool) {
 	case som != nil && backlog < *som:
 		f = d.finding(KindAppBacklog, Critical, ovf+d.unknownSyn(), "the application's listen() backlog is the limit: the accept queue overflows")
 		f.Limit = fmt.Sprintf("the backlog the application passed to listen(): %d, below net.core.somaxconn %d: raising somaxconn will not help", backlog, *som)
-		f.Action = fmt.Sprintf("raise the backlog %s passes to listen() (up to %d without touching somaxconn): %s", procName(p), *som, srv.Setting)
+		f.Action = fmt.Sprintf("raise the backlog %s passes to listen() (up to %d without touching somaxconn): %s", procName(p), *som, srv.SettingFor(r.Port, *som))
 	case som != nil:
 		f = d.finding(KindSomaxconn, Critical, ovf+d.unknownSyn(), "net.core.somaxconn caps the backlog: the accept queue overflows")
 		next := max(2**som, 4096)
 		f.Limit = fmt.Sprintf("net.core.somaxconn %d of netns %s: the backlog the application asked for was capped to it", *som, nsName(d.l))
-		f.Action = fmt.Sprintf("raise both: `sysctl -w net.core.somaxconn=%d` inside the listener's network namespace (a pod: its securityContext sysctls), and the backlog %s passes to listen() (%s); the backlog is taken at listen(): restart it", next, procName(p), srv.Setting)
+		f.Action = fmt.Sprintf("raise both: `sysctl -w net.core.somaxconn=%d` inside the listener's network namespace (a pod: its securityContext sysctls), and the backlog %s passes to listen() (%s); the backlog is taken at listen(): restart it", next, procName(p), srv.SettingFor(r.Port, next))
 	default:
 		f = d.finding(KindAppBacklog, Critical, ovf, "the accept queue overflows")
 		f.Limit = fmt.Sprintf("the accept queue's limit %d (net.core.somaxconn of its netns could not be read)", backlog)
-		f.Action = "raise the backlog the application passes to listen(): " + srv.Setting
+		f.Action = "raise the backlog the application passes to listen(): " + srv.SettingFor(r.Port, 4096)
 	}
 	f.Evidence = append(d.queueEvidence(), ev("net.core.somaxconn of the netns", nil, "", som))
 	if r.Latency.Count > 0 {

@@ -20,7 +20,7 @@ var servers = []struct {
 	match   func(exe string, args []string) bool
 	setting string
 }{
-	{"nginx", base("nginx"), "nginx: the backlog= parameter of the listen directive of this port (`listen 8080 backlog=4096;` in the server block; default 511), then `nginx -s reload`"},
+	{"nginx", base("nginx"), "nginx: the backlog= parameter of the listen directive of this port (`listen PORT backlog=N;` in the server block; default 511), then `nginx -s reload`"},
 	{"redis", base("redis-server"), "redis: `tcp-backlog N` in redis.conf (default 511), then restart redis"},
 	{"haproxy", base("haproxy"), "HAProxy: `backlog N` in the frontend (or defaults) section (default: the frontend's maxconn), then reload"},
 	{"envoy", base("envoy"), "Envoy: the listener's tcp_backlog_size (default 128)"},
@@ -74,6 +74,13 @@ func first(args []string) string {
 		return ""
 	}
 	return args[0]
+}
+
+// SettingFor is the server's Setting with PORT and N (the backlog to set)
+// filled in.
+func (s Server) SettingFor(port uint16, n int64) string {
+	return strings.NewReplacer("PORT", itoa(int64(port)), "backlog: N", "backlog: "+itoa(n), "backlog N", "backlog "+itoa(n),
+		"backlog=N", "backlog="+itoa(n), "--backlog N", "--backlog "+itoa(n), "tcp-backlog N", "tcp-backlog "+itoa(n)).Replace(s.Setting)
 }
 
 // Recognize names the server p runs and where its backlog is set; an
