@@ -258,3 +258,38 @@ func TestDoctorBadInput(t *testing.T) {
 	})
 }
 
+
+// Finding 5: SYNs whose SYN-ACK has no route are dropped with room in the
+// queues: ListenDrops beyond ListenOverflows + TCPReqQFullDrop. On the
+// tracepoint tier the reason comes from the netns's counters, and the
+// finding says so.
+func TestKernelDoctorDropsNotFullQueue(t *testing.T) {
+	kerneltest.Root(t)
+	src := netip.MustParsePrefix("10.67.0.0/16")
+	name := fmt.Sprintf("synq-doc-unr-%d", os.Getpid())
+	ns, l, fl := floodNetns(t, name, 64, "1", src, hardening.Unroutable)
+	res := doctorRun(t, ns, name, 3*time.Second, func() {
+		if _, err := fl.Send(l.Addr(), 200); err != nil {
+			t.Fatal(err)
+		}
+	}, "--port", strconv.Itoa(int(l.Port())))
+	if res.code != exitFound {
+		t.Errorf("exit %d, want %d", res.code, exitFound)
+	}
+	f := res.finding(t, "drops-not-full-queue", l.Port())
+	k := res.kernel
+	want := int64(k["TcpExt.ListenDrops"]) - int64(k["TcpExt.ListenOverflows"]) - int64(k["TcpExt.TCPReqQFullDrop"])
+	if want <= 0 {
+		t.Fatalf("the kernel counted no drop beyond the queues: %v", k)
+	}
+	_, kern := kernelOf(t, f, "TcpExt.ListenDrops")
+	if kern != want {
+		t.Errorf("doctor's netns drops beyond the queues %d, the test's %d", kern, want)
+	}
+	if n, ok := synqOf(f, "SYNs dropped with room"); ok && int64(n) != want {
+		t.Errorf("synq's SYN drops with room %d, the kernel's %d", n, want)
+	}
+	if res.report.Tier == "tracepoint" && !strings.Contains(f.Inferred, "netns") {
+		t.Errorf("on the tracepoint tier the finding must say the reason is inferred from the netns's counters: %q", f.Inferred)
+	}
+}
