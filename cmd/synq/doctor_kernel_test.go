@@ -258,7 +258,6 @@ func TestDoctorBadInput(t *testing.T) {
 	})
 }
 
-
 // Finding 5: SYNs whose SYN-ACK has no route are dropped with room in the
 // queues: ListenDrops beyond ListenOverflows + TCPReqQFullDrop. On the
 // tracepoint tier the reason comes from the netns's counters, and the

@@ -173,4 +173,3 @@ var nonSlug = regexp.MustCompile(`[^a-z0-9 -]`)
 func slug(h string) string {
 	return strings.ReplaceAll(nonSlug.ReplaceAllString(strings.ToLower(strings.TrimSpace(h)), ""), " ", "-")
 }
-
