@@ -87,10 +87,14 @@ func (d *diag) queueEvidence() []Evidence {
 	out := []Evidence{
 		ev(fmt.Sprintf("accept queue now %d, peak %d, limit %d (sk_max_ack_backlog)", r.AcceptQueue.Now, r.AcceptQueue.Peak, r.AcceptQueue.Max), nil, "", nil),
 		ev("connections accepted", u(r.Accepts), "", nil),
-		ev("final ACKs dropped on a full accept queue (half-open connections)", u(r.AckOverflow), "TcpExt.ListenOverflows", d.delta("TcpExt.ListenOverflows")),
 	}
+	ovf := d.delta("TcpExt.ListenOverflows")
 	if r.AcceptQueueFull != nil {
-		out = append(out, ev("SYNs dropped on a full accept queue", r.AcceptQueueFull, "", nil))
+		out = append(out, ev(fmt.Sprintf("dropped on a full accept queue (%d final ACKs: half-open connections, %d SYNs)", r.AckOverflow, *r.AcceptQueueFull),
+			u(d.overflows()), "TcpExt.ListenOverflows", ovf))
+	} else {
+		out = append(out, ev("final ACKs dropped on a full accept queue (half-open connections; the SYNs dropped for it are not visible on this tier)",
+			u(r.AckOverflow), "TcpExt.ListenOverflows", ovf))
 	}
 	return append(out, ev("connections dropped in all (the listener's ListenDrops)", u(r.Drops), "TcpExt.ListenDrops", d.delta("TcpExt.ListenDrops")))
 }

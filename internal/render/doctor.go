@@ -124,8 +124,8 @@ func WriteDoctor(w io.Writer, format Format, r *DoctorReport) error {
 			n++
 		}
 	}
-	fmt.Fprintf(&b, "synq doctor: %s observed on Linux %s (%s tier): %d listeners, %d findings\n",
-		f.Interval.Round(time.Millisecond), f.Kernel, f.Tier, len(f.Rows), n)
+	fmt.Fprintf(&b, "synq doctor: %s observed on Linux %s (%s tier): %s, %s\n",
+		f.Interval.Round(time.Millisecond), f.Kernel, f.Tier, plural(len(f.Rows), "listener"), plural(n, "finding"))
 	if f.Lost > 0 || f.RecursionMisses > 0 {
 		fmt.Fprintf(&b, "note: %d records lost and %d program runs skipped by the kernel: the counts below may miss them\n", f.Lost, f.RecursionMisses)
 	}
@@ -201,4 +201,11 @@ func evidenceText(e doctor.Evidence) string {
 		s += ": " + strings.Join(parts, " | ")
 	}
 	return s
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
