@@ -292,3 +292,25 @@ func TestKernelDoctorDropsNotFullQueue(t *testing.T) {
 		t.Errorf("on the tracepoint tier the finding must say the reason is inferred from the netns's counters: %q", f.Inferred)
 	}
 }
+
+// Ctrl-C ends the window early: doctor diagnoses what it saw, detaches
+// and exits with the status of its findings.
+func TestKernelDoctorInterrupted(t *testing.T) {
+	kerneltest.Root(t)
+	name, ns := doctorNetns(t, "synq-doc-int")
+	l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 64)
+	r := startSynq("doctor", "--netns", name, "--duration", "10m")
+	r.attached(t)
+	r.cancel()
+	select {
+	case code := <-r.done:
+		if code != 0 {
+			t.Errorf("exit %d after Ctrl-C on a healthy listener, want 0: %s", code, r.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("synq doctor did not end on Ctrl-C")
+	}
+	if out := r.stdout.String(); !strings.Contains(out, fmt.Sprintf("OK        127.0.0.1:%d ", l.Port())) {
+		t.Errorf("no healthy line for the listener after Ctrl-C:\n%s", out)
+	}
+}

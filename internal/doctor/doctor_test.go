@@ -137,3 +137,27 @@ func TestDiagnoseTimeWait(t *testing.T) {
 		t.Fatalf("%+v", fs)
 	}
 }
+
+// A running server that accepts a trickle while its queue is full, and one
+// whose accept latency is far above its neighbours': not accepting.
+func TestDiagnoseStarved(t *testing.T) {
+	in := input(row(80, 1, func(r *aggregate.Row) {
+		r.Accepts, r.Enqueued, r.Drops, r.AckOverflow = 2, 60, 40, 40
+		r.AcceptQueue.Peak = 17
+	}))
+	in.Procs[1].State = "R"
+	fs := Diagnose(in)
+	if len(fs) != 1 || fs[0].Kind != KindNotAccepting || !strings.Contains(fs[0].Action, "running but never gets to accept()") {
+		t.Fatalf("%+v", fs)
+	}
+	slow := func(p99 time.Duration) func(*aggregate.Row) {
+		return func(r *aggregate.Row) {
+			r.Accepts, r.Enqueued, r.AcceptQueue.Now = 10, 10, 1
+			r.Latency = aggregate.Summary{Count: 10, P99: p99}
+		}
+	}
+	fs = Diagnose(input(row(80, 1, slow(3*time.Second)), row(81, 3, slow(time.Millisecond)), row(82, 3, slow(2*time.Millisecond))))
+	if fs[0].Kind != KindNotAccepting || fs[0].Listener.Port != 80 || fs[1].Kind != KindHealthy {
+		t.Fatalf("%+v", fs)
+	}
+}

@@ -2,8 +2,10 @@ package doctor
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/sockstate"
@@ -135,7 +137,11 @@ func (d *diag) notAccepting() (Finding, bool) {
 			stuck = append(stuck, p)
 		}
 	}
-	if r.Accepts > 0 && len(stuck) == 0 {
+	// Accepts near zero: under a twentieth of what arrived, with the queue
+	// at its limit; or an accept latency far above every other listener's.
+	arrived := r.Enqueued + r.Drops
+	nearZero := r.Accepts*20 < arrived && r.AcceptQueue.Peak >= r.AcceptQueue.Max
+	if r.Accepts > 0 && len(stuck) == 0 && !nearZero && !d.latencyOutlier() {
 		return Finding{}, false
 	}
 	f := d.finding(KindNotAccepting, Critical, r.Drops+uint64(r.AcceptQueue.Now)+1<<32, "the application is not accepting: connections wait in the accept queue")
@@ -143,8 +149,11 @@ func (d *diag) notAccepting() (Finding, bool) {
 	if len(states) > 0 {
 		f.Evidence = append(f.Evidence, ev("process state (/proc/PID/stat): "+strings.Join(states, ", "), nil, "", nil))
 	}
-	f.Limit = fmt.Sprintf("the application: it accepted %d connections in %s while %d waited (the queue is not too small, nobody empties it)",
-		r.Accepts, d.in.Frame.Interval.Round(1e6), max(uint32(r.AcceptQueue.Peak), r.AcceptQueue.Now))
+	f.Limit = fmt.Sprintf("the application: it accepted %d of %d connections that arrived in %s (the queue is not too small: it is not emptied)",
+		r.Accepts, arrived, d.in.Frame.Interval.Round(time.Millisecond))
+	if r.Latency.Count > 0 {
+		f.Evidence = append(f.Evidence, ev(fmt.Sprintf("accept latency p50 %s, p99 %s, max %s", r.Latency.P50, r.Latency.P99, r.Latency.Max), nil, "", nil))
+	}
 	var p *Proc
 	if len(stuck) > 0 {
 		p = stuck[0]
@@ -165,6 +174,27 @@ func (d *diag) notAccepting() (Finding, bool) {
 	}
 	f.Inferred = d.inferredSyn()
 	return f, true
+}
+
+// latencyOutlier: the listener's accept latency p99 is at least a second
+// and a hundred times the median p99 of the other listeners that accepted.
+func (d *diag) latencyOutlier() bool {
+	p99 := d.r.Latency.P99
+	if p99 < time.Second {
+		return false
+	}
+	var others []time.Duration
+	for i := range d.in.Frame.Rows {
+		o := &d.in.Frame.Rows[i]
+		if o != d.r && o.Latency.Count > 0 {
+			others = append(others, o.Latency.P99)
+		}
+	}
+	if len(others) == 0 {
+		return false
+	}
+	slices.Sort(others)
+	return p99 >= 100*others[len(others)/2]
 }
 
 func stateWords(p *Proc) string {
