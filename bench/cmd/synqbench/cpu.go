@@ -47,7 +47,8 @@ func newCPUClock() *cpuClock {
 			continue
 		}
 		k := &cpuClock{usage: filepath.Join(dir, c.usage), dir: dir, leaveTo: filepath.Join(c.root, "cgroup.procs")}
-		if k.nowNs() == 0 {
+		// A new cgroup's usage starts at 0: only an unreadable one fails.
+		if _, err := os.ReadFile(k.usage); err != nil {
 			k.close()
 			continue
 		}
