@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"strings"
@@ -26,7 +27,9 @@ type fakeSource struct {
 	counts map[tracer.ListenerID]tracer.Counts
 	hists  map[tracer.ListenerID]*tracer.Histogram
 	stats  tracer.Stats
-	kernel netstat.Snapshot
+	kernel netstat.Snapshot // of testNetns
+	// mib are the counters of the other namespaces (none: unreadable).
+	mib map[uint32]netstat.Snapshot
 	// denied are namespaces the walk finds but may not enter.
 	denied []uint32
 }
@@ -98,7 +101,8 @@ func (f *fakeSource) accepted(id tracer.ListenerID, lat ...time.Duration) {
 	}
 }
 
-// Walk lists testNetns (always) and every namespace with a listener.
+// Walk lists testNetns (always), every namespace with a listener or
+// counters, with the counters of each.
 func (f *fakeSource) Walk() (*ledger.View, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -106,25 +110,25 @@ func (f *fakeSource) Walk() (*ledger.View, error) {
 	for _, l := range f.ls {
 		byNetns[l.Netns] = append(byNetns[l.Netns], l)
 	}
+	for ino := range f.mib {
+		byNetns[ino] = append(byNetns[ino], nil...)
+	}
 	v := &ledger.View{}
 	for ino, ls := range byNetns {
-		v.Netns = append(v.Netns, ledger.NetnsView{NS: ledger.Namespace{Inode: uint64(ino)}, Listeners: ls})
+		mib := f.mib[ino]
+		if ino == testNetns {
+			mib = f.kernel
+		}
+		if mib != nil {
+			mib = maps.Clone(mib)
+		}
+		v.Netns = append(v.Netns, ledger.NetnsView{NS: ledger.Namespace{Inode: uint64(ino)}, Listeners: ls, MIB: mib})
 	}
 	for _, ino := range f.denied {
 		v.Netns = append(v.Netns, ledger.NetnsView{NS: ledger.Namespace{Inode: uint64(ino)},
 			Err: fmt.Errorf("enter net:[%d]: %w", ino, unix.EPERM)})
 	}
 	return v, nil
-}
-
-func (f *fakeSource) KernelCounters() (netstat.Snapshot, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := netstat.Snapshot{}
-	for k, v := range f.kernel {
-		out[k] = v
-	}
-	return out, nil
 }
 
 // listen adds a listener on 127.0.0.1:port of testNetns with backlog 128.
@@ -261,4 +265,9 @@ func checkMonotonic(t *testing.T, before, after map[string]float64) {
 			t.Errorf("%s went down: %v -> %v", k, v, w)
 		}
 	}
+}
+
+// cov is the coverage sample of counter in testNetns.
+func cov(counter string) string {
+	return fmt.Sprintf("synq_reconcile_coverage_ratio{counter=%s,netns=%d}", counter, testNetns)
 }

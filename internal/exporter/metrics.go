@@ -67,18 +67,20 @@ var (
 			"(those are missing from the counters and the histogram too).",
 		nil, nil)
 	descKernel = prometheus.NewDesc("synq_kernel_netstat_total",
-		"The kernel's own SNMP/netstat counters (the default set of synq stats) of the reconciled network namespace "+
-			"(netns: its inode; synq's own, or --netns), by node_exporter name: name=X is node_netstat_X. "+
-			"Counts since the namespace was created, not since synq started.",
+		"The kernel's own SNMP/netstat counters (the default set of synq stats) of a network namespace (netns: its inode), "+
+			"by node_exporter name: name=X is node_netstat_X. Exported for synq's own namespace (or --netns) and for every "+
+			"namespace with a listener that has series of its own (so at most --max-listeners + 1 namespaces); "+
+			"synq_netns_info names the namespace and its pod. Counts since the namespace was created, not since synq started.",
 		[]string{"netns", "name"}, nil)
 	descKernelGauge = prometheus.NewDesc("synq_kernel_netstat_current",
-		"The kernel's SNMP/netstat values of the reconciled network namespace that are levels, not counts "+
-			"(e.g. Tcp_CurrEstab), by node_exporter name.",
+		"The kernel's SNMP/netstat values of a network namespace that are levels, not counts "+
+			"(e.g. Tcp_CurrEstab), by node_exporter name; the same namespaces as synq_kernel_netstat_total.",
 		[]string{"netns", "name"}, nil)
 	descCoverage = prometheus.NewDesc("synq_reconcile_coverage_ratio",
-		"Drops synq attributed to listeners of the reconciled network namespace, divided by the increase of the kernel's counter "+
-			"since synq started (1: every drop explained; 1 when both are 0).",
-		[]string{"counter"}, nil)
+		"Drops synq attributed to the listeners of a network namespace (netns: its inode), divided by the increase of the "+
+			"namespace's kernel counter since synq first read it (1: every drop explained; 1 when both are 0). "+
+			"The same namespaces as synq_kernel_netstat_total; folded listeners count in their namespace's ratio.",
+		[]string{"netns", "counter"}, nil)
 	descBuildInfo = prometheus.NewDesc("synq_build_info",
 		"synq's version, the attach tier it runs on and the kernel release; always 1.",
 		[]string{"version", "tier", "kernel"}, nil)

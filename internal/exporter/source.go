@@ -5,7 +5,6 @@ import (
 
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
-	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -23,11 +22,9 @@ type Source interface {
 	// Stats counts what the event stream lost.
 	Stats() (tracer.Stats, error)
 	// Walk is a snapshot of every listening socket of the watched
-	// namespaces (ledger.Walker.Walk): a nil View is a failed walk.
+	// namespaces and of each one's SNMP/netstat counters, read in the same
+	// visit (ledger.Walker.Walk with MIB): a nil View is a failed walk.
 	Walk() (*ledger.View, error)
-	// KernelCounters are the SNMP/netstat counters of the reconciled
-	// namespace (synq's own, or --netns).
-	KernelCounters() (netstat.Snapshot, error)
 }
 
 // KernelSource reads a live tracer and the iter/tcp snapshotter.
@@ -45,7 +42,7 @@ type KernelSource struct {
 // only, or with synq's own namespace. The caller keeps ownership of tr and
 // snap.
 func NewKernelSource(tr *tracer.Tracer, snap *tracer.Snapshotter, only *netns.NS) (*KernelSource, error) {
-	s := &KernelSource{tr: tr, Walker: &ledger.Walker{Lister: snap}, release: func() {}}
+	s := &KernelSource{tr: tr, Walker: &ledger.Walker{Lister: snap, MIB: true}, release: func() {}}
 	if only != nil {
 		// Held open: `ip netns del` while processes use it loses nothing.
 		ns, release, err := ledger.Hold(*only)
@@ -78,26 +75,12 @@ func (s *KernelSource) Histograms() (map[tracer.ListenerID]*tracer.Histogram, er
 func (s *KernelSource) Stats() (tracer.Stats, error) { return s.tr.Stats() }
 
 // Walk enters each namespace in turn: the kernel binds a TCP iterator to
-// the namespace of the thread that opens it. Entering a namespace other than
+// the namespace of the thread that opens it, and /proc/thread-self/net shows
+// its counters. Entering a namespace other than
 // synq's own needs CAP_SYS_ADMIN. Namespaces synq cannot list are in the
 // View with their reason, said once by the Walker: their listeners still
 // count (named by events), without queue gauges.
 func (s *KernelSource) Walk() (*ledger.View, error) { return s.Walker.Walk() }
-
-func (s *KernelSource) KernelCounters() (netstat.Snapshot, error) {
-	if s.held == nil {
-		return netstat.ReadNetns(s.self)
-	}
-	var snap netstat.Snapshot
-	err := s.held.Do(func() (err error) {
-		snap, err = netstat.Read("/proc/thread-self/net")
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("counters of netns %s: %w", s.held, err)
-	}
-	return snap, nil
-}
 
 // Healthy says why what synq watches is no longer what the operator asked
 // for: the --netns namespace has no process and no name left (only synq
