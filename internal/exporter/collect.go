@@ -1,7 +1,6 @@
 package exporter
 
 import (
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,14 +31,19 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		if se.live {
 			g = &gauges{se.accLen, se.accMax, se.synLen}
 		}
-		e.collectListener(ch, se.labels(), &se.own, &se.ownHist, g)
+		e.collectListener(ch, se.labelValues(), &se.own, &se.ownHist, g)
+		var name string
+		if st := e.kernel[se.netns]; st != nil {
+			name = st.name
+		}
+		e.collectInfo(ch, se, name)
 	}
 	if e.otherUsed {
 		var g *gauges
 		if e.otherLive {
 			g = &e.otherGauges
 		}
-		e.collectListener(ch, []string{Other, Other, Other}, &e.other, &e.otherHist, g)
+		e.collectListener(ch, otherLabels, &e.other, &e.otherHist, g)
 	}
 	e.collectKernel(ch)
 }

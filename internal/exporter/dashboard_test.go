@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -35,6 +37,8 @@ func populated(t *testing.T) *Exporter {
 	f.denied = []uint32{testNetns + 1}
 	f.kernel["TcpExt.ListenDrops"] = 5
 	f.kernel["Tcp.CurrEstab"] = 3
+	f.owners = map[uint64][]aggregate.Owner{10: {{PID: 42, Comm: "nginx", Identity: identity.Identity{
+		Runtime: "containerd", ContainerID: strings.Repeat("ab", 32), PodUID: "0b0b", Pod: "web-0", Namespace: "shop", Container: "nginx"}}}}
 	f.accepted(1, 50*time.Microsecond, 2*time.Millisecond, 300*time.Millisecond, 20*time.Second)
 	return e
 }

@@ -202,6 +202,7 @@ type series struct {
 	accLen      uint64
 	accMax      uint64
 	synLen      uint64
+	owner       *owned // nil until a lookup found one (slotted series only)
 }
 
 type gauges struct{ accLen, accMax, synLen uint64 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/synq-trace/synq/internal/aggregate"
 	khist "github.com/synq-trace/synq/internal/hist"
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netstat"
@@ -30,6 +31,10 @@ type fakeSource struct {
 	kernel netstat.Snapshot // of testNetns
 	// mib are the counters of the other namespaces (none: unreadable).
 	mib map[uint32]netstat.Snapshot
+	// owners of the listening sockets, by inode, and how the lookup went.
+	owners      map[uint64][]aggregate.Owner
+	ownerReport OwnerReport
+	lookups     int
 	// denied are namespaces the walk finds but may not enter.
 	denied []uint32
 }
@@ -131,6 +136,19 @@ func (f *fakeSource) Walk() (*ledger.View, error) {
 	return v, nil
 }
 
+func (f *fakeSource) Owners(_ time.Time, inodes map[uint64]bool) (map[uint64][]aggregate.Owner, OwnerReport) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lookups++
+	out := map[uint64][]aggregate.Owner{}
+	for ino := range inodes {
+		if o, ok := f.owners[ino]; ok {
+			out[ino] = o
+		}
+	}
+	return out, f.ownerReport
+}
+
 // listen adds a listener on 127.0.0.1:port of testNetns with backlog 128.
 func (f *fakeSource) listen(id tracer.ListenerID, port uint16) {
 	f.mu.Lock()
@@ -226,10 +244,10 @@ func sampleID(name string, lps []*dto.LabelPair) string {
 }
 
 func lid(port uint16) string {
-	return fmt.Sprintf("addr=127.0.0.1,netns=%d,port=%d", testNetns, port)
+	return fmt.Sprintf("addr=127.0.0.1,container=,namespace=,netns=%d,pod=,port=%d", testNetns, port)
 }
 
-const otherID = "addr=other,netns=other,port=other"
+const otherID = "addr=other,container=,namespace=,netns=other,pod=,port=other"
 
 // sum adds every sample of a metric.
 func sum(m map[string]float64, name string) float64 {

@@ -128,8 +128,12 @@ func (e *Exporter) exportedNetns() []uint32 {
 }
 
 func (e *Exporter) collectKernel(ch chan<- prometheus.Metric) {
+	pods := e.netnsPods()
 	for _, ino := range e.exportedNetns() {
-		e.collectNetns(ch, strconv.FormatUint(uint64(ino), 10), e.kernel[ino])
+		ns, st := strconv.FormatUint(uint64(ino), 10), e.kernel[ino]
+		p := pods[ino]
+		ch <- prometheus.MustNewConstMetric(descNetnsInfo, prometheus.GaugeValue, 1, ns, st.name, p[0], p[1])
+		e.collectNetns(ch, ns, st)
 	}
 }
 

@@ -6,10 +6,12 @@ import (
 )
 
 // Every metric synq exports is described here, once. Listener series carry
-// netns (inode), addr and port of the listening socket and nothing of the
-// connections (no peer, no payload); listeners past --max-listeners are
-// summed into netns="other", addr="other", port="other".
-var listenerLabels = []string{"netns", "addr", "port"}
+// netns (inode), addr and port of the listening socket (the key: one series
+// per key), and namespace, pod and container of the workload that owns it
+// (empty where unknown), and nothing of the connections (no peer, no
+// payload); listeners past --max-listeners are summed into netns="other",
+// addr="other", port="other" with empty namespace, pod and container.
+var listenerLabels = []string{"netns", "addr", "port", "namespace", "pod", "container"}
 
 // Other is the value of every listener label of the folded series.
 const Other = "other"
@@ -81,6 +83,16 @@ var (
 			"namespace's kernel counter since synq first read it (1: every drop explained; 1 when both are 0). "+
 			"The same namespaces as synq_kernel_netstat_total; folded listeners count in their namespace's ratio.",
 		[]string{"netns", "counter"}, nil)
+	descListenerInfo = prometheus.NewDesc("synq_listener_info",
+		"The owner of a listener with series of its own, always 1, for joins on (netns, addr, port): the process holding "+
+			"its socket that names the workload best (pid, comm), its systemd unit, container id and runtime, pod UID, "+
+			"and the name of its network namespace under /run/netns. Empty where unknown.",
+		append(append([]string{}, listenerLabels...), "unit", "container_id", "runtime", "pod_uid", "pid", "comm", "netns_name"), nil)
+	descNetnsInfo = prometheus.NewDesc("synq_netns_info",
+		"A network namespace whose kernel counters synq exports, always 1, for joins on netns: its name under /run/netns, "+
+			"and the Kubernetes namespace and pod its listeners belong to (empty unless every listener of it with series of "+
+			"its own and a known owner is that pod's: the host namespace, which hostNetwork pods share with services, has none).",
+		[]string{"netns", "netns_name", "namespace", "pod"}, nil)
 	descBuildInfo = prometheus.NewDesc("synq_build_info",
 		"synq's version, the attach tier it runs on and the kernel release; always 1.",
 		[]string{"version", "tier", "kernel"}, nil)
@@ -93,7 +105,7 @@ var kernelSet = append(append([]string{}, netstat.DefaultSet...), "Tcp.CurrEstab
 var allDescs = []*prometheus.Desc{
 	descDrops, descCookies, descSyn, descEnqueued, descAccepted, descSynackRetrans,
 	descAcceptQueueLen, descAcceptQueueMax, descSynQueueLen, descLatency,
-	descLost, descKernel, descKernelGauge, descCoverage, descBuildInfo,
+	descLost, descKernel, descKernelGauge, descCoverage, descBuildInfo, descListenerInfo, descNetnsInfo,
 	descSourceReads, descSourceErrors, descSourceSuccess,
 }
 

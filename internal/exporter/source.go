@@ -2,7 +2,10 @@ package exporter
 
 import (
 	"fmt"
+	"sync"
+	"time"
 
+	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/tracer"
@@ -25,6 +28,21 @@ type Source interface {
 	// namespaces and of each one's SNMP/netstat counters, read in the same
 	// visit (ledger.Walker.Walk with MIB): a nil View is a failed walk.
 	Walk() (*ledger.View, error)
+	// Owners are the processes holding each listening socket (by inode),
+	// named (unit, container, pod): cached, so that a scrape does not walk
+	// /proc (aggregate.OwnerCache's policy). The report says whether the
+	// container runtime was asked for names and why it could not answer.
+	Owners(now time.Time, inodes map[uint64]bool) (map[uint64][]aggregate.Owner, OwnerReport)
+}
+
+// OwnerReport says how the names of a lookup came about.
+type OwnerReport struct {
+	// Asked: the container runtime (CRI) was asked for names, or would have
+	// been had it been reachable.
+	Asked bool
+	// Err: why it could not answer (no socket, refused, unknown
+	// container): the owners are named from their cgroups alone.
+	Err error
 }
 
 // KernelSource reads a live tracer and the iter/tcp snapshotter.
@@ -36,6 +54,30 @@ type KernelSource struct {
 	// Walker lists the listeners; set its Report to hear, once, of a
 	// namespace it could not see.
 	Walker *ledger.Walker
+	// Identify, if set, names the owners a lookup found beyond what their
+	// cgroup says (the container runtime's pod, namespace and container
+	// names), in place; it reports as Owners does.
+	Identify func(owners map[uint64][]aggregate.Owner) OwnerReport
+
+	ownersMu sync.Mutex
+	owners   aggregate.OwnerCache
+}
+
+// ownerMaxAge: owners are re-read from /proc when a listener appears whose
+// socket was not indexed, or this long after the last read (a socket handed
+// to another process, a process that exited).
+const ownerMaxAge = 30 * time.Second
+
+// Owners reads the owners through an aggregate.OwnerCache and names them.
+func (s *KernelSource) Owners(now time.Time, inodes map[uint64]bool) (map[uint64][]aggregate.Owner, OwnerReport) {
+	s.ownersMu.Lock()
+	defer s.ownersMu.Unlock()
+	s.owners.MaxAge = ownerMaxAge
+	owners := s.owners.Lookup(now, inodes)
+	if s.Identify == nil {
+		return owners, OwnerReport{}
+	}
+	return owners, s.Identify(owners)
 }
 
 // NewKernelSource watches only (nil: every namespace) and reconciles with
