@@ -3,14 +3,20 @@ package main
 import (
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/synq-trace/synq/internal/command"
 	"github.com/synq-trace/synq/internal/exporter"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/urfave/cli/v2"
 )
 
 const defaultListen = "127.0.0.1:9464"
+
+// flagRuntimeEndpoint is the container runtime's CRI socket, which names pods
+// and containers.
+var flagRuntimeEndpoint = &cli.StringFlag{Name: "runtime-endpoint", Usage: "the container runtime's CRI `SOCKET` (a path or unix:///path) that names pods and containers; default: the first of " + strings.Join(identity.DefaultEndpoints, ", ") + " that exists"}
 
 func serveCommand() *cli.Command {
 	return &cli.Command{
@@ -22,7 +28,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "web.config.file", Usage: "exporter-toolkit web configuration `FILE` (as node_exporter's): TLS, client certificates, basic auth; see docs/exporter.md"},
 			&cli.IntFlag{Name: "max-listeners", Value: 100, Usage: "listeners with series of their own (busiest first); the rest are summed into port=\"other\""},
 			&cli.DurationFlag{Name: "expire", Value: 5 * time.Minute, Usage: "keep exporting a listener this long after it closed (frozen, without queue gauges), then drop its series"},
-			flagTier,
+			flagTier, flagRuntimeEndpoint,
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook and why better tiers were skipped"},
 		},
 		Action: runServe,
@@ -48,6 +54,11 @@ func runServe(c *cli.Context) error {
 	if d := c.Duration("expire"); d <= 0 {
 		return usagef("invalid --expire %v: must be positive", d)
 	}
+	if e := c.String(flagRuntimeEndpoint.Name); e != "" {
+		if err := identity.CheckEndpoint(e); err != nil {
+			return usagef("invalid --runtime-endpoint: %v", err)
+		}
+	}
 	// Counters and the accept latency histogram are kept in the kernel and
 	// read at scrape time; only overflows are streamed (they name
 	// listeners), with batched wakeups.
@@ -62,7 +73,8 @@ func runServe(c *cli.Context) error {
 	cfg.RingBytes = 256 << 10
 
 	return command.Serve(c.Context, env(c), command.ServeOptions{Addr: addr, Loopback: loopback,
-		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version, Web: web})
+		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version, Web: web,
+		RuntimeEndpoint: c.String(flagRuntimeEndpoint.Name)})
 }
 
 // checkListen validates --web.listen-address and says whether it is loopback only.

@@ -84,10 +84,8 @@ func (e *Exporter) nameOwners(now time.Time) {
 	}
 	owners, report := e.src.Owners(now, inodes)
 	if report.Asked {
+		// The source says why on stderr, once; /healthz names it.
 		e.health.read(SourceCRI, report.Err)
-		if report.Err != nil {
-			e.logf("listener names: %v (identity from cgroups alone: no pod, namespace or container names)", report.Err)
-		}
 	}
 	// A series may have several sockets (SO_REUSEPORT): the best owner of
 	// all of them.

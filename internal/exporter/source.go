@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/tracer"
@@ -54,10 +55,9 @@ type KernelSource struct {
 	// Walker lists the listeners; set its Report to hear, once, of a
 	// namespace it could not see.
 	Walker *ledger.Walker
-	// Identify, if set, names the owners a lookup found beyond what their
-	// cgroup says (the container runtime's pod, namespace and container
-	// names), in place; it reports as Owners does.
-	Identify func(owners map[uint64][]aggregate.Owner) OwnerReport
+	// Resolver, if set, names containers and pods from the container
+	// runtime's CRI API (set it before the first scrape).
+	Resolver *identity.Resolver
 
 	ownersMu sync.Mutex
 	owners   aggregate.OwnerCache
@@ -68,16 +68,30 @@ type KernelSource struct {
 // to another process, a process that exited).
 const ownerMaxAge = 30 * time.Second
 
-// Owners reads the owners through an aggregate.OwnerCache and names them.
+// Owners reads the owners through an aggregate.OwnerCache, which names them
+// from their cgroups and the Resolver. The runtime counts as asked when an
+// owner's cgroup names a Kubernetes pod, or a container and a runtime socket
+// was found (a docker host without a CRI socket is not degraded: there are
+// no pod names to miss).
 func (s *KernelSource) Owners(now time.Time, inodes map[uint64]bool) (map[uint64][]aggregate.Owner, OwnerReport) {
 	s.ownersMu.Lock()
 	defer s.ownersMu.Unlock()
-	s.owners.MaxAge = ownerMaxAge
+	s.owners.MaxAge, s.owners.Resolver = ownerMaxAge, s.Resolver
 	owners := s.owners.Lookup(now, inodes)
-	if s.Identify == nil {
-		return owners, OwnerReport{}
+	var rep OwnerReport
+	if s.Resolver == nil {
+		return owners, rep
 	}
-	return owners, s.Identify(owners)
+	st := s.Resolver.Status()
+	for ino := range inodes {
+		for _, o := range owners[ino] {
+			rep.Asked = rep.Asked || o.PodUID != "" || o.ContainerID != "" && st.Endpoint != ""
+		}
+	}
+	if rep.Asked {
+		rep.Err = st.Err
+	}
+	return owners, rep
 }
 
 // NewKernelSource watches only (nil: every namespace) and reconciles with
