@@ -361,7 +361,7 @@ func startServe(t *testing.T, args ...string) string {
 func TestKernelServePrometheus(t *testing.T) {
 	kerneltest.Root(t)
 	promBin := prometheusBinary(t)
-	const nsName = "synq-serve-test"
+	nsName := fmt.Sprintf("synq-serve-test-%d", os.Getpid()) // pid-unique: parallel runs
 	ns, l := testListener(t, nsName, 1)
 
 	target := startServe(t, "--netns", nsName)
@@ -518,7 +518,7 @@ func sampleOf(ss []sample, name, port string) (float64, bool) {
 // is the kernel's ListenDrops. When the busy listener closes, it stays
 // exported (frozen, without gauges) until --expire, then its series go.
 func TestKernelServeFoldAndExpire(t *testing.T) {
-	const nsName = "synq-serve-fold"
+	nsName := fmt.Sprintf("synq-serve-fold-%d", os.Getpid()) // pid-unique: parallel runs
 	ns, busy := testListener(t, nsName, 1)
 	idle := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 7)
 	const expire = 3 * time.Second
@@ -656,7 +656,7 @@ func promMust(t *testing.T, base, q string) []json.RawMessage {
 // no bucket below hold holds any, and the sum lies between n·hold and the
 // time the whole exchange took.
 func TestKernelServeAcceptLatency(t *testing.T) {
-	const nsName = "synq-serve-latency"
+	nsName := fmt.Sprintf("synq-serve-latency-%d", os.Getpid()) // pid-unique: parallel runs
 	ns, ln := testListener(t, nsName, 16)
 	target := startServe(t, "--netns", nsName)
 	port := strconv.Itoa(int(ln.Port()))

@@ -60,7 +60,7 @@ func tracepointInfo() tracer.Info {
 
 func newFake(info tracer.Info) *fakeSource {
 	return &fakeSource{info: info, ls: map[tracer.ListenerID]tracer.Listener{}, counts: map[tracer.ListenerID]tracer.Counts{},
-		hists: map[tracer.ListenerID]*tracer.Histogram{},
+		hists: map[tracer.ListenerID]*tracer.Histogram{}, owners: map[uint64][]aggregate.Owner{},
 		kernel: netstat.Snapshot{"TcpExt.ListenDrops": 0, "TcpExt.ListenOverflows": 0, "TcpExt.TCPReqQFullDrop": 0,
 			"TcpExt.SyncookiesSent": 0, "Tcp.PassiveOpens": 0}}
 }
