@@ -182,7 +182,8 @@ func TestKernelServePodIdentity(t *testing.T) {
 	if v, ok := promQuery(t, base, `synq_scrape_source_success{source="cri"}`); !ok || v != 1 {
 		t.Errorf(`synq_scrape_source_success{source="cri"} = %v (found %v), want 1`, v, ok)
 	}
-	checkDashboardQueries(t, base)
+	// The dashboard with the pod selected: every panel has its data.
+	checkDashboardQueries(t, base, "namespace", "shop", "pod", "web-0", "netns", strconv.FormatUint(ino, 10))
 
 	// Without a runtime (its socket absent): the cgroup still names the
 	// container and pod UID, the names are empty, the cri source says why,

@@ -578,7 +578,10 @@ func TestKernelServeFoldAndExpire(t *testing.T) {
 // checkDashboardQueries runs every query of the Grafana dashboard, its
 // variables filled in as Grafana would, on the real Prometheus: each must
 // parse, and each whose metrics synq exported here must return data.
-func checkDashboardQueries(t *testing.T, base string) {
+//
+// vals are variable, value pairs (a regexp, as Grafana passes a selection);
+// the others select everything.
+func checkDashboardQueries(t *testing.T, base string, vals ...string) {
 	t.Helper()
 	b, err := os.ReadFile("../../deploy/grafana/synq.json")
 	if err != nil {
@@ -600,7 +603,15 @@ func checkDashboardQueries(t *testing.T, base string) {
 	for _, m := range []string{"synq_syn_total", "synq_syn_cookies_total"} {
 		present[m] = len(promMust(t, base, m)) > 0
 	}
-	vars := strings.NewReplacer(`"$instance"`, `".*"`, `"$netns"`, `".*"`, "$__rate_interval", "1m", "$__interval", "15s")
+	sel := map[string]string{"instance": ".*", "netns": ".*", "namespace": ".*", "pod": ".*"}
+	for i := 0; i+1 < len(vals); i += 2 {
+		sel[vals[i]] = vals[i+1]
+	}
+	repl := []string{"$__rate_interval", "1m", "$__interval", "15s"}
+	for k, v := range sel {
+		repl = append(repl, `"$`+k+`"`, strconv.Quote(v))
+	}
+	vars := strings.NewReplacer(repl...)
 	n := 0
 	for _, p := range d.Panels {
 		for _, tg := range p.Targets {
