@@ -21,6 +21,7 @@ type TraceOptions struct {
 	Only      *netns.NS     // --netns, nil for every namespace
 	Duration  time.Duration // --duration, 0 until ctx ends
 	Reconcile time.Duration // --reconcile: periodic reports, 0 on exit only
+	Workload
 }
 
 // Trace streams events until ctx ends or Duration, then says what it saw

@@ -66,9 +66,9 @@ type Resolver struct {
 	version   string
 	byID      map[string]Identity // containers and pod sandboxes by id
 	pods      map[string]Identity // pods by UID
-	listed    time.Time // last listing attempt
-	listedOK  bool      // the last listing answered
-	err       error     // why names are unavailable, nil when they are
+	listed    time.Time           // last listing attempt
+	listedOK  bool                // the last listing answered
+	err       error               // why names are unavailable, nil when they are
 	warned    bool
 	unknownOK bool // the "does not know" line was said
 }
