@@ -2,10 +2,14 @@ package command
 
 import (
 	"fmt"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/netns"
+	"github.com/synq-trace/synq/internal/reconcile"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -76,13 +80,110 @@ func (w Workload) check(env Env, only *netns.NS, port uint16, r *identity.Resolv
 	return w.noMatch(port)
 }
 
-// selectedIDs are the listeners of ls the filter selects, by id.
+// selectedIDs says, for each listener of ls by id, whether the filter
+// selects it.
 func (w Workload) selectedIDs(ls []tracer.Listener, owners map[uint64][]aggregate.Owner) map[tracer.ListenerID]bool {
 	out := map[tracer.ListenerID]bool{}
 	for _, l := range ls {
-		if w.selects(owners[l.Inode]) {
-			out[l.ID] = true
-		}
+		out[l.ID] = w.selects(owners[l.Inode])
 	}
 	return out
+}
+
+// namer names the listeners of reconcile reports and selects trace's
+// events by workload. Owners are read again when a listener appears whose
+// socket was not indexed (OwnerCache), never per event: an event's listener
+// is looked up in the selection made at the last listing.
+type namer struct {
+	w      Workload
+	only   *netns.NS
+	env    Env
+	owners aggregate.OwnerCache
+
+	mu       sync.Mutex
+	selected map[tracer.ListenerID]bool
+	listed   time.Time
+}
+
+func newNamer(env Env, w Workload, only *netns.NS, r *identity.Resolver) *namer {
+	return &namer{w: w, only: only, env: env, owners: aggregate.OwnerCache{MaxAge: 10 * time.Second, Resolver: r}}
+}
+
+// name sets the owners of a report's listeners; with a filter, only the
+// selected listeners stay.
+func (n *namer) name(rep *reconcile.Report) {
+	inodes := map[uint64]bool{}
+	for _, ns := range rep.Netns {
+		for _, l := range ns.Listeners {
+			if l.Inode != 0 && !l.Closed {
+				inodes[l.Inode] = true
+			}
+		}
+	}
+	n.mu.Lock()
+	owners := n.owners.Lookup(time.Now(), inodes)
+	n.mu.Unlock()
+	for i := range rep.Netns {
+		ls := rep.Netns[i].Listeners
+		for j := range ls {
+			ls[j].Owners = []aggregate.Owner{}
+			if inodes[ls[j].Inode] {
+				ls[j].Owners = append(ls[j].Owners, owners[ls[j].Inode]...)
+			}
+		}
+		if !n.w.Filter.Empty() {
+			rep.Netns[i].Listeners = slices.DeleteFunc(ls, func(l reconcile.ListenerReport) bool {
+				return !n.selectedID(l.ID) && !n.w.selects(l.Owners)
+			})
+		}
+	}
+}
+
+// refresh lists the listeners and selects them (at most every 200 ms).
+func (n *namer) refresh() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if time.Since(n.listed) < 200*time.Millisecond {
+		return
+	}
+	n.listed = time.Now()
+	ls, err := snapshotAll(n.env, n.only)
+	if err != nil {
+		return // the last selection stays
+	}
+	inodes := map[uint64]bool{}
+	for _, l := range ls {
+		inodes[l.Inode] = true
+	}
+	sel := n.w.selectedIDs(ls, n.owners.Lookup(n.listed, inodes))
+	for id, was := range n.selected {
+		sel[id] = sel[id] || was // a listener that closed keeps its selection
+	}
+	n.selected = sel
+}
+
+func (n *namer) selectedID(id tracer.ListenerID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.selected[id]
+}
+
+// event says trace prints ev: its listener is selected. A listener not seen
+// at the last listing (it just opened) lists again, at most every 200 ms;
+// events whose listener the hook cannot see (id 0) are not selected.
+func (n *namer) event(ev *tracer.Event) bool {
+	if n.w.Filter.Empty() {
+		return true
+	}
+	if ev.Listener == 0 {
+		return false
+	}
+	n.mu.Lock()
+	sel, known := n.selected[ev.Listener]
+	n.mu.Unlock()
+	if !known {
+		n.refresh()
+		sel = n.selectedID(ev.Listener)
+	}
+	return sel
 }
