@@ -86,7 +86,7 @@ func listenInCgroups(t *testing.T, ns *netlab.Netns, cgroups ...string) workload
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Listen(fd, 8); err != nil {
+	if err := unix.Listen(fd, 64); err != nil { // the sleeps never accept: room for every run's connection
 		t.Fatal(err)
 	}
 	sa, err := unix.Getsockname(fd)
