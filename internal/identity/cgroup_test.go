@@ -104,3 +104,31 @@ func TestDisplay(t *testing.T) {
 		}
 	}
 }
+
+func TestFilter(t *testing.T) {
+	web := Identity{ContainerID: hexID, Runtime: "containerd", PodUID: uid, Pod: "web-0", Namespace: "shop", Container: "nginx"}
+	svc := Identity{Unit: "nginx.service"}
+	for _, c := range []struct {
+		f        Filter
+		web, svc bool
+	}{
+		{Filter{}, true, true},
+		{Filter{Pod: "web-0"}, true, false},
+		{Filter{Pod: "web"}, false, false},
+		{Filter{Namespace: "shop"}, true, false},
+		{Filter{Namespace: "shop", Pod: "web-1"}, false, false},
+		{Filter{Container: "nginx"}, true, false},
+		{Filter{Container: hexID[:12]}, true, false},
+		{Filter{Container: "ngin"}, false, false},
+		{Filter{Unit: "nginx"}, false, true},
+		{Filter{Unit: "nginx.service"}, false, true},
+		{Filter{Unit: "nginx.socket"}, false, false},
+	} {
+		if c.f.Match(web) != c.web || c.f.Match(svc) != c.svc {
+			t.Errorf("%q: web %v svc %v, want %v %v", c.f, c.f.Match(web), c.f.Match(svc), c.web, c.svc)
+		}
+	}
+	if s := (Filter{Pod: "a", Unit: "b"}).String(); s != "--pod a --unit b" {
+		t.Errorf("String %q", s)
+	}
+}

@@ -66,9 +66,9 @@ type Resolver struct {
 	version   string
 	byID      map[string]Identity // containers and pod sandboxes by id
 	pods      map[string]Identity // pods by UID
-	listed    time.Time // last listing attempt
-	listedOK  bool      // the last listing answered
-	err       error     // why names are unavailable, nil when they are
+	listed    time.Time           // last listing attempt
+	listedOK  bool                // the last listing answered
+	err       error               // why names are unavailable, nil when they are
 	warned    bool
 	unknownOK bool // the "does not know" line was said
 }
@@ -116,6 +116,9 @@ func (r *Resolver) Fill(id *Identity) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.other(*id) {
+		return
+	}
 	got, ok := r.lookup(*id)
 	_, listed := r.byID[id.ContainerID]
 	if (!ok || id.ContainerID != "" && !listed) && time.Since(r.listed) >= r.cfg.MinRefresh {
@@ -123,7 +126,7 @@ func (r *Resolver) Fill(id *Identity) {
 		got, ok = r.lookup(*id)
 	}
 	if !ok {
-		if r.listedOK && !r.unknownOK {
+		if r.listedOK && !r.unknownOK && !r.other(*id) {
 			r.unknownOK = true
 			what := "pod " + id.PodUID
 			if id.ContainerID != "" {
@@ -141,6 +144,13 @@ func (r *Resolver) Fill(id *Identity) {
 	if id.Runtime == "" {
 		id.Runtime = got.Runtime
 	}
+}
+
+// other says id's cgroup names another runtime than the one answering (a
+// docker or podman container beside the kubelet's containerd): it cannot
+// know the container, so it is neither asked nor said to miss it.
+func (r *Resolver) other(id Identity) bool {
+	return id.Runtime != "" && r.runtime != "" && id.Runtime != r.runtime
 }
 
 // lookup finds a container by id, else a pod by sandbox id or UID.

@@ -67,14 +67,20 @@ func TestResolverNamesContainers(t *testing.T) {
 
 	// An id the runtime does not know: one more listing (none until
 	// MinRefresh), one line, the cgroup identity kept.
-	other := identity.Identity{ContainerID: idOther, Runtime: "docker"}
+	other := identity.Identity{ContainerID: idOther}
 	r.Fill(&other)
 	again := other
 	r.Fill(&again)
 	if n := srv.ListCalls.Load(); n != 1 {
 		t.Errorf("%d listings: an unknown id within MinRefresh listed again", n)
 	}
-	if other != (identity.Identity{ContainerID: idOther, Runtime: "docker"}) {
+	// A docker container beside the kubelet's containerd: not its to know.
+	dock := identity.Identity{ContainerID: idOther, Runtime: "docker"}
+	r.Fill(&dock)
+	if dock != (identity.Identity{ContainerID: idOther, Runtime: "docker"}) {
+		t.Errorf("docker container changed: %+v", dock)
+	}
+	if other != (identity.Identity{ContainerID: idOther}) {
 		t.Errorf("unknown container changed: %+v", other)
 	}
 	if s := r.Status(); s.Err != nil || s.Runtime != "containerd" || s.Containers != 3 {
