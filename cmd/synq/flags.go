@@ -28,8 +28,22 @@ var workloadFlags = []cli.Flag{
 	&cli.StringFlag{Name: "k8s-namespace", Usage: "only listeners of pods in this Kubernetes namespace (not a network namespace: see --netns)"},
 	&cli.StringFlag{Name: "container", Usage: "only listeners of this container: name, or a prefix of its id"},
 	&cli.StringFlag{Name: "unit", Usage: "only listeners of this systemd unit (nginx or nginx.service)"},
-	&cli.StringFlag{Name: "runtime-endpoint", Usage: "container runtime's CRI socket, path or unix:// URL, for pod and container names " +
-		"(default: the first of " + strings.Join(identity.DefaultEndpoints, ", ") + ")"},
+	flagRuntimeEndpoint,
+}
+
+// flagRuntimeEndpoint names pods and containers (serve takes it too).
+var flagRuntimeEndpoint = &cli.StringFlag{Name: "runtime-endpoint", Usage: "container runtime's CRI socket, path or unix:// URL, for pod and container names " +
+	"(default: the first of " + strings.Join(identity.DefaultEndpoints, ", ") + ")"}
+
+// runtimeEndpoint reads --runtime-endpoint: a usage error if given but invalid.
+func runtimeEndpoint(c *cli.Context) (string, error) {
+	e := c.String(flagRuntimeEndpoint.Name)
+	if c.IsSet(flagRuntimeEndpoint.Name) {
+		if err := identity.CheckEndpoint(e); err != nil {
+			return "", usagef("invalid --runtime-endpoint: %v", err)
+		}
+	}
+	return e, nil
 }
 
 // withWorkload appends the workload flags to a command's flags.
@@ -39,13 +53,12 @@ func withWorkload(flags ...cli.Flag) []cli.Flag {
 
 // workload reads the workload flags.
 func workload(c *cli.Context) (command.Workload, error) {
-	w := command.Workload{RuntimeEndpoint: c.String("runtime-endpoint"), Filter: identity.Filter{
-		Pod: c.String("pod"), Namespace: c.String("k8s-namespace"), Container: c.String("container"), Unit: c.String("unit")}}
-	if c.IsSet("runtime-endpoint") {
-		if err := identity.CheckEndpoint(w.RuntimeEndpoint); err != nil {
-			return command.Workload{}, usagef("invalid --runtime-endpoint: %v", err)
-		}
+	ep, err := runtimeEndpoint(c)
+	if err != nil {
+		return command.Workload{}, err
 	}
+	w := command.Workload{RuntimeEndpoint: ep, Filter: identity.Filter{
+		Pod: c.String("pod"), Namespace: c.String("k8s-namespace"), Container: c.String("container"), Unit: c.String("unit")}}
 	for _, f := range []string{"pod", "k8s-namespace", "container", "unit"} {
 		if c.IsSet(f) && strings.TrimSpace(c.String(f)) == "" {
 			return command.Workload{}, usagef("invalid --%s: empty", f)

@@ -3,20 +3,14 @@ package main
 import (
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/synq-trace/synq/internal/command"
 	"github.com/synq-trace/synq/internal/exporter"
-	"github.com/synq-trace/synq/internal/identity"
 	"github.com/urfave/cli/v2"
 )
 
 const defaultListen = "127.0.0.1:9464"
-
-// flagRuntimeEndpoint is the container runtime's CRI socket, which names pods
-// and containers.
-var flagRuntimeEndpoint = &cli.StringFlag{Name: "runtime-endpoint", Usage: "the container runtime's CRI `SOCKET` (a path or unix:///path) that names pods and containers; default: the first of " + strings.Join(identity.DefaultEndpoints, ", ") + " that exists"}
 
 func serveCommand() *cli.Command {
 	return &cli.Command{
@@ -54,10 +48,9 @@ func runServe(c *cli.Context) error {
 	if d := c.Duration("expire"); d <= 0 {
 		return usagef("invalid --expire %v: must be positive", d)
 	}
-	if e := c.String(flagRuntimeEndpoint.Name); e != "" {
-		if err := identity.CheckEndpoint(e); err != nil {
-			return usagef("invalid --runtime-endpoint: %v", err)
-		}
+	endpoint, err := runtimeEndpoint(c)
+	if err != nil {
+		return err
 	}
 	// Counters and the accept latency histogram are kept in the kernel and
 	// read at scrape time; only overflows are streamed (they name
@@ -74,7 +67,7 @@ func runServe(c *cli.Context) error {
 
 	return command.Serve(c.Context, env(c), command.ServeOptions{Addr: addr, Loopback: loopback,
 		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version, Web: web,
-		RuntimeEndpoint: c.String(flagRuntimeEndpoint.Name)})
+		RuntimeEndpoint: endpoint})
 }
 
 // checkListen validates --web.listen-address and says whether it is loopback only.

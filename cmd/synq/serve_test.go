@@ -79,6 +79,8 @@ func TestServeBadInput(t *testing.T) {
 		{[]string{"--expire", "soon"}, "--expire: want a duration like 10s, got \"soon\""},
 		{[]string{"--tier", "uprobe"}, "unknown tier \"uprobe\""},
 		{[]string{"--netns", "no-such-netns"}, "netns \"no-such-netns\" does not exist"},
+		{[]string{"--runtime-endpoint", "tcp://127.0.0.1:10010"}, "invalid --runtime-endpoint: runtime endpoint \"tcp://127.0.0.1:10010\": only unix sockets"},
+		{[]string{"--runtime-endpoint", ""}, "--runtime-endpoint: invalid value \"\": empty"},
 		{[]string{"extra"}, "takes no arguments"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
