@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,56 +15,10 @@ import (
 	"github.com/synq-trace/synq/internal/netlab"
 )
 
-// cgroupRoots are the hierarchies a process is placed in: cgroup v2 (at
-// /sys/fs/cgroup/unified on a hybrid host) and systemd's name=systemd v1
-// hierarchy, where both exist.
-func cgroupRoots(t *testing.T) []string {
-	t.Helper()
-	var roots []string
-	for _, r := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"} {
-		if _, err := os.Stat(filepath.Join(r, "cgroup.procs")); err == nil {
-			roots = append(roots, r)
-			if r == "/sys/fs/cgroup" {
-				break
-			}
-		}
-	}
-	if len(roots) == 0 {
-		t.Skip("no cgroup hierarchy to create test cgroups in")
-	}
-	if roots[0] == "/sys/fs/cgroup" && len(roots) > 1 {
-		roots = roots[:1]
-	}
-	return roots
-}
-
-// inCgroup moves pid into the cgroup path (created, with its parents, in
-// every hierarchy); removed when the test ends (after the process, which
-// the caller's cleanup kills first).
-func inCgroup(t *testing.T, pid int, path string) {
-	t.Helper()
-	for _, root := range cgroupRoots(t) {
-		dir := filepath.Join(root, path)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			// Leaf first, up to the test's own top directory.
-			for d := dir; d != root && strings.HasPrefix(d, root+"/"); d = filepath.Dir(d) {
-				for i := 0; i < 50 && os.Remove(d) != nil; i++ {
-					time.Sleep(20 * time.Millisecond) // the killed process leaves
-				}
-			}
-		})
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
-			t.Fatalf("move pid %d into %s: %v", pid, dir, err)
-		}
-	}
-}
-
 // podListener is a listener in a namespace of its own (the pod's), held
-// only by a process in a kubepods-style cgroup (systemd driver, containerd):
-// it never accepts, so its small backlog overflows for real.
+// only by a process in a kubepods-style cgroup (systemd driver, containerd;
+// the cgroup helpers are the workload tests'): it never accepts, so its
+// backlog of 1 overflows for real.
 type podListener struct {
 	ns          *netlab.Netns
 	l           *netlab.Listener
@@ -76,9 +28,23 @@ type podListener struct {
 
 func startPodListener(t *testing.T, name string) *podListener {
 	t.Helper()
-	ns := kerneltest.NamedNetns(t, name)
-	l := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 1)
-	f, err := l.TCPListener().File()
+	p := &podListener{podUID: podUID(1), ctr: hexID(1)}
+	// Cgroups first: their cleanup runs after the process is killed.
+	rel := filepath.Join(fmt.Sprintf("synq-test-%d.slice", os.Getpid()), "kubepods.slice", "kubepods-burstable.slice",
+		"kubepods-burstable-pod"+strings.ReplaceAll(p.podUID, "-", "_")+".slice", "cri-containerd-"+p.ctr+".scope")
+	v2, systemd := cgroupMounts(t)
+	var dirs []string
+	for _, m := range []string{v2, systemd} {
+		if m != "" {
+			dirs = append(dirs, makeCgroup(t, m, rel))
+		}
+	}
+	if len(dirs) == 0 {
+		t.Skip("no cgroup hierarchy to place the pod's process in")
+	}
+	p.ns = kerneltest.NamedNetns(t, name)
+	p.l = kerneltest.Listen(t, p.ns, "tcp4", "127.0.0.1:0", 1)
+	f, err := p.l.TCPListener().File()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,18 +57,28 @@ func startPodListener(t *testing.T, name string) *podListener {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
+	p.pid = cmd.Process.Pid
+	for _, d := range dirs {
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(p.pid)), 0o644); err != nil {
+			t.Fatalf("move pid %d into %s: %v", p.pid, d, err)
+		}
+	}
 	// The test lets go of the socket: the process in the pod holds it alone.
 	f.Close()
-	l.Close()
-	pid := os.Getpid()
-	sum := sha256.Sum256([]byte(name))
-	p := &podListener{ns: ns, l: l, pid: cmd.Process.Pid,
-		podUID: fmt.Sprintf("%08x-0000-4000-8000-%012x", pid, time.Now().UnixNano()&0xffffffffffff),
-		ctr:    hex.EncodeToString(sum[:])}
-	slice := "kubepods-burstable-pod" + strings.ReplaceAll(p.podUID, "-", "_") + ".slice"
-	inCgroup(t, p.pid, filepath.Join(fmt.Sprintf("synq-test-%d.slice", pid), "kubepods.slice", "kubepods-burstable.slice",
-		slice, "cri-containerd-"+p.ctr+".scope"))
+	p.l.Close()
 	return p
+}
+
+// waitFor polls ok until it holds or timeout passes.
+func waitFor(timeout time.Duration, ok func() bool) (time.Duration, error) {
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > timeout {
+			return timeout, fmt.Errorf("not within %v", timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return time.Since(start), nil
 }
 
 // The whole path with a pod: a listener in a pod's own network namespace,
@@ -127,18 +103,35 @@ func TestKernelServePodIdentity(t *testing.T) {
 
 	// Every namespace (no --netns): the pod's is not synq's own.
 	target := startServe(t, "--runtime-endpoint", "unix://"+sock, "--max-listeners", "10000")
-	base := startPrometheus(t, promBin, target)
+	// Every namespace of the host is walked at each scrape, whatever other
+	// tests run beside this one: 2 s to answer.
+	base := startPrometheusWith(t, promBin, fmt.Sprintf(`  - job_name: synq
+    scrape_interval: 2s
+    scrape_timeout: 2s
+    static_configs:
+      - targets: [%q]
+`, target))
 	ino := pod.ns.Inode()
 	lsel := fmt.Sprintf(`netns="%d",addr="127.0.0.1",port="%d"`, ino, pod.l.Port())
 	named := lsel + `,namespace="shop",pod="web-0",container="web"`
-	waitQuery(t, base, fmt.Sprintf(`sum(synq_listen_drops_total{%s})`, named), 15*time.Second, func(v float64) bool { return v == 0 })
+	if _, err := waitFor(30*time.Second, func() bool {
+		v, ok := promQuery(t, base, fmt.Sprintf(`sum(synq_listen_drops_total{%s})`, named))
+		return ok && v == 0
+	}); err != nil {
+		for _, sm := range scrapeSamples(t, target) {
+			if sm.labels["port"] == strconv.Itoa(int(pod.l.Port())) {
+				t.Logf("%s %v %v", sm.name, sm.labels, sm.value)
+			}
+		}
+		t.Fatalf("the pod's listener has no series with its names")
+	}
 	kq := fmt.Sprintf(`synq_kernel_netstat_total{netns="%d",name="TcpExt_ListenDrops"}`, ino)
-	waitQuery(t, base, kq, 10*time.Second, func(float64) bool { return true })
+	waitQuery(t, base, kq, 20*time.Second, func(float64) bool { return true })
 
 	want := overflow(t, pod.ns, pod.l)
 	q := fmt.Sprintf(`sum(synq_listen_drops_total{%s})`, named)
-	waitQuery(t, base, q, 10*time.Second, func(v float64) bool { return v >= float64(want) })
-	time.Sleep(1500 * time.Millisecond) // one more scrape: settled
+	waitQuery(t, base, q, 20*time.Second, func(v float64) bool { return v >= float64(want) })
+	time.Sleep(2500 * time.Millisecond) // one more scrape: settled
 	c, err := pod.ns.Counters()
 	if err != nil {
 		t.Fatal(err)
