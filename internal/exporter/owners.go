@@ -37,10 +37,10 @@ func rank(o *aggregate.Owner) int {
 // best picks the owner that names the workload best, the lowest pid among
 // equals (the parent of pre-forked workers, systemd's socket before the
 // service's: stable from one scrape to the next).
-func best(os []aggregate.Owner) *aggregate.Owner {
+func best(owners []aggregate.Owner) *aggregate.Owner {
 	var b *aggregate.Owner
-	for i := range os {
-		o := &os[i]
+	for i := range owners {
+		o := &owners[i]
 		if b == nil || rank(o) > rank(b) || rank(o) == rank(b) && o.PID < b.PID {
 			b = o
 		}
