@@ -231,13 +231,15 @@ type Exporter struct {
 	otherGauges gauges
 	// kernel: the counters of each network namespace the walk read, and
 	// what synq attributed to its listeners since its baseline.
-	kernel      map[uint32]*nsKernel
-	gen         uint64 // refreshes so far (New is 0)
-	lost        uint64
-	lastRefresh time.Time
-	err         error // the last refresh's failure to read the tracer
-	health      scrapeHealth
-	logged      map[string]bool
+	kernel map[uint32]*nsKernel
+	gen    uint64 // refreshes so far (New is 0)
+	// slottedNetns: the namespaces of the listeners with a slot.
+	slottedNetns map[uint32]bool
+	lost         uint64
+	lastRefresh  time.Time
+	err          error // the last refresh's failure to read the tracer
+	health       scrapeHealth
+	logged       map[string]bool
 }
 
 // New takes the baseline: the listeners that exist now and the kernel
@@ -251,6 +253,10 @@ func New(src Source, opts Options) (*Exporter, error) {
 		otherHist: newHist(len(opts.LatencyBuckets)), logged: map[string]bool{},
 	}
 	e.caps = e.info.Caps()
+	e.slottedNetns = map[uint32]bool{}
+	if m, ok := src.(mibSelector); ok {
+		m.SelectMIB(e.wantMIB)
+	}
 	e.shape()
 	e.toProm = promBuckets(opts.LatencyBuckets)
 	// Snapshot first, counters second: the same order as every refresh

@@ -53,6 +53,33 @@ func keep(s netstat.Snapshot) netstat.Snapshot {
 	return out
 }
 
+// mibSelector is a Source whose walk can read the counters of some
+// namespaces only (KernelSource).
+type mibSelector interface {
+	SelectMIB(want func(netns uint32) bool)
+}
+
+// wantMIB says whose counters the walk reads: every namespace's at the
+// baseline (New), then those exported (the reconciled namespace and those
+// of listeners with a slot, as the last refresh left them). Reading a
+// namespace's counters costs about as much as listing its listeners (the
+// kernel sums every counter over the CPUs): a node with many pods pays it for
+// the exported namespaces only. Called inside the walk, with e.mu held.
+func (e *Exporter) wantMIB(netns uint32) bool {
+	return e.gen == 0 || netns == e.opts.ReconciledNetns || e.slottedNetns[netns]
+}
+
+// noteSlotted remembers the namespaces of the listeners with a slot, for
+// the next walk.
+func (e *Exporter) noteSlotted() {
+	clear(e.slottedNetns)
+	for _, se := range e.series {
+		if se.slotted {
+			e.slottedNetns[se.netns] = true
+		}
+	}
+}
+
 // readKernel takes each namespace's counters from the walk v (nil: the walk
 // failed). A namespace the walk no longer finds is forgotten.
 func (e *Exporter) readKernel(v *ledger.View) {
@@ -112,10 +139,8 @@ func (e *Exporter) attribute(netns uint32, d *values) {
 // whose listeners the dashboard shows can be compared with its kernel.
 func (e *Exporter) exportedNetns() []uint32 {
 	set := map[uint32]bool{e.opts.ReconciledNetns: true}
-	for _, se := range e.series {
-		if se.slotted {
-			set[se.netns] = true
-		}
+	for ino := range e.slottedNetns {
+		set[ino] = true
 	}
 	out := make([]uint32, 0, len(set))
 	for ino := range set {

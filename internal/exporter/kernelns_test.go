@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
+	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -130,5 +132,62 @@ func TestPerNetnsKernelBounded(t *testing.T) {
 	want := []string{fmt.Sprintf("name=TcpExt_ListenDrops,netns=%d", testNetns), fmt.Sprintf("name=TcpExt_ListenDrops,netns=%d", busy)}
 	if fmt.Sprint(nets) != fmt.Sprint(want) {
 		t.Errorf("kernel counters of %v, want %v (quiet's listener is folded)", nets, want)
+	}
+}
+
+// selectingFake is a fakeSource whose walk reads the counters of the
+// namespaces the exporter selects only, as KernelSource's does, and counts
+// the reads per namespace.
+type selectingFake struct {
+	*fakeSource
+	want  func(uint32) bool
+	reads map[uint32]int
+}
+
+func (s *selectingFake) SelectMIB(want func(uint32) bool) { s.want = want }
+
+func (s *selectingFake) Walk() (*ledger.View, error) {
+	v, err := s.fakeSource.Walk()
+	for i := range v.Netns {
+		n := &v.Netns[i]
+		if s.want != nil && !s.want(uint32(n.NS.Inode)) {
+			n.MIB = nil
+		} else if n.MIB != nil {
+			s.reads[uint32(n.NS.Inode)]++
+		}
+	}
+	return v, err
+}
+
+// The walk reads the counters of every namespace once, for the baselines,
+// then of the exported ones only: a node with many pods does not pay for
+// the namespaces whose listeners are folded.
+func TestPerNetnsKernelReadsExportedOnly(t *testing.T) {
+	const busy, quiet = 4026532301, 4026532302
+	f := newFake(fentryInfo())
+	f.listenIn(1, busy, 80)
+	f.listenIn(2, quiet, 80)
+	f.setMIB(busy, "TcpExt.ListenDrops", 0)
+	f.setMIB(quiet, "TcpExt.ListenDrops", 0)
+	s := &selectingFake{fakeSource: f, reads: map[uint32]int{}}
+	e, clk := newTestExporter(t, s, Options{MaxListeners: 1})
+	f.update(1, func(c *tracer.Counts) { c.Enqueue = 100 })
+	f.update(2, func(c *tracer.Counts) { c.AckOverflow = 2 })
+	f.setMIB(quiet, "TcpExt.ListenDrops", 2)
+	for range 3 {
+		scrape(t, e)
+	}
+	if s.reads[busy] != 3 || s.reads[quiet] != 1 || s.reads[testNetns] != 4 {
+		t.Errorf("counter reads %v: want busy 3 (baseline, then exported from the second scrape), quiet 1 (baseline only), the reconciled 4", s.reads)
+	}
+	// Its listener gets a slot: its counters are read again, against the
+	// baseline of synq's start, and its coverage covers the drops it had
+	// while folded.
+	clk.advance(2 * time.Minute) // busy held its slot long enough
+	f.update(2, func(c *tracer.Counts) { c.AckOverflow, c.Enqueue = 2, 10000 })
+	scrape(t, e)
+	m := scrape(t, e)
+	if got := m[fmt.Sprintf("synq_reconcile_coverage_ratio{counter=ListenDrops,netns=%d}", quiet)]; got != 1 {
+		t.Errorf("quiet's coverage after it got a slot: %v, want 2/2 (%v)", got, listenersOf(m, "synq_reconcile_coverage_ratio"))
 	}
 }

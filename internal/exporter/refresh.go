@@ -128,6 +128,7 @@ func (e *Exporter) refresh(now time.Time) error {
 	}
 	e.forget()
 	e.assignSlots(now)
+	e.noteSlotted()
 	e.nameOwners(now)
 
 	e.otherLive, e.otherGauges = false, gauges{}

@@ -117,6 +117,12 @@ func NewKernelSource(tr *tracer.Tracer, snap *tracer.Snapshotter, only *netns.NS
 	return s, nil
 }
 
+// SelectMIB makes the walk read the counters of the namespaces want
+// returns true for (by inode) only.
+func (s *KernelSource) SelectMIB(want func(netns uint32) bool) {
+	s.Walker.MIBOf = func(ns ledger.Namespace, _ []tracer.Listener) bool { return want(uint32(ns.Inode)) }
+}
+
 // Reconciled is the namespace whose kernel counters the exporter reports.
 func (s *KernelSource) Reconciled() netns.NS { return s.self }
 
