@@ -17,6 +17,11 @@
 // that left the kernel stay exported, frozen, for Expire; a listener that loses
 // its slot to a busier one stops being exported at once (its series goes
 // stale) and counts on in "other".
+//
+// A listener series also names its workload (namespace, pod, container of
+// the process holding its socket, nameOwners; synq_listener_info the rest),
+// and every namespace with an exported listener has its own kernel counters
+// and coverage (kernelns.go).
 package exporter
 
 import (
