@@ -97,6 +97,10 @@ state = %[2]q
 		}
 		unmountUnder(dir)
 		os.RemoveAll(dir)
+		// containerd 1.6 puts its shims' sockets in /run/containerd/s
+		// whatever its state dir: remove what it made, if empty.
+		os.Remove("/run/containerd/s")
+		os.Remove("/run/containerd")
 	})
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("unix", sock); err == nil {
