@@ -36,11 +36,12 @@ type Object struct {
 
 // kinds are the API types synq's manifests may use, by apiVersion/kind.
 var kinds = map[string]func() any{
-	"v1/Namespace":                        func() any { return &corev1.Namespace{} },
-	"v1/ServiceAccount":                   func() any { return &corev1.ServiceAccount{} },
-	"v1/Service":                          func() any { return &corev1.Service{} },
-	"apps/v1/DaemonSet":                   func() any { return &appsv1.DaemonSet{} },
-	"monitoring.coreos.com/v1/PodMonitor": func() any { return &monitoringv1.PodMonitor{} },
+	"v1/Namespace":                            func() any { return &corev1.Namespace{} },
+	"v1/ServiceAccount":                       func() any { return &corev1.ServiceAccount{} },
+	"v1/Service":                              func() any { return &corev1.Service{} },
+	"apps/v1/DaemonSet":                       func() any { return &appsv1.DaemonSet{} },
+	"monitoring.coreos.com/v1/PodMonitor":     func() any { return &monitoringv1.PodMonitor{} },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &monitoringv1.PrometheusRule{} },
 }
 
 var docSep = regexp.MustCompile(`(?m)^---\s*$`)
@@ -201,6 +202,8 @@ func objectMeta(o any) metav1.ObjectMeta {
 	case *appsv1.DaemonSet:
 		return v.ObjectMeta
 	case *monitoringv1.PodMonitor:
+		return v.ObjectMeta
+	case *monitoringv1.PrometheusRule:
 		return v.ObjectMeta
 	}
 	return metav1.ObjectMeta{}

@@ -21,7 +21,8 @@ func TestManifests(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.Kind]++
 	}
-	for _, k := range []string{"v1/Namespace", "v1/ServiceAccount", "v1/Service", "apps/v1/DaemonSet", "monitoring.coreos.com/v1/PodMonitor"} {
+	for _, k := range []string{"v1/Namespace", "v1/ServiceAccount", "v1/Service", "apps/v1/DaemonSet", "monitoring.coreos.com/v1/PodMonitor",
+		"monitoring.coreos.com/v1/PrometheusRule"} {
 		if kinds[k] != 1 {
 			t.Errorf("%d %s, want 1", kinds[k], k)
 		}
