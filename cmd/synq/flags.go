@@ -28,9 +28,13 @@ var workloadFlags = []cli.Flag{
 	&cli.StringFlag{Name: "k8s-namespace", Usage: "only listeners of pods in this Kubernetes namespace (not a network namespace: see --netns)"},
 	&cli.StringFlag{Name: "container", Usage: "only listeners of this container: name, or a prefix of its id"},
 	&cli.StringFlag{Name: "unit", Usage: "only listeners of this systemd unit (nginx or nginx.service)"},
-	&cli.StringFlag{Name: "runtime-endpoint", Usage: "container runtime's CRI socket, path or unix:// URL, for pod and container names " +
-		"(default: the first of " + strings.Join(identity.DefaultEndpoints, ", ") + ")"},
+	flagRuntimeEndpoint,
 }
+
+// flagRuntimeEndpoint names the CRI socket (serve takes it without the
+// filters).
+var flagRuntimeEndpoint = &cli.StringFlag{Name: "runtime-endpoint", Usage: "container runtime's CRI socket, path or unix:// URL, for pod and container names " +
+	"(default: the first of " + strings.Join(identity.DefaultEndpoints, ", ") + ")"}
 
 // withWorkload appends the workload flags to a command's flags.
 func withWorkload(flags ...cli.Flag) []cli.Flag {
