@@ -31,10 +31,6 @@ var workloadFlags = []cli.Flag{
 	flagRuntimeEndpoint,
 }
 
-// flagRuntimeEndpoint names pods and containers (serve takes it too).
-var flagRuntimeEndpoint = &cli.StringFlag{Name: "runtime-endpoint", Usage: "container runtime's CRI socket, path or unix:// URL, for pod and container names " +
-	"(default: the first of " + strings.Join(identity.DefaultEndpoints, ", ") + ")"}
-
 // runtimeEndpoint reads --runtime-endpoint: a usage error if given but invalid.
 func runtimeEndpoint(c *cli.Context) (string, error) {
 	e := c.String(flagRuntimeEndpoint.Name)
@@ -45,6 +41,11 @@ func runtimeEndpoint(c *cli.Context) (string, error) {
 	}
 	return e, nil
 }
+
+// flagRuntimeEndpoint names the CRI socket (serve takes it without the
+// filters).
+var flagRuntimeEndpoint = &cli.StringFlag{Name: "runtime-endpoint", Usage: "container runtime's CRI socket, path or unix:// URL, for pod and container names " +
+	"(default: the first of " + strings.Join(identity.DefaultEndpoints, ", ") + ")"}
 
 // withWorkload appends the workload flags to a command's flags.
 func withWorkload(flags ...cli.Flag) []cli.Flag {

@@ -32,18 +32,23 @@ type Owner struct {
 func Owners(procDir string, inodes map[uint64]bool) map[uint64][]Owner {
 	idx := owner.Index(procDir, inodes)
 	out := make(map[uint64][]Owner, len(idx))
-	cgroups := map[int]string{}
+	type workload struct {
+		cgroup string
+		id     identity.Identity
+	}
+	byPID := map[int]workload{} // one read and parse per process, however many sockets it holds
 	for ino, procs := range idx {
 		for _, p := range procs {
-			cg, ok := cgroups[p.PID]
+			w, ok := byPID[p.PID]
 			if !ok {
-				cg = identity.ReadCgroup(procDir, p.PID)
+				cg := identity.ReadCgroup(procDir, p.PID)
 				if cg == "" && gone(procDir, p.PID) {
 					continue // exited since the fd walk
 				}
-				cgroups[p.PID] = cg
+				w = workload{cg, identity.FromCgroup(cg)}
+				byPID[p.PID] = w
 			}
-			out[ino] = append(out[ino], Owner{PID: p.PID, Comm: p.Comm, Cgroup: cg, Identity: identity.FromCgroup(cg)})
+			out[ino] = append(out[ino], Owner{PID: p.PID, Comm: p.Comm, Cgroup: w.cgroup, Identity: w.id})
 		}
 	}
 	return out

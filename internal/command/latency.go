@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
@@ -114,11 +113,14 @@ func Latency(ctx context.Context, env Env, o LatencyOptions) error {
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "synq: no listener snapshot (no owners; listeners without streamed events left out): %v\n", err)
 	}
-	agg.UseKernel(hists, maxima, ls)
-	groups := agg.Groups(latOwners(ls, resolver), latNetnsNames())
+	owners := latOwners(ls, resolver)
 	if !o.Filter.Empty() {
-		groups = slices.DeleteFunc(groups, func(g *aggregate.Group) bool { return !o.selects(g.Owners) })
+		// Exact: only the selected listeners count, also in a --by port
+		// group shared with others.
+		agg.Keep(func(id tracer.ListenerID) bool { return o.selects(owners[id]) })
 	}
+	agg.UseKernel(hists, maxima, ls)
+	groups := agg.Groups(owners, latNetnsNames())
 	out := bufio.NewWriter(env.Stdout)
 	if format == render.JSON {
 		enc := json.NewEncoder(out)

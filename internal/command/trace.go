@@ -34,7 +34,9 @@ func Trace(ctx context.Context, env Env, o TraceOptions) error {
 		return err
 	}
 	names := newNamer(env, o.Workload, only, resolver)
-	names.refresh()
+	if !o.Filter.Empty() {
+		names.refresh() // the listeners selected before the first event
+	}
 	tr, err := openTracerQuiet(env, cfg)
 	if err != nil {
 		return err
