@@ -31,6 +31,17 @@ var workloadFlags = []cli.Flag{
 	flagRuntimeEndpoint,
 }
 
+// runtimeEndpoint reads --runtime-endpoint: a usage error if given but invalid.
+func runtimeEndpoint(c *cli.Context) (string, error) {
+	e := c.String(flagRuntimeEndpoint.Name)
+	if c.IsSet(flagRuntimeEndpoint.Name) {
+		if err := identity.CheckEndpoint(e); err != nil {
+			return "", usagef("invalid --runtime-endpoint: %v", err)
+		}
+	}
+	return e, nil
+}
+
 // flagRuntimeEndpoint names the CRI socket (serve takes it without the
 // filters).
 var flagRuntimeEndpoint = &cli.StringFlag{Name: "runtime-endpoint", Usage: "container runtime's CRI socket, path or unix:// URL, for pod and container names " +
@@ -43,13 +54,12 @@ func withWorkload(flags ...cli.Flag) []cli.Flag {
 
 // workload reads the workload flags.
 func workload(c *cli.Context) (command.Workload, error) {
-	w := command.Workload{RuntimeEndpoint: c.String("runtime-endpoint"), Filter: identity.Filter{
-		Pod: c.String("pod"), Namespace: c.String("k8s-namespace"), Container: c.String("container"), Unit: c.String("unit")}}
-	if c.IsSet("runtime-endpoint") {
-		if err := identity.CheckEndpoint(w.RuntimeEndpoint); err != nil {
-			return command.Workload{}, usagef("invalid --runtime-endpoint: %v", err)
-		}
+	ep, err := runtimeEndpoint(c)
+	if err != nil {
+		return command.Workload{}, err
 	}
+	w := command.Workload{RuntimeEndpoint: ep, Filter: identity.Filter{
+		Pod: c.String("pod"), Namespace: c.String("k8s-namespace"), Container: c.String("container"), Unit: c.String("unit")}}
 	for _, f := range []string{"pod", "k8s-namespace", "container", "unit"} {
 		if c.IsSet(f) && strings.TrimSpace(c.String(f)) == "" {
 			return command.Workload{}, usagef("invalid --%s: empty", f)
