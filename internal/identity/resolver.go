@@ -111,7 +111,7 @@ func CheckEndpoint(e string) error {
 // runtime's containers (bounded by Timeout, at most once per MinRefresh);
 // it never fails. A nil Resolver does nothing.
 func (r *Resolver) Fill(id *Identity) {
-	if r == nil || id.ContainerID == "" && id.PodUID == "" || id.Runtime == "lxc" {
+	if r == nil || id.ContainerID == "" && id.PodUID == "" || noCRI(id.Runtime) {
 		return
 	}
 	r.mu.Lock()
@@ -145,6 +145,11 @@ func (r *Resolver) Fill(id *Identity) {
 		id.Runtime = got.Runtime
 	}
 }
+
+// noCRI says a runtime never answers the CRI: podman's and LXC's
+// containers are named by their cgroup alone, without asking (or saying
+// that the CRI runtime did not know them).
+func noCRI(runtime string) bool { return runtime == "podman" || runtime == "lxc" }
 
 // other says id's cgroup names another runtime than the one answering (a
 // docker or podman container beside the kubelet's containerd): it cannot

@@ -159,3 +159,22 @@ func TestCheckEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// Podman and LXC never answer the CRI: their containers are not looked up,
+// and nothing is said about a runtime socket.
+func TestResolverSkipsNonCRIRuntimes(t *testing.T) {
+	var warn bytes.Buffer
+	r := identity.NewResolver(identity.ResolverConfig{Endpoint: filepath.Join(t.TempDir(), "none.sock"), Warn: &warn})
+	defer r.Close()
+	for _, cg := range []string{"/machine.slice/libpod-" + idWeb + ".scope", "/lxc.payload.web1"} {
+		id := identity.FromCgroup(cg)
+		want := id
+		r.Fill(&id)
+		if id != want {
+			t.Errorf("%s: %+v, want %+v", cg, id, want)
+		}
+	}
+	if s := r.Status(); warn.Len() != 0 || s.Err != nil || s.Endpoint != "" {
+		t.Errorf("said %q, status %v: the socket was tried", warn.String(), s)
+	}
+}
