@@ -12,7 +12,7 @@ func topCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "top",
 		Usage: "live table of every listener: SYN, accept and drop rates by reason, queues now/peak/max, accept latency",
-		Flags: []cli.Flag{
+		Flags: withWorkload(
 			flagOutput, flagNetns, flagPort, flagBTF,
 			// top streams no syn, enqueue or accept event (issue 19):
 			// --sample has nothing to sample there, and is accepted,
@@ -22,7 +22,7 @@ func topCommand() *cli.Command {
 			&cli.BoolFlag{Name: "once", Usage: "print one refresh after --interval and exit"},
 			&cli.StringFlag{Name: "sort", Value: string(aggregate.SortDrops), Usage: "drops, syn, accepts, latency or queue"},
 			flagTier,
-		},
+		),
 		Action: runTop,
 	}
 }
@@ -47,6 +47,10 @@ func runTop(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	wl, err := workload(c)
+	if err != nil {
+		return err
+	}
 	return command.Top(c.Context, env(c), command.TopOptions{Format: format, Interval: interval, Once: c.Bool("once"),
-		Sort: key, Tracer: cfg, Only: only})
+		Sort: key, Tracer: cfg, Only: only, Workload: wl})
 }

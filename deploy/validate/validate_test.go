@@ -129,6 +129,9 @@ func TestPolicy(t *testing.T) {
 		{"listen env", "--web.listen-address=$(NODE_IP):9464", "--web.listen-address=$(POD_IP):9464", "$(POD_IP)"},
 		{"listen alias", "--web.listen-address=$(NODE_IP):9464", "--listen=$(NODE_IP):9465", "no declared container port"},
 		{"probe path", "path: /healthz", "path: /health", "want /healthz"},
+		{"runtime socket file", "            path: /run/containerd\n            type: DirectoryOrCreate", "            path: /run/containerd/containerd.sock\n            type: Socket", "broader than synq needs"},
+		{"runtime dir required", "            path: /run/crio\n            type: DirectoryOrCreate", "            path: /run/crio\n            type: Directory", "must be DirectoryOrCreate"},
+		{"writable runtime dir", "              mountPath: /run/crio\n              readOnly: true", "              mountPath: /run/crio\n              readOnly: false", "mounted writable"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if !strings.Contains(ds, c.old) {
