@@ -104,14 +104,18 @@ func CheckEndpoint(e string) error {
 	return err
 }
 
-// Fill completes id from the runtime when id names a container or a pod:
-// Pod, Namespace, Container, and PodUID and Runtime where the cgroup path
-// did not say them. A container the runtime does not list, but whose pod it
-// knows (a pod sandbox's own cgroup), gets the pod's names. It may list the
+// Fill completes id from the runtime when id names a Kubernetes pod (its
+// cgroup path has the pod UID: every kubelet cgroup layout does): Pod,
+// Namespace, Container, and Runtime where the cgroup path did not say it. A
+// container the runtime does not list, but whose pod it knows (a pod
+// sandbox's own cgroup), gets the pod's names. Containers outside any pod
+// (plain docker, podman, nerdctl) are not the CRI's: they are not asked
+// about, so a docker host, whose containerd ships with its CRI plugin
+// disabled, hears nothing about a runtime it does not use. It may list the
 // runtime's containers (bounded by Timeout, at most once per MinRefresh);
 // it never fails. A nil Resolver does nothing.
 func (r *Resolver) Fill(id *Identity) {
-	if r == nil || id.ContainerID == "" && id.PodUID == "" || noCRI(id.Runtime) {
+	if r == nil || id.PodUID == "" || noCRI(id.Runtime) {
 		return
 	}
 	r.mu.Lock()
