@@ -299,6 +299,12 @@ func TestKernelStalledReader(t *testing.T) {
 	}
 	after := hardListener(t, ns, flooded.Port())
 	busyAfter := hardListener(t, ns, busy.Port())
+	// A late retransmitted ACK of the churn may still be dropped between
+	// the counters and the snapshots: the kernel's count is bracketed.
+	c2, err := ns.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
 	kinds := r.stop(t)
 	st, err := tr.Stats()
 	if err != nil {
@@ -329,8 +335,9 @@ func TestKernelStalledReader(t *testing.T) {
 	if d["TcpExt.ListenDrops"] == 0 {
 		t.Fatal("the flood caused no ListenDrops")
 	}
-	if exact && drops != d["TcpExt.ListenDrops"] {
-		t.Errorf("with records lost, synq attributes %d drops to the two listeners, the kernel counted %d", drops, d["TcpExt.ListenDrops"])
+	if d2 := c2.Sub(c0)["TcpExt.ListenDrops"]; exact && (drops < d["TcpExt.ListenDrops"] || drops > d2) {
+		t.Errorf("with records lost, synq attributes %d drops to the two listeners, the kernel counted %d (%d after the snapshots)",
+			drops, d["TcpExt.ListenDrops"], d2)
 	}
 }
 
