@@ -23,11 +23,11 @@ DESTDIR ?=
 # Debian packages, per entry point. make demo needs none: the BPF objects are
 # committed (tracer/*_bpfel.o), Go builds synq, and the demo makes its network
 # namespace itself. make test needs clang/llvm/libbpf-dev/bpftool for `make
-# generate`, iproute2 for netns inspection, qemu & friends for the kernel VM
-# matrix (vm.mk), tmux for the terminal tests, librsvg2-bin to render
+# generate`, iproute2 for netns inspection, qemu (x86 and arm) & friends for
+# the kernel VM matrices (vm.mk), tmux for the terminal tests, librsvg2-bin to render
 # docs/connection-journey.svg.
 DEMO_PKGS :=
-TEST_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file bc curl tmux librsvg2-bin
+TEST_PKGS := clang llvm libbpf-dev bpftool iproute2 qemu-system-x86 qemu-system-arm busybox-static cpio xz-utils zstd lz4 kmod file bc curl tmux librsvg2-bin
 APT_PKGS := $(DEMO_PKGS) $(TEST_PKGS)
 
 .PHONY: all deps deps-demo build install demo test test-host test-short generate check-generate vmlinux fuzz bench vet lint vulncheck clean check-vagrant check-deploy
