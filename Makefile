@@ -162,6 +162,9 @@ VMTEST ?= 1
 ifeq ($(filter $(VMTEST),0 1),)
 $(error VMTEST must be 0 or 1, not "$(VMTEST)")
 endif
+# make test runs the kernel matrix of both architectures (one run, VM_JOBS
+# cells at a time).
+test: ARCH = x86 arm64
 ifeq ($(VMTEST),0)
 test: deps test-host check-deploy vmtest-skipped check-vagrant
 else
