@@ -102,6 +102,7 @@ run_cell() {
 	rc=$?
 	echo "$rc" >"$log.rc"
 	elapsed "$t0" >"$log.secs"
+	echo "matrix: $a/$k/$t finished (go test exit $rc) in $(cat "$log.secs") s"
 }
 
 # summarize LOG RC REFUSED -> "status<TAB>detail" (REFUSED: why vm/refusals
