@@ -146,9 +146,14 @@ summarize() {
 
 declare -A status detail secs
 npass=0 nfail=0 nskip=0 nref=0
-cells=()
-for a in "${arches[@]}"; do for k in "${kernels[@]}"; do for t in "${tiers[@]}"; do cells+=("$a/$k/$t"); done; done; done
-for c in "${cells[@]}"; do
+cells=() long=() short=()
+for a in "${arches[@]}"; do for k in "${kernels[@]}"; do for t in "${tiers[@]}"; do
+	cells+=("$a/$k/$t")
+	# The long cells first, the short ones (auto, a declared refusal: one
+	# boot and a few seconds) fill the gaps at the end.
+	if [ "$t" = auto ] || [ -n "${refused[$a/$k/$t]:-}" ]; then short+=("$a/$k/$t"); else long+=("$a/$k/$t"); fi
+done; done; done
+for c in "${long[@]}" "${short[@]}"; do
 	while [ "$(jobs -rp | wc -l)" -ge "$njobs" ]; do wait -n; done
 	IFS=/ read -r a k t <<<"$c"
 	echo "matrix: $a/$k/$t ... (log: $logdir/$a-$k-$t.log)"
