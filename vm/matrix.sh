@@ -28,6 +28,7 @@
 #      VM_GOTEST_FLAGS  extra go test flags ("-p 1 -timeout 30m": one VM per
 #                     cell at a time, so timing-sensitive tests don't compete)
 #      VM_LOGDIR      ($SYNQ_CACHE/vmlogs)   VM_MATRIX_OUT  (testdata/matrix.md)
+#      VM_REPORT_ONLY 1: run nothing, make the table from the logs in VM_LOGDIR
 #      and those of vm/go-test-exec.sh (VM_MODULES, VM_FILES, VM_MEM, ...).
 #      VM_ACCEL       tcg | kvm; unset: chosen once per arch for the run
 #                     (vm_choose_accel in lib.sh: KVM only for a native guest
@@ -64,6 +65,7 @@ for a in "${arches[@]}"; do
 	kout=$(VM_ARCH=$a "$VM_DIR/fetch-kernel.sh" "${kernels[@]}") || vm_die "fetching $a kernels ${kernels[*]} failed"
 	while read -r s p; do kimg[$a/$s]=$p; done <<<"$kout"
 	for k in "${kernels[@]}"; do [ -n "${kimg[$a/$k]:-}" ] || vm_die "$a kernel $k was not resolved"; done
+	[ "${VM_REPORT_ONLY:-0}" = 1 ] && { accel[$a]=${VM_ACCEL:-tcg}; continue; }
 	# Build once up front (all cores): a build error fails here, not in every cell.
 	echo "matrix: building ${pkgs[*]} for $a"
 	if ! bout=$(GOARCH=$(goarch "$a") go test -count=1 -run '^$' -exec /bin/true "${pkgs[@]}" 2>&1); then
@@ -121,6 +123,8 @@ summarize() {
 	/^[ \t]+[^ \t]+\.go:[0-9]+: / {
 		msg = $0; sub(/^[ \t]+[^ \t]+\.go:[0-9]+: /, "", msg)
 		if (want) { why = msg; want = 0 }   # reason printed after the SKIP line
+		if (msg ~ /^tier [a-z]+ on /) opened = 1  # kerneltest.Open got the tier
+		if (kwhy == "" && msg ~ /not available: / && match(msg, /tier [a-z]+: .*/)) kwhy = substr(msg, RSTART)
 		if (cur != "") last[cur] = msg      # streamed (-v) logs: reason printed before it
 		next
 	}
@@ -128,10 +132,11 @@ summarize() {
 	/go-test-exec: the VM failed/ { vmfail = 1 }
 	/^(FAIL|ok) .*\[build failed\]|^# / { buildfail = 1 }
 	END {
-		if (refused != "") { # a declared refusal: every test skipped, the kernel saying why
-			if (rc == 0 && pass == 0 && fail == 0 && why ~ /^tier [a-z]+ not available: /)
-				print "refused\t" substr(why, index(why, ": ") + 2)
-			else print "fail\t" (pass ? "attached, but vm/refusals says the kernel refuses it" : failed != "" ? failed : "not refused as vm/refusals says")
+		# A declared refusal: no test got the tier, and the kernel said why
+		# (a test whose subtests all skipped passes: opened tells).
+		if (refused != "") {
+			if (rc == 0 && fail == 0 && !opened && kwhy != "") print "refused\t" kwhy
+			else print "fail\t" (opened ? "attached, but vm/refusals says the kernel refuses it" : failed != "" ? failed : "not refused as vm/refusals says")
 			exit
 		}
 		if (rc != 0) {
@@ -154,6 +159,7 @@ for a in "${arches[@]}"; do for k in "${kernels[@]}"; do for t in "${tiers[@]}";
 	if [ "$t" = auto ] || [ -n "${refused[$a/$k/$t]:-}" ]; then short+=("$a/$k/$t"); else long+=("$a/$k/$t"); fi
 done; done; done
 for c in "${long[@]}" "${short[@]}"; do
+	[ "${VM_REPORT_ONLY:-0}" = 1 ] && break
 	while [ "$(jobs -rp | wc -l)" -ge "$njobs" ]; do wait -n; done
 	IFS=/ read -r a k t <<<"$c"
 	echo "matrix: $a/$k/$t ... (log: $logdir/$a-$k-$t.log)"
