@@ -176,10 +176,14 @@ vmtest-skipped:
 	@echo "make test: SKIPPED the QEMU kernel matrix (make vmtest): VMTEST=0, this machine is itself the kernel under test; run make vmtest on a host (CI runs it)"
 
 # The deployment files: Kubernetes manifests decoded strictly into the API
-# types (deploy/validate, a module of its own), and the systemd unit verified
+# types (deploy/validate, a module of its own), the alerting rules checked and
+# unit-tested by promtool (from Debian's prometheus, installed where that
+# starts no service: without systemd running; else the test says it skipped),
+# and the systemd unit verified
 # by systemd in a scratch root with the real binary. systemd only warns about
 # an unknown key or a bad value and exits 0: any output fails.
 check-deploy:
+	@command -v promtool >/dev/null || [ -d /run/systemd/system ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 	cd deploy/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
 	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
 	@root=$$(mktemp -d) && mkdir -p $$root/usr/local/bin $$root/etc/systemd/system $$root/usr/lib/systemd && \

@@ -9,7 +9,6 @@ import (
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/exporter"
 	"github.com/synq-trace/synq/internal/ledger"
-	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -67,9 +66,11 @@ func (benchSource) Counts() (map[tracer.ListenerID]tracer.Counts, error) {
 func (benchSource) Histograms() (map[tracer.ListenerID]*tracer.Histogram, error) {
 	return map[tracer.ListenerID]*tracer.Histogram{}, nil
 }
-func (benchSource) Stats() (tracer.Stats, error)              { return tracer.Stats{}, nil }
-func (benchSource) Walk() (*ledger.View, error)               { return &ledger.View{}, nil }
-func (benchSource) KernelCounters() (netstat.Snapshot, error) { return netstat.Snapshot{}, nil }
+func (benchSource) Stats() (tracer.Stats, error) { return tracer.Stats{}, nil }
+func (benchSource) Walk() (*ledger.View, error)  { return &ledger.View{}, nil }
+func (benchSource) Owners(time.Time, map[uint64]bool) (map[uint64][]aggregate.Owner, exporter.OwnerReport) {
+	return nil, exporter.OwnerReport{}
+}
 
 // BenchmarkReader measures the user-space cost per event after the ring
 // buffer hands over a record: tracer.Decode, then what each command does with

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/command"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
@@ -19,6 +20,53 @@ var (
 	flagSample = &cli.IntFlag{Name: "sample", Value: 1, Usage: "stream 1 in N syn, enqueue and accept events (drops always); counters and histograms stay exact"}
 	flagTier   = &cli.StringFlag{Name: "tier", Value: "auto", Usage: "auto, fentry, kprobe or tracepoint"}
 )
+
+// workloadFlags name and select listeners by workload: the commands that
+// take --port take them.
+var workloadFlags = []cli.Flag{
+	&cli.StringFlag{Name: "pod", Usage: "only listeners of this Kubernetes pod (name; needs the container runtime's CRI socket)"},
+	&cli.StringFlag{Name: "k8s-namespace", Usage: "only listeners of pods in this Kubernetes namespace (not a network namespace: see --netns)"},
+	&cli.StringFlag{Name: "container", Usage: "only listeners of this container: name, or a prefix of its id"},
+	&cli.StringFlag{Name: "unit", Usage: "only listeners of this systemd unit (nginx or nginx.service)"},
+	flagRuntimeEndpoint,
+}
+
+// runtimeEndpoint reads --runtime-endpoint: a usage error if given but invalid.
+func runtimeEndpoint(c *cli.Context) (string, error) {
+	e := c.String(flagRuntimeEndpoint.Name)
+	if c.IsSet(flagRuntimeEndpoint.Name) {
+		if err := identity.CheckEndpoint(e); err != nil {
+			return "", usagef("invalid --runtime-endpoint: %v", err)
+		}
+	}
+	return e, nil
+}
+
+// flagRuntimeEndpoint names the CRI socket (serve takes it without the
+// filters).
+var flagRuntimeEndpoint = &cli.StringFlag{Name: "runtime-endpoint", Usage: "container runtime's CRI socket, path or unix:// URL, for pod and container names " +
+	"(default: the first of " + strings.Join(identity.DefaultEndpoints, ", ") + ")"}
+
+// withWorkload appends the workload flags to a command's flags.
+func withWorkload(flags ...cli.Flag) []cli.Flag {
+	return append(flags, workloadFlags...)
+}
+
+// workload reads the workload flags.
+func workload(c *cli.Context) (command.Workload, error) {
+	ep, err := runtimeEndpoint(c)
+	if err != nil {
+		return command.Workload{}, err
+	}
+	w := command.Workload{RuntimeEndpoint: ep, Filter: identity.Filter{
+		Pod: c.String("pod"), Namespace: c.String("k8s-namespace"), Container: c.String("container"), Unit: c.String("unit")}}
+	for _, f := range []string{"pod", "k8s-namespace", "container", "unit"} {
+		if c.IsSet(f) && strings.TrimSpace(c.String(f)) == "" {
+			return command.Workload{}, usagef("invalid --%s: empty", f)
+		}
+	}
+	return w, nil
+}
 
 // sampleEvery validates --sample.
 func sampleEvery(c *cli.Context) (uint32, error) {

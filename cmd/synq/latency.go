@@ -11,12 +11,12 @@ func latencyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "latency",
 		Usage: "accept latency per listener or port as log2 histograms with p50/p90/p99/max, and the accept-queue depth at enqueue",
-		Flags: []cli.Flag{
+		Flags: withWorkload(
 			flagOutput, flagNetns, flagPort, flagBTF, flagSample,
 			&cli.StringFlag{Name: "by", Value: string(aggregate.ByListener), Usage: "listener (each socket, SO_REUSEPORT members apart) or port"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
 			flagTier,
-		},
+		),
 		Action: runLatency,
 	}
 }
@@ -41,5 +41,9 @@ func runLatency(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return command.Latency(c.Context, env(c), command.LatencyOptions{Format: format, By: by, Duration: d, Tracer: cfg, Only: only})
+	wl, err := workload(c)
+	if err != nil {
+		return err
+	}
+	return command.Latency(c.Context, env(c), command.LatencyOptions{Format: format, By: by, Duration: d, Tracer: cfg, Only: only, Workload: wl})
 }

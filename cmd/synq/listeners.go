@@ -10,7 +10,7 @@ func listenersCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "listeners",
 		Usage:  "snapshot every listening TCP socket in every netns: queues, drops, owner",
-		Flags:  []cli.Flag{flagOutput, flagNetns, flagPort, flagBTF},
+		Flags:  withWorkload(flagOutput, flagNetns, flagPort, flagBTF),
 		Action: runListeners,
 	}
 }
@@ -35,5 +35,9 @@ func runListeners(c *cli.Context) error {
 	if _, err := btfPath(c); err != nil {
 		return err
 	}
-	return command.Listeners(env(c), command.ListenersOptions{Format: format, Port: port, Only: only})
+	wl, err := workload(c)
+	if err != nil {
+		return err
+	}
+	return command.Listeners(env(c), command.ListenersOptions{Format: format, Port: port, Only: only, Workload: wl})
 }

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/synq-trace/synq/internal/command"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,7 +28,8 @@ func run(args []string) int {
 }
 
 // runWith runs synq with its output on stdout and diagnostics on stderr, and
-// returns the exit code: 0, 1 for a failure, 2 for bad input.
+// returns the exit code: 0, 1 for a failure, 2 for bad input, 3 when doctor
+// found something.
 func runWith(args []string, stdout, stderr io.Writer) int {
 	// Ctrl-C, SIGTERM and SIGHUP (terminal closed) cancel the context: commands return, and their
 	// deferred Close detaches every program and link.
@@ -37,6 +39,9 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
 	if err := app.RunContext(ctx, args); err != nil {
+		if errors.Is(err, command.ErrFound) {
+			return exitCode(err) // doctor's findings are on stdout
+		}
 		fmt.Fprintf(stderr, "synq: %v\n", err)
 		return exitCode(err)
 	}
@@ -57,6 +62,7 @@ func newApp() *cli.App {
 			topCommand(),
 			latencyCommand(),
 			serveCommand(),
+			doctorCommand(),
 		},
 		// urfave/cli prints usage errors itself and exits 1 by default; we
 		// want one line and exit code 2 for every bad input.
@@ -90,6 +96,9 @@ func usageErr(err error) error { return usageError{err} }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 func exitCode(err error) int {
+	if errors.Is(err, command.ErrFound) {
+		return exitFound
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2

@@ -104,7 +104,7 @@ func TestSchemasPublished(t *testing.T) {
 	for _, f := range files {
 		got = append(got, strings.TrimSuffix(filepath.Base(f), ".json"))
 	}
-	want := []string{"latency", "listeners", "states", "stats", "top", "trace"}
+	want := []string{"doctor", "latency", "listeners", "states", "stats", "top", "trace"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("docs/schema has %v, want %v", got, want)
 	}

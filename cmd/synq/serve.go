@@ -22,7 +22,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "web.config.file", Usage: "exporter-toolkit web configuration `FILE` (as node_exporter's): TLS, client certificates, basic auth; see docs/exporter.md"},
 			&cli.IntFlag{Name: "max-listeners", Value: 100, Usage: "listeners with series of their own (busiest first); the rest are summed into port=\"other\""},
 			&cli.DurationFlag{Name: "expire", Value: 5 * time.Minute, Usage: "keep exporting a listener this long after it closed (frozen, without queue gauges), then drop its series"},
-			flagTier,
+			flagTier, flagRuntimeEndpoint,
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook and why better tiers were skipped"},
 		},
 		Action: runServe,
@@ -48,6 +48,10 @@ func runServe(c *cli.Context) error {
 	if d := c.Duration("expire"); d <= 0 {
 		return usagef("invalid --expire %v: must be positive", d)
 	}
+	endpoint, err := runtimeEndpoint(c)
+	if err != nil {
+		return err
+	}
 	// Counters and the accept latency histogram are kept in the kernel and
 	// read at scrape time; only overflows are streamed (they name
 	// listeners), with batched wakeups.
@@ -62,7 +66,8 @@ func runServe(c *cli.Context) error {
 	cfg.RingBytes = 256 << 10
 
 	return command.Serve(c.Context, env(c), command.ServeOptions{Addr: addr, Loopback: loopback,
-		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version, Web: web})
+		MaxListeners: c.Int("max-listeners"), Expire: c.Duration("expire"), Tracer: cfg, Only: only, Version: version, Web: web,
+		RuntimeEndpoint: endpoint})
 }
 
 // checkListen validates --web.listen-address and says whether it is loopback only.

@@ -79,6 +79,8 @@ func TestServeBadInput(t *testing.T) {
 		{[]string{"--expire", "soon"}, "--expire: want a duration like 10s, got \"soon\""},
 		{[]string{"--tier", "uprobe"}, "unknown tier \"uprobe\""},
 		{[]string{"--netns", "no-such-netns"}, "netns \"no-such-netns\" does not exist"},
+		{[]string{"--runtime-endpoint", "tcp://127.0.0.1:10010"}, "invalid --runtime-endpoint: runtime endpoint \"tcp://127.0.0.1:10010\": only unix sockets"},
+		{[]string{"--runtime-endpoint", ""}, "--runtime-endpoint: invalid value \"\": empty"},
 		{[]string{"extra"}, "takes no arguments"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -361,7 +363,7 @@ func startServe(t *testing.T, args ...string) string {
 func TestKernelServePrometheus(t *testing.T) {
 	kerneltest.Root(t)
 	promBin := prometheusBinary(t)
-	const nsName = "synq-serve-test"
+	nsName := fmt.Sprintf("synq-serve-test-%d", os.Getpid()) // pid-unique: parallel runs
 	ns, l := testListener(t, nsName, 1)
 
 	target := startServe(t, "--netns", nsName)
@@ -518,7 +520,7 @@ func sampleOf(ss []sample, name, port string) (float64, bool) {
 // is the kernel's ListenDrops. When the busy listener closes, it stays
 // exported (frozen, without gauges) until --expire, then its series go.
 func TestKernelServeFoldAndExpire(t *testing.T) {
-	const nsName = "synq-serve-fold"
+	nsName := fmt.Sprintf("synq-serve-fold-%d", os.Getpid()) // pid-unique: parallel runs
 	ns, busy := testListener(t, nsName, 1)
 	idle := kerneltest.Listen(t, ns, "tcp4", "127.0.0.1:0", 7)
 	const expire = 3 * time.Second
@@ -578,7 +580,10 @@ func TestKernelServeFoldAndExpire(t *testing.T) {
 // checkDashboardQueries runs every query of the Grafana dashboard, its
 // variables filled in as Grafana would, on the real Prometheus: each must
 // parse, and each whose metrics synq exported here must return data.
-func checkDashboardQueries(t *testing.T, base string) {
+//
+// vals are variable, value pairs (a regexp, as Grafana passes a selection);
+// the others select everything.
+func checkDashboardQueries(t *testing.T, base string, vals ...string) {
 	t.Helper()
 	b, err := os.ReadFile("../../deploy/grafana/synq.json")
 	if err != nil {
@@ -600,7 +605,15 @@ func checkDashboardQueries(t *testing.T, base string) {
 	for _, m := range []string{"synq_syn_total", "synq_syn_cookies_total"} {
 		present[m] = len(promMust(t, base, m)) > 0
 	}
-	vars := strings.NewReplacer(`"$instance"`, `".*"`, `"$netns"`, `".*"`, "$__rate_interval", "1m", "$__interval", "15s")
+	sel := map[string]string{"instance": ".*", "netns": ".*", "namespace": ".*", "pod": ".*"}
+	for i := 0; i+1 < len(vals); i += 2 {
+		sel[vals[i]] = vals[i+1]
+	}
+	repl := []string{"$__rate_interval", "1m", "$__interval", "15s"}
+	for k, v := range sel {
+		repl = append(repl, `"$`+k+`"`, strconv.Quote(v))
+	}
+	vars := strings.NewReplacer(repl...)
 	n := 0
 	for _, p := range d.Panels {
 		for _, tg := range p.Targets {
@@ -656,7 +669,7 @@ func promMust(t *testing.T, base, q string) []json.RawMessage {
 // no bucket below hold holds any, and the sum lies between n·hold and the
 // time the whole exchange took.
 func TestKernelServeAcceptLatency(t *testing.T) {
-	const nsName = "synq-serve-latency"
+	nsName := fmt.Sprintf("synq-serve-latency-%d", os.Getpid()) // pid-unique: parallel runs
 	ns, ln := testListener(t, nsName, 16)
 	target := startServe(t, "--netns", nsName)
 	port := strconv.Itoa(int(ln.Port()))

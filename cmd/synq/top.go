@@ -12,13 +12,13 @@ func topCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "top",
 		Usage: "live table of every listener: SYN, accept and drop rates by reason, queues now/peak/max, accept latency",
-		Flags: []cli.Flag{
+		Flags: withWorkload(
 			flagOutput, flagSample, flagNetns, flagPort, flagBTF,
 			&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: time.Second, Usage: "refresh every (at least 100ms)"},
 			&cli.BoolFlag{Name: "once", Usage: "print one refresh after --interval and exit"},
 			&cli.StringFlag{Name: "sort", Value: string(aggregate.SortDrops), Usage: "drops, syn, accepts, latency or queue"},
 			flagTier,
-		},
+		),
 		Action: runTop,
 	}
 }
@@ -43,6 +43,10 @@ func runTop(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	wl, err := workload(c)
+	if err != nil {
+		return err
+	}
 	return command.Top(c.Context, env(c), command.TopOptions{Format: format, Interval: interval, Once: c.Bool("once"),
-		Sort: key, Tracer: cfg, Only: only})
+		Sort: key, Tracer: cfg, Only: only, Workload: wl})
 }

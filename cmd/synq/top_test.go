@@ -121,7 +121,7 @@ func TestTopRender(t *testing.T) {
 		Time: time.Unix(1_800_000_000, 0), Interval: 2 * time.Second, Tier: tracer.TierTracepoint, Kernel: "6.18.44", RingRecords: 700,
 		Rows: []aggregate.Row{{
 			Endpoint: ep, NetnsName: "synq-demo", Inode: 99,
-			Owners:   []aggregate.Owner{{PID: 42, Comm: "app", Cgroup: "/system.slice/docker-" + strings.Repeat("ab", 32) + ".scope", Identity: identity.Identity{ContainerID: strings.Repeat("ab", 32)}}, {PID: 43, Comm: "app"}},
+			Owners:   []aggregate.Owner{{PID: 42, Comm: "app", Cgroup: "/system.slice/docker-" + strings.Repeat("ab", 32) + ".scope", Identity: identity.Identity{ContainerID: strings.Repeat("ab", 32), Runtime: "docker"}}, {PID: 43, Comm: "app"}},
 			Enqueued: 100, Accepts: 90, Drops: 31, DropsExact: true, SynDerived: n(10), SynReason: ledger.ReasonNotVisible, AckOverflow: 20, Other: 1,
 			AcceptQueue: aggregate.Queue{Now: 2, Peak: 9, Max: 8}, SynQueue: aggregate.Queue{Now: 1, Peak: 8, Max: 8},
 			Latency: aggregate.Summary{Count: 90, P50: 18 * time.Millisecond, P99: 39 * time.Millisecond, Max: 40 * time.Millisecond},
@@ -132,7 +132,7 @@ func TestTopRender(t *testing.T) {
 	for _, want := range []string{
 		"synq top: tracepoint tier, Linux 6.18.44; ring buffer 350 records/s, lost 0; 1 listener; every 2s; sorted by drops",
 		"SYN-DROP*", "4026532177 (synq-demo)", "127.0.0.1:8080", "2/9/8", "1/8/8", "18.00ms/39.00ms/40.00ms",
-		"42/app +1", "container abababababab", "* SYN-side drops", "SYN-DROP WHY*", "reason not visible on this kernel", "ring buffer 350 records/s",
+		"42/app +1", "docker:abababababab", "* SYN-side drops", "SYN-DROP WHY*", "reason not visible on this kernel", "ring buffer 350 records/s",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)

@@ -11,14 +11,14 @@ func traceCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "trace",
 		Usage: "stream listen-path events: SYNs, drops, cookies, enqueues, accepts with latency",
-		Flags: []cli.Flag{
+		Flags: withWorkload(
 			flagOutput, flagNetns, flagPort, flagBTF, flagSample,
 			&cli.StringFlag{Name: "events", Usage: "comma list of event kinds (syn, syn-drop, cookie, synack-retrans, enqueue, ack-overflow, accept)"},
 			flagTier,
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until Ctrl-C)"},
 			&cli.DurationFlag{Name: "reconcile", Usage: "also reconcile with the kernel's counters every `D` (e.g. 5s); always done on exit"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "report every hook and why better tiers were skipped"},
-		},
+		),
 		Action: runTrace,
 	}
 }
@@ -37,6 +37,10 @@ func runTrace(c *cli.Context) error {
 	if every := c.Duration("reconcile"); every < 0 || c.IsSet("reconcile") && every < 100*time.Millisecond {
 		return usagef("invalid --reconcile %v: want an interval of at least 100ms", every)
 	}
+	wl, err := workload(c)
+	if err != nil {
+		return err
+	}
 	return command.Trace(c.Context, env(c), command.TraceOptions{Format: format, Tracer: cfg, Only: only,
-		Duration: c.Duration("duration"), Reconcile: c.Duration("reconcile")})
+		Duration: c.Duration("duration"), Reconcile: c.Duration("reconcile"), Workload: wl})
 }

@@ -36,11 +36,12 @@ type Object struct {
 
 // kinds are the API types synq's manifests may use, by apiVersion/kind.
 var kinds = map[string]func() any{
-	"v1/Namespace":                        func() any { return &corev1.Namespace{} },
-	"v1/ServiceAccount":                   func() any { return &corev1.ServiceAccount{} },
-	"v1/Service":                          func() any { return &corev1.Service{} },
-	"apps/v1/DaemonSet":                   func() any { return &appsv1.DaemonSet{} },
-	"monitoring.coreos.com/v1/PodMonitor": func() any { return &monitoringv1.PodMonitor{} },
+	"v1/Namespace":                            func() any { return &corev1.Namespace{} },
+	"v1/ServiceAccount":                       func() any { return &corev1.ServiceAccount{} },
+	"v1/Service":                              func() any { return &corev1.Service{} },
+	"apps/v1/DaemonSet":                       func() any { return &appsv1.DaemonSet{} },
+	"monitoring.coreos.com/v1/PodMonitor":     func() any { return &monitoringv1.PodMonitor{} },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &monitoringv1.PrometheusRule{} },
 }
 
 var docSep = regexp.MustCompile(`(?m)^---\s*$`)
@@ -202,9 +203,17 @@ func objectMeta(o any) metav1.ObjectMeta {
 		return v.ObjectMeta
 	case *monitoringv1.PodMonitor:
 		return v.ObjectMeta
+	case *monitoringv1.PrometheusRule:
+		return v.ObjectMeta
 	}
 	return metav1.ObjectMeta{}
 }
+
+// criDirs are the directories of the container runtimes' CRI sockets that
+// synq asks for pod and container names. The directory is mounted, not the
+// socket: hostPath type Socket stops the pod on a node without the runtime,
+// and a missing file path makes the runtime create a directory in its place.
+var criDirs = map[string]bool{"/run/containerd": true, "/run/crio": true}
 
 func (c *checker) daemonSet(d *appsv1.DaemonSet, sas map[string]bool) {
 	name := "DaemonSet " + d.Name
@@ -277,6 +286,9 @@ func (c *checker) daemonSet(d *appsv1.DaemonSet, sas map[string]bool) {
 		}
 		if p := filepath.Clean(v.HostPath.Path); p == "/" || strings.HasSuffix(p, ".sock") || p == "/proc" || p == "/sys" {
 			c.errorf("%s: host path %s is broader than synq needs", cname, p)
+		}
+		if criDirs[filepath.Clean(v.HostPath.Path)] && (v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathDirectoryOrCreate) {
+			c.errorf("%s: runtime socket directory %s must be DirectoryOrCreate: a node without that runtime would not start synq", cname, v.HostPath.Path)
 		}
 		if v.HostPath.Path == "/run/netns" && (m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationHostToContainer) {
 			c.errorf("%s: /run/netns without HostToContainer propagation: pods started later would be invisible", cname)

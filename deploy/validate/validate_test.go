@@ -21,7 +21,8 @@ func TestManifests(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.Kind]++
 	}
-	for _, k := range []string{"v1/Namespace", "v1/ServiceAccount", "v1/Service", "apps/v1/DaemonSet", "monitoring.coreos.com/v1/PodMonitor"} {
+	for _, k := range []string{"v1/Namespace", "v1/ServiceAccount", "v1/Service", "apps/v1/DaemonSet", "monitoring.coreos.com/v1/PodMonitor",
+		"monitoring.coreos.com/v1/PrometheusRule"} {
 		if kinds[k] != 1 {
 			t.Errorf("%d %s, want 1", kinds[k], k)
 		}
@@ -128,6 +129,9 @@ func TestPolicy(t *testing.T) {
 		{"listen env", "--web.listen-address=$(NODE_IP):9464", "--web.listen-address=$(POD_IP):9464", "$(POD_IP)"},
 		{"listen alias", "--web.listen-address=$(NODE_IP):9464", "--listen=$(NODE_IP):9465", "no declared container port"},
 		{"probe path", "path: /healthz", "path: /health", "want /healthz"},
+		{"runtime socket file", "            path: /run/containerd\n            type: DirectoryOrCreate", "            path: /run/containerd/containerd.sock\n            type: Socket", "broader than synq needs"},
+		{"runtime dir required", "            path: /run/crio\n            type: DirectoryOrCreate", "            path: /run/crio\n            type: Directory", "must be DirectoryOrCreate"},
+		{"writable runtime dir", "              mountPath: /run/crio\n              readOnly: true", "              mountPath: /run/crio\n              readOnly: false", "mounted writable"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if !strings.Contains(ds, c.old) {

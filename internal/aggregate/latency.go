@@ -83,6 +83,35 @@ type Latency struct {
 	// from the snapshot given to UseKernel
 	inodes  map[tracer.ListenerID]uint64
 	members map[uint64]int
+	keep    func(tracer.ListenerID) bool // from Keep; nil keeps all
+}
+
+// Keep drops every listener keep refuses (a workload filter): groups left
+// without a listener go, the others count only the kept listeners'
+// addresses, and UseKernel ignores the refused ones. Call it before
+// UseKernel (whose kernel histograms replace what events counted).
+func (a *Latency) Keep(keep func(tracer.ListenerID) bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.keep = keep
+	for id := range a.seen {
+		if !keep(id) {
+			delete(a.seen, id)
+		}
+	}
+	for k, g := range a.groups {
+		g.Listeners = slices.DeleteFunc(g.Listeners, func(id tracer.ListenerID) bool { return !keep(id) })
+		if len(g.Listeners) == 0 {
+			delete(a.groups, k)
+			continue
+		}
+		g.Addrs = g.Addrs[:0]
+		for _, id := range g.Listeners {
+			if ep, ok := a.seen[id]; ok && !slices.Contains(g.Addrs, ep.Addr) {
+				g.Addrs = append(g.Addrs, ep.Addr)
+			}
+		}
+	}
 }
 
 // NewLatency groups by by.
@@ -104,6 +133,9 @@ func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, maxi
 	backlog := map[tracer.ListenerID]uint32{}
 	a.members = Members(listeners)
 	for _, l := range listeners {
+		if a.keep != nil && !a.keep(l.ID) {
+			continue
+		}
 		a.inodes[l.ID] = l.Inode
 		if _, ok := a.seen[l.ID]; !ok {
 			a.seen[l.ID] = l.Endpoint
@@ -115,7 +147,7 @@ func (a *Latency) UseKernel(deltas map[tracer.ListenerID]*tracer.Histogram, maxi
 	}
 	for id, d := range deltas {
 		ep, ok := a.seen[id]
-		if !ok || id == 0 {
+		if !ok || id == 0 || a.keep != nil && !a.keep(id) {
 			continue
 		}
 		accepts, enqueues := d.Accepts(), uint64(0)

@@ -110,3 +110,43 @@ func TestLatencyUseKernel(t *testing.T) {
 		t.Errorf("listener 2 µs slots %+v, want 10 in [512, 1023]", bs)
 	}
 }
+
+// Keep (a workload filter) leaves exactly the kept listeners, also in a
+// port group shared with refused ones, and UseKernel does not bring the
+// refused ones back from the kernel's histograms or the snapshot.
+func TestLatencyKeep(t *testing.T) {
+	ep := endpointIn(1)
+	evs := []tracer.Event{
+		{Kind: tracer.KindAccept, Listener: 1, Endpoint: ep("127.0.0.1", 80), LatencyKnown: true, Latency: time.Millisecond},
+		{Kind: tracer.KindAccept, Listener: 2, Endpoint: ep("127.0.0.2", 80), LatencyKnown: true, Latency: time.Millisecond},
+		{Kind: tracer.KindAccept, Listener: 3, Endpoint: ep("127.0.0.1", 81), LatencyKnown: true, Latency: time.Millisecond},
+	}
+	owners := map[tracer.ListenerID][]Owner{1: {{PID: 7, Comm: "web"}}, 2: {{PID: 8, Comm: "db"}}, 3: {{PID: 8, Comm: "db"}}}
+	deltas := map[tracer.ListenerID]*tracer.Histogram{}
+	var snapshot []tracer.Listener
+	for id, addr := range map[tracer.ListenerID]string{1: "127.0.0.1", 2: "127.0.0.2", 3: "127.0.0.1"} {
+		d := &tracer.Histogram{}
+		d.Latency[10] = uint64(id) // 1, 2 and 3 accepts
+		deltas[id] = d
+		port := uint16(80)
+		if id == 3 {
+			port = 81
+		}
+		snapshot = append(snapshot, tracer.Listener{ID: id, Endpoint: ep(addr, port), Inode: uint64(100 + id)})
+	}
+	a := NewLatency(ByPort)
+	for i := range evs {
+		a.Observe(&evs[i])
+	}
+	a.Keep(func(id tracer.ListenerID) bool { return id == 1 })
+	a.UseKernel(deltas, nil, snapshot)
+	gs := a.Groups(owners, nil)
+	if len(gs) != 1 {
+		t.Fatalf("%d groups, want only port 80's", len(gs))
+	}
+	g := gs[0]
+	if g.Port != 80 || len(g.Listeners) != 1 || g.Listeners[0] != 1 || len(g.Addrs) != 1 || g.Addrs[0].String() != "127.0.0.1" ||
+		len(g.Owners) != 1 || g.Owners[0].PID != 7 || len(g.Inodes) != 1 || g.Inodes[0] != 101 || g.Latency.Count() != 1 {
+		t.Errorf("port 80 kept only listener 1: %+v (accepts %d)", g, g.Latency.Count())
+	}
+}

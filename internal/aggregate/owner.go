@@ -1,11 +1,11 @@
 package aggregate
 
 import (
-	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/synq-trace/synq/internal/identity"
@@ -32,99 +32,31 @@ type Owner struct {
 func Owners(procDir string, inodes map[uint64]bool) map[uint64][]Owner {
 	idx := owner.Index(procDir, inodes)
 	out := make(map[uint64][]Owner, len(idx))
-	cgroups := map[int]string{}
+	type workload struct {
+		cgroup string
+		id     identity.Identity
+	}
+	byPID := map[int]workload{} // one read and parse per process, however many sockets it holds
 	for ino, procs := range idx {
 		for _, p := range procs {
-			cg, ok := cgroups[p.PID]
+			w, ok := byPID[p.PID]
 			if !ok {
-				cg = ReadCgroup(procDir, p.PID)
-				cgroups[p.PID] = cg
+				cg := identity.ReadCgroup(procDir, p.PID)
+				if cg == "" && gone(procDir, p.PID) {
+					continue // exited since the fd walk
+				}
+				w = workload{cg, identity.FromCgroup(cg)}
+				byPID[p.PID] = w
 			}
-			out[ino] = append(out[ino], Owner{PID: p.PID, Comm: p.Comm, Cgroup: cg, Identity: identity.Identity{ContainerID: ContainerID(cg)}})
+			out[ino] = append(out[ino], Owner{PID: p.PID, Comm: p.Comm, Cgroup: w.cgroup, Identity: w.id})
 		}
 	}
 	return out
 }
 
-// ReadCgroup is the cgroup of a process ("" when it cannot be read).
-func ReadCgroup(procDir string, pid int) string {
-	b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "cgroup"))
-	if err != nil {
-		return ""
-	}
-	return ParseCgroup(b)
-}
-
-// ParseCgroup picks one path from a /proc/PID/cgroup file
-// ("hierarchy-ID:controllers:path" lines): the cgroup v2 one ("0::path")
-// unless it is the root; then the name=systemd v1 hierarchy's (where
-// systemd, and docker's systemd driver, put services and containers); then
-// any v1 path that names a container; else the v2 or systemd root.
-func ParseCgroup(b []byte) string {
-	var v2, systemd, container string
-	for line := range bytes.Lines(b) {
-		parts := strings.SplitN(strings.TrimSpace(string(line)), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		ctrl, path := parts[1], parts[2]
-		switch {
-		case parts[0] == "0" && ctrl == "":
-			v2 = path
-		case ctrl == "name=systemd":
-			systemd = path
-		case container == "" && ContainerID(path) != "":
-			container = path
-		}
-	}
-	for _, p := range []string{v2, systemd, container} {
-		if p != "" && p != "/" {
-			return p
-		}
-	}
-	if v2 != "" {
-		return v2
-	}
-	return systemd
-}
-
-// runtimePrefixes are how container runtimes name a container's cgroup
-// (systemd driver: "<prefix><id>.scope"; cgroupfs driver: the bare id).
-var runtimePrefixes = []string{"docker-", "cri-containerd-", "crio-", "libpod-", "containerd-", ""}
-
-// ContainerID extracts a container id from a cgroup path, "" when the path
-// does not look like a container's. The innermost match wins (a container
-// nested in a Kubernetes pod slice is named by its own scope).
-func ContainerID(path string) string {
-	parts := strings.Split(path, "/")
-	for i := len(parts) - 1; i >= 0; i-- {
-		c := parts[i]
-		if name, ok := strings.CutPrefix(c, "lxc.payload."); ok && name != "" {
-			return name
-		}
-		if strings.HasPrefix(c, "crio-conmon-") || strings.HasPrefix(c, "libpod-conmon-") {
-			continue // the runtime's monitor process, not the container
-		}
-		c = strings.TrimSuffix(c, ".scope")
-		for _, p := range runtimePrefixes {
-			if id, ok := strings.CutPrefix(c, p); ok && isHexID(id) {
-				return id
-			}
-		}
-	}
-	return ""
-}
-
-func isHexID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
+func gone(procDir string, pid int) bool {
+	_, err := os.Stat(filepath.Join(procDir, strconv.Itoa(pid)))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // OwnerCache re-reads owners only when a listener appears whose inode was
@@ -133,6 +65,8 @@ func isHexID(s string) bool {
 type OwnerCache struct {
 	ProcDir string
 	MaxAge  time.Duration
+	// Resolver names containers and pods (nil: cgroup identities only).
+	Resolver *identity.Resolver
 
 	at      time.Time
 	indexed map[uint64]bool
@@ -160,5 +94,22 @@ func (c *OwnerCache) Lookup(now time.Time, inodes map[uint64]bool) map[uint64][]
 		}
 		c.at = now
 	}
+	Resolve(c.owners, c.Resolver)
 	return c.owners
+}
+
+// Resolve fills the owners' identities from the container runtime (r nil:
+// nothing to do). Owners already named are skipped; a container the runtime
+// does not know yet costs at most one listing per r's MinRefresh.
+func Resolve(owners map[uint64][]Owner, r *identity.Resolver) {
+	if r == nil {
+		return
+	}
+	for _, list := range owners {
+		for i := range list {
+			if id := &list[i].Identity; id.Pod == "" && id.Container == "" {
+				r.Fill(id)
+			}
+		}
+	}
 }

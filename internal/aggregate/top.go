@@ -187,6 +187,9 @@ type Row struct {
 	SynReason, SettledBy string
 	AckOverflow          uint64 // final ACK dropped: accept queue full (half-open)
 	Other                uint64 // ListenDrops with room in the queues
+	// SynackRetrans: SYN-ACKs the listener retransmitted; nil where the
+	// hook is not attached (Caps.SynackRetrans).
+	SynackRetrans *uint64
 
 	AcceptQueue Queue
 	SynQueue    Queue
@@ -319,6 +322,9 @@ func (t *Top) row(l, before tracer.Listener, d tracer.Counts, st *listenerState,
 	}
 	if t.info.Caps().SynSide {
 		r.Syn, r.Cookies = ptr(d.Syn), ptr(d.Cookie)
+	}
+	if t.info.Caps().SynackRetrans {
+		r.SynackRetrans = ptr(d.SynackRetrans)
 	}
 	return r
 }

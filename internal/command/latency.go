@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
@@ -20,12 +21,18 @@ type LatencyOptions struct {
 	Duration time.Duration     // --duration, 0 until ctx ends
 	Tracer   tracer.Config     // from tracerConfig
 	Only     *netns.NS         // --netns, nil for every namespace
+	Workload
 }
 
 // Latency collects accept latency and accept-queue depth until ctx ends or
 // Duration, then prints them per group.
 func Latency(ctx context.Context, env Env, o LatencyOptions) error {
 	cfg, only, by, d, format := o.Tracer, o.Only, o.By, o.Duration, o.Format
+	resolver := o.resolver(env)
+	defer resolver.Close()
+	if err := o.check(env, only, cfg.Port, resolver); err != nil {
+		return err
+	}
 	tr, err := openTracer(env, cfg)
 	if err != nil {
 		return err
@@ -106,8 +113,14 @@ func Latency(ctx context.Context, env Env, o LatencyOptions) error {
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "synq: no listener snapshot (no owners; listeners without streamed events left out): %v\n", err)
 	}
+	owners := latOwners(ls, resolver)
+	if !o.Filter.Empty() {
+		// Exact: only the selected listeners count, also in a --by port
+		// group shared with others.
+		agg.Keep(func(id tracer.ListenerID) bool { return o.selects(owners[id]) })
+	}
 	agg.UseKernel(hists, maxima, ls)
-	groups := agg.Groups(latOwners(ls), latNetnsNames())
+	groups := agg.Groups(owners, latNetnsNames())
 	out := bufio.NewWriter(env.Stdout)
 	if format == render.JSON {
 		enc := json.NewEncoder(out)
@@ -139,12 +152,12 @@ func Latency(ctx context.Context, env Env, o LatencyOptions) error {
 
 // latOwners finds the processes holding the listeners seen, from one
 // snapshot at the end (listeners closed by then have no owner).
-func latOwners(ls []tracer.Listener) map[tracer.ListenerID][]aggregate.Owner {
+func latOwners(ls []tracer.Listener, r *identity.Resolver) map[tracer.ListenerID][]aggregate.Owner {
 	inodes := map[uint64]bool{}
 	for _, l := range ls {
 		inodes[l.Inode] = true
 	}
-	byInode := aggregate.Owners("/proc", inodes)
+	byInode := ownersOf(inodes, r)
 	out := map[tracer.ListenerID][]aggregate.Owner{}
 	for _, l := range ls {
 		out[l.ID] = byInode[l.Inode]

@@ -1,7 +1,8 @@
 package command
 
 import (
-	"github.com/synq-trace/synq/internal/aggregate"
+	"slices"
+
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/render"
 )
@@ -11,6 +12,7 @@ type ListenersOptions struct {
 	Format render.Format
 	Port   uint16    // --port, 0 for every port
 	Only   *netns.NS // --netns, nil for every namespace
+	Workload
 }
 
 // Listeners prints a snapshot of every listening socket with its owners.
@@ -23,7 +25,16 @@ func Listeners(env Env, o ListenersOptions) error {
 	for _, l := range ls {
 		want[l.Inode] = true
 	}
-	owners := aggregate.Owners("/proc", want) // with cgroups, as top and latency
+	r := o.resolver(env)
+	defer r.Close()
+	owners := ownersOf(want, r) // with cgroups and identities, as top and latency
 	names := netns.Names()
-	return render.WriteListeners(env.Stdout, o.Format, render.NewListenerRows(ls, o.Port, owners, names))
+	rows := render.NewListenerRows(ls, o.Port, owners, names)
+	if !o.Filter.Empty() {
+		rows = slices.DeleteFunc(rows, func(row render.ListenerRow) bool { return !o.selects(row.Owners) })
+		if len(rows) == 0 {
+			return o.noMatch(o.Port)
+		}
+	}
+	return render.WriteListeners(env.Stdout, o.Format, rows)
 }

@@ -22,6 +22,9 @@ type reconciling struct {
 	snap    *tracer.Snapshotter
 	ownSnap bool          // snap is closed with this
 	every   time.Duration // periodic reports; 0: on exit only
+	// name, when set, names each report's listeners (and drops those a
+	// workload filter does not select) before it is written.
+	name func(*reconcile.Report)
 }
 
 // trackEvery is how often listeners are listed between reports, so that
@@ -120,6 +123,9 @@ func (r *reconciling) run(ctx context.Context, env Env, format render.Format, em
 					fmt.Fprintf(env.Stderr, "synq: reconcile: %v\n", err)
 					continue
 				}
+				if r.name != nil {
+					r.name(rep)
+				}
 				emit(func(w io.Writer) error { return writeReport(w, format, rep) })
 			}
 		})
@@ -141,6 +147,9 @@ func (r *reconciling) final(env Env, format render.Format, first func(*reconcile
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "synq: reconcile: %v\n", err)
 		return nil
+	}
+	if r.name != nil {
+		r.name(rep)
 	}
 	if first != nil {
 		first(rep)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/exporter"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/tracer"
 )
@@ -26,6 +27,9 @@ type ServeOptions struct {
 	Only         *netns.NS     // --netns, nil for every namespace
 	Version      string        // synq's, for synq_build_info
 	Web          WebServing    // --web.config.file
+	// RuntimeEndpoint is the container runtime's CRI socket
+	// (--runtime-endpoint; "" tries identity.DefaultEndpoints).
+	RuntimeEndpoint string
 }
 
 // WebServing is how /metrics is served: exporter-toolkit's web config (TLS,
@@ -68,6 +72,10 @@ func Serve(ctx context.Context, env Env, o ServeOptions) error {
 	defer src.Close()
 	logger := log.New(stderr, "synq: ", 0)
 	src.Walker.Report = func(msg string) { logger.Print(msg) }
+	// Names of pods and containers: without the runtime's socket, listeners
+	// are named from their cgroups alone (said once, and on /healthz).
+	src.Resolver = identity.NewResolver(identity.ResolverConfig{Endpoint: o.RuntimeEndpoint, Warn: stderr})
+	defer src.Resolver.Close()
 	exp, err := exporter.New(src, exporter.Options{
 		MaxListeners:    o.MaxListeners,
 		Expire:          o.Expire,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
@@ -21,6 +22,7 @@ type TopOptions struct {
 	Sort     aggregate.SortKey // --sort: the key until s is pressed
 	Tracer   tracer.Config     // from tracerConfig
 	Only     *netns.NS         // --netns, nil for every namespace
+	Workload
 }
 
 // Top shows every listener's rates, queues and latency, one frame per
@@ -32,6 +34,11 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 	// (16 wakeup batches) is plenty for that, and the ring is mapped twice
 	// into synq's memory: the default 4 MiB would be 8 MiB of its RSS.
 	cfg.RingBytes = 1 << 20
+	resolver := o.resolver(env)
+	defer resolver.Close()
+	if err := o.check(env, only, cfg.Port, resolver); err != nil {
+		return err
+	}
 	snap, err := newSnapshotter(env)
 	if err != nil {
 		return kernelErr(err)
@@ -93,7 +100,7 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 		stopRec := rec.run(ctx, env, o.Format, nil)
 		defer stopRec()
 	}
-	owners := aggregate.OwnerCache{MaxAge: 10 * time.Second}
+	owners := aggregate.OwnerCache{MaxAge: 10 * time.Second, Resolver: resolver}
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
 	var last *aggregate.Frame
@@ -126,6 +133,9 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 				return nil
 			}
 			f := top.Refresh(s)
+			if !o.Filter.Empty() {
+				f.Rows = slices.DeleteFunc(f.Rows, func(r aggregate.Row) bool { return !o.selects(r.Owners) })
+			}
 			f.Coverage = rec.coverage(s)
 			k := out.SortKey(o.Sort)
 			aggregate.Sort(f.Rows, k)

@@ -21,12 +21,22 @@ type TraceOptions struct {
 	Only      *netns.NS     // --netns, nil for every namespace
 	Duration  time.Duration // --duration, 0 until ctx ends
 	Reconcile time.Duration // --reconcile: periodic reports, 0 on exit only
+	Workload
 }
 
 // Trace streams events until ctx ends or Duration, then says what it saw
 // and reconciles with the kernel's counters.
 func Trace(ctx context.Context, env Env, o TraceOptions) error {
 	cfg, only := o.Tracer, o.Only
+	resolver := o.resolver(env)
+	defer resolver.Close()
+	if err := o.check(env, only, cfg.Port, resolver); err != nil {
+		return err
+	}
+	names := newNamer(env, o.Workload, only, resolver)
+	if !o.Filter.Empty() {
+		names.refresh() // the listeners selected before the first event
+	}
 	tr, err := openTracerQuiet(env, cfg)
 	if err != nil {
 		return err
@@ -41,12 +51,15 @@ func Trace(ctx context.Context, env Env, o TraceOptions) error {
 	// reconciled.
 	rec := startReconcile(env, tr, traced, cfg.Port, o.Reconcile)
 	defer rec.Close()
+	if rec != nil {
+		rec.name = names.name
+	}
 	render.ReportTier(env.Stderr, tr.Info(), env.Verbose)
 	if unseen := UnseenKinds(o.Tracer.Kinds, tr.Info()); len(unseen) > 0 {
 		fmt.Fprintf(env.Stderr, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
 			tr.Info().Tier, strings.Join(unseen, ", "))
 	}
-	if _, err := streamEvents(ctx, env, o.Duration, tr, o.Format, rec); err != nil {
+	if _, err := streamEvents(ctx, env, o.Duration, tr, o.Format, rec, names.event); err != nil {
 		return err
 	}
 	return rec.final(env, o.Format, nil)
@@ -67,7 +80,9 @@ func UnseenKinds(asked []tracer.Kind, info tracer.Info) []string {
 // streamEvents prints events until Ctrl-C or --duration, then the summary.
 // With rec it also keeps rec's listener bookkeeping and prints its periodic
 // reports.
-func streamEvents(ctx context.Context, env Env, d time.Duration, tr *tracer.Tracer, format render.Format, rec *reconciling) (map[tracer.Kind]uint64, error) {
+// With show, only the events it selects are printed (and counted in the
+// summary).
+func streamEvents(ctx context.Context, env Env, d time.Duration, tr *tracer.Tracer, format render.Format, rec *reconciling, show func(*tracer.Event) bool) (map[tracer.Kind]uint64, error) {
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
@@ -102,8 +117,11 @@ func streamEvents(ctx context.Context, env Env, d time.Duration, tr *tracer.Trac
 		}
 	})
 	err := tr.Read(ctx, func(ev *tracer.Event) {
-		byKind[ev.Kind]++
 		rec.observe(ev)
+		if show != nil && !show(ev) {
+			return
+		}
+		byKind[ev.Kind]++
 		mu.Lock()
 		if werr == nil {
 			werr = ew.Write(ev)

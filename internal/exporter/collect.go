@@ -1,13 +1,7 @@
 package exporter
 
 import (
-	"math"
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/synq-trace/synq/internal/ledger"
-	"github.com/synq-trace/synq/internal/netstat"
-	"github.com/synq-trace/synq/tracer"
 )
 
 // Describe sends every metric synq can export.
@@ -37,14 +31,19 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		if se.live {
 			g = &gauges{se.accLen, se.accMax, se.synLen}
 		}
-		e.collectListener(ch, se.labels(), &se.own, &se.ownHist, g)
+		e.collectListener(ch, se.labelValues(), &se.own, &se.ownHist, g)
+		var name string
+		if st := e.kernel[se.netns]; st != nil {
+			name = st.name
+		}
+		e.collectInfo(ch, se, name)
 	}
 	if e.otherUsed {
 		var g *gauges
 		if e.otherLive {
 			g = &e.otherGauges
 		}
-		e.collectListener(ch, []string{Other, Other, Other}, &e.other, &e.otherHist, g)
+		e.collectListener(ch, otherLabels, &e.other, &e.otherHist, g)
 	}
 	e.collectKernel(ch)
 }
@@ -69,45 +68,5 @@ func (e *Exporter) collectListener(ch chan<- prometheus.Metric, lv []string, v *
 		ch <- prometheus.MustNewConstMetric(descAcceptQueueLen, prometheus.GaugeValue, float64(g.accLen), lv...)
 		ch <- prometheus.MustNewConstMetric(descAcceptQueueMax, prometheus.GaugeValue, float64(g.accMax), lv...)
 		ch <- prometheus.MustNewConstMetric(descSynQueueLen, prometheus.GaugeValue, float64(g.synLen), lv...)
-	}
-}
-
-func (e *Exporter) collectKernel(ch chan<- prometheus.Metric) {
-	if e.kernelNow == nil {
-		return
-	}
-	ns := strconv.FormatUint(uint64(e.opts.ReconciledNetns), 10)
-	for _, name := range kernelSet {
-		if v, ok := e.kernelNow[name]; ok {
-			c := netstat.Describe(name)
-			d, t := descKernel, prometheus.CounterValue
-			if c.Gauge {
-				d, t = descKernelGauge, prometheus.GaugeValue
-			}
-			ch <- prometheus.MustNewConstMetric(d, t, float64(v), ns, c.NodeExporter[len("node_netstat_"):])
-		}
-	}
-	delta := netstat.Delta(e.kernel0, e.kernelNow)
-	a := &e.attributed
-	drops := a[vDropSynQueue] + a[vDropAcceptQueue] + a[vDropAckOverflow] + a[vDropOther] + a[vDropSynSide]
-	counted := tracer.Counts{DropSynQueue: a[vDropSynQueue], DropAcceptQueue: a[vDropAcceptQueue],
-		AckOverflow: a[vDropAckOverflow], Cookie: a[vCookie]}
-	for _, c := range ledger.Coverage(e.caps, counted, drops) {
-		if !c.Whole || c.Synq == nil {
-			continue // only what the hooks are placed to see in full
-		}
-		k, ok := delta[c.Key]
-		if !ok {
-			continue
-		}
-		got := float64(*c.Synq)
-		ratio := 1.0
-		switch {
-		case k > 0:
-			ratio = got / float64(k)
-		case got > 0:
-			ratio = math.Inf(1)
-		}
-		ch <- prometheus.MustNewConstMetric(descCoverage, prometheus.GaugeValue, ratio, c.Name)
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -35,6 +37,8 @@ func populated(t *testing.T) *Exporter {
 	f.denied = []uint32{testNetns + 1}
 	f.kernel["TcpExt.ListenDrops"] = 5
 	f.kernel["Tcp.CurrEstab"] = 3
+	f.owners = map[uint64][]aggregate.Owner{10: {{PID: 42, Comm: "nginx", Identity: identity.Identity{
+		Runtime: "containerd", ContainerID: strings.Repeat("ab", 32), PodUID: "0b0b", Pod: "web-0", Namespace: "shop", Container: "nginx"}}}}
 	f.accepted(1, 50*time.Microsecond, 2*time.Millisecond, 300*time.Millisecond, 20*time.Second)
 	return e
 }
@@ -289,4 +293,126 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 	}
 	sort.Strings(unused)
 	t.Logf("exported but not on the dashboard: %v", unused)
+}
+
+func readDashboard(t *testing.T) dashboard {
+	t.Helper()
+	b, err := os.ReadFile(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("%s: %v", dashboardPath, err)
+	}
+	return d
+}
+
+func allPanels(ps []panel) []panel {
+	var out []panel
+	for _, p := range ps {
+		out = append(out, p)
+		out = append(out, allPanels(p.Panels)...)
+	}
+	return out
+}
+
+var reOuterBy = regexp.MustCompile(`^\s*sum by \(([^()]*)\)`)
+
+// The "kernel vs synq" panel compares the same scope: per network
+// namespace, the kernel's ListenDrops of a namespace against synq's sum over
+// the listeners of that namespace, both restricted by the same selection of
+// namespaces (it used to plot one namespace's kernel counter against synq's
+// sum over every namespace).
+func TestDashboardKernelVsSynqSameScope(t *testing.T) {
+	d := readDashboard(t)
+	var found bool
+	for _, p := range allPanels(d.Panels) {
+		if !strings.Contains(p.Title, "kernel vs synq") {
+			continue
+		}
+		found = true
+		if len(p.Targets) != 2 {
+			t.Fatalf("panel %q: %d queries, want the kernel's and synq's", p.Title, len(p.Targets))
+		}
+		var kernel, synq string
+		for _, tg := range p.Targets {
+			names := metricNames(tg.Expr)
+			switch {
+			case slices.Contains(names, "synq_kernel_netstat_total") && !slices.Contains(names, "synq_listen_drops_total"):
+				kernel = tg.Expr
+			case slices.Contains(names, "synq_listen_drops_total") && !slices.Contains(names, "synq_kernel_netstat_total"):
+				synq = tg.Expr
+			}
+		}
+		if kernel == "" || synq == "" {
+			t.Fatalf("panel %q: want one query of synq_kernel_netstat_total and one of synq_listen_drops_total: %v", p.Title, p.Targets)
+		}
+		if !strings.Contains(kernel, `name="TcpExt_ListenDrops"`) {
+			t.Errorf("kernel side %q is not ListenDrops", kernel)
+		}
+		scope := func(expr string) (by []string, join string) {
+			m := reOuterBy.FindStringSubmatch(expr)
+			if m == nil {
+				t.Errorf("%q: not a sum by the namespace", expr)
+				return nil, ""
+			}
+			for _, l := range strings.Split(m[1], ",") {
+				by = append(by, strings.TrimSpace(l))
+			}
+			sort.Strings(by)
+			_, join, _ = strings.Cut(expr, "group_left")
+			return by, join
+		}
+		kb, kj := scope(kernel)
+		sb, sj := scope(synq)
+		if !slices.Contains(kb, "netns") || !slices.Equal(kb, sb) {
+			t.Errorf("kernel summed by %v, synq by %v: want the same grouping, with netns", kb, sb)
+		}
+		if kj == "" || kj != sj || !strings.Contains(kj, "synq_netns_info") {
+			t.Errorf("kernel restricted by %q, synq by %q: want the same synq_netns_info selection", kj, sj)
+		}
+	}
+	if !found {
+		t.Fatal(`no "kernel vs synq" panel`)
+	}
+}
+
+// The namespace and pod variables exist and every panel of listener series
+// honours them.
+func TestDashboardPodVariables(t *testing.T) {
+	d := readDashboard(t)
+	vars := map[string]string{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v.Definition
+	}
+	for _, v := range []string{"namespace", "pod"} {
+		if !strings.Contains(vars[v], ", "+v+")") {
+			t.Errorf("variable %s: %q, want label_values(..., %s)", v, vars[v], v)
+		}
+	}
+	honours := func(sel string) bool {
+		return strings.Contains(sel, `namespace=~"$namespace"`) && strings.Contains(sel, `pod=~"$pod"`)
+	}
+	for _, p := range allPanels(d.Panels) {
+		for _, tg := range p.Targets {
+			sels := reSelector.FindAllStringSubmatch(tg.Expr, -1)
+			// A query restricted through synq_netns_info (per namespace,
+			// as the kernel's counters are) is scoped by it.
+			scoped := false
+			for _, sel := range sels {
+				if sel[1] == "synq_netns_info" {
+					if !honours(sel[2]) {
+						t.Errorf("panel %q: %s%s ignores the namespace or pod variable", p.Title, sel[1], sel[2])
+					}
+					scoped = true
+				}
+			}
+			for _, sel := range sels {
+				if !scoped && strings.Contains(sel[2], `netns=~"$netns"`) && !honours(sel[2]) {
+					t.Errorf("panel %q: %s%s ignores the namespace or pod variable", p.Title, sel[1], sel[2])
+				}
+			}
+		}
+	}
 }

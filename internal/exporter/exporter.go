@@ -17,11 +17,15 @@
 // that left the kernel stay exported, frozen, for Expire; a listener that loses
 // its slot to a busier one stops being exported at once (its series goes
 // stale) and counts on in "other".
+//
+// A listener series also names its workload (namespace, pod, container of
+// the process holding its socket, nameOwners; synq_listener_info the rest),
+// and every namespace with an exported listener has its own kernel counters
+// and coverage (kernelns.go).
 package exporter
 
 import (
 	"fmt"
-	"math"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -31,7 +35,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	khist "github.com/synq-trace/synq/internal/hist"
 	"github.com/synq-trace/synq/internal/ledger"
-	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -50,9 +53,9 @@ type Options struct {
 	HalfLife time.Duration
 	// Version for synq_build_info.
 	Version string
-	// ReconciledNetns is the inode of the namespace whose kernel counters
-	// Source.KernelCounters reads: drops of its listeners are reconciled
-	// with them.
+	// ReconciledNetns is the inode of synq's own namespace, or of --netns:
+	// its kernel counters are exported even when none of its listeners has
+	// a series of its own.
 	ReconciledNetns uint32
 	// LatencyBuckets for synq_accept_latency_seconds (DefaultLatencyBuckets).
 	LatencyBuckets []float64
@@ -204,6 +207,7 @@ type series struct {
 	accLen      uint64
 	accMax      uint64
 	synLen      uint64
+	owner       *owned // nil until a lookup found one (slotted series only)
 }
 
 type gauges struct{ accLen, accMax, synLen uint64 }
@@ -230,27 +234,34 @@ type Exporter struct {
 	otherUsed   bool
 	otherLive   bool
 	otherGauges gauges
-	attributed  values // drops and cookies of the reconciled namespace's listeners
-	kernel0     netstat.Snapshot
-	kernelNow   netstat.Snapshot
-	lost        uint64
-	lastRefresh time.Time
-	err         error // the last refresh's failure to read the tracer
-	health      scrapeHealth
-	logged      map[string]bool
+	// kernel: the counters of each network namespace the walk read, and
+	// what synq attributed to its listeners since its baseline.
+	kernel map[uint32]*nsKernel
+	gen    uint64 // refreshes so far (New is 0)
+	// slottedNetns: the namespaces of the listeners with a slot.
+	slottedNetns map[uint32]bool
+	lost         uint64
+	lastRefresh  time.Time
+	err          error // the last refresh's failure to read the tracer
+	health       scrapeHealth
+	logged       map[string]bool
 }
 
 // New takes the baseline: the listeners that exist now and the kernel
-// counters of the reconciled namespace. Everything is exported relative to
+// counters of every namespace walked. Everything is exported relative to
 // it.
 func New(src Source, opts Options) (*Exporter, error) {
 	opts.defaults()
 	e := &Exporter{
 		src: src, opts: opts, info: src.Info(),
-		tally: ledger.NewTally(), marks: map[tracer.ListenerID]*mark{}, series: map[key]*series{},
+		tally: ledger.NewTally(), marks: map[tracer.ListenerID]*mark{}, series: map[key]*series{}, kernel: map[uint32]*nsKernel{},
 		otherHist: newHist(len(opts.LatencyBuckets)), logged: map[string]bool{},
 	}
 	e.caps = e.info.Caps()
+	e.slottedNetns = map[uint32]bool{}
+	if m, ok := src.(mibSelector); ok {
+		m.SelectMIB(e.wantMIB)
+	}
 	e.shape()
 	e.toProm = promBuckets(opts.LatencyBuckets)
 	// Snapshot first, counters second: the same order as every refresh
@@ -270,11 +281,7 @@ func New(src Source, opts Options) (*Exporter, error) {
 			e.seriesFor(keyOf(s.Endpoint), now)
 		}
 	})
-	e.kernel0, err = src.KernelCounters()
-	e.health.read(SourceNetstat, err)
-	if err != nil {
-		e.logf("kernel counters of netns %d: %v (no synq_kernel_netstat_*, no reconciliation)", opts.ReconciledNetns, err)
-	}
+	e.readKernel(v)
 	return e, nil
 }
 
@@ -382,157 +389,4 @@ func (e *Exporter) derive(s *ledger.Sock) values {
 		v[vDropSynQueue], v[vDropAcceptQueue] = *d.SynQueueFull, *d.AcceptQueueFull
 	}
 	return v
-}
-
-// refresh reads the source and moves everything that happened since the
-// last refresh into the series.
-func (e *Exporter) refresh(now time.Time) error {
-	// The snapshot is read before the counters: a drop between the two
-	// then shows in the counters first, and the tracepoint tier's
-	// sk_drops-based SYN side can only lag by it, never run ahead (series
-	// keep their high-water mark, so a lead would stick).
-	e.health.begin()
-	if e.kernel0 == nil {
-		// Its first read failed: no baseline, no reconciliation.
-		e.health.get(SourceNetstat).failed = []string{"no baseline: the first read of the reconciled namespace's counters failed"}
-	}
-	v, lerr := e.src.Walk()
-	e.health.walked(v, lerr)
-	if lerr != nil {
-		e.logf("snapshot listeners: %v", lerr)
-	}
-	counts, err := e.src.Counts()
-	e.health.read(SourceCounts, err)
-	if err != nil {
-		e.err = fmt.Errorf("read listener counters: %w", err)
-		return e.err
-	}
-	var hists map[tracer.ListenerID]*tracer.Histogram
-	if e.latency {
-		hists, err = e.src.Histograms()
-		e.health.read(SourceHistograms, err)
-		if err != nil {
-			e.err = fmt.Errorf("read listener histograms: %w", err)
-			return e.err
-		}
-	}
-	st, err := e.src.Stats()
-	e.health.read(SourceStats, err)
-	if err != nil {
-		e.err = fmt.Errorf("read loss counters: %w", err)
-		return e.err
-	}
-	e.err = nil
-	e.lost = st.Lost + st.RecursionMisses + st.BadRecords
-	if e.kernel0 != nil {
-		e.kernelNow, err = e.src.KernelCounters()
-		e.health.read(SourceNetstat, err)
-		if err != nil {
-			e.logf("kernel counters of netns %d: %v", e.opts.ReconciledNetns, err)
-		}
-	}
-
-	if v == nil {
-		// No listing at all: account the counters, forget nobody.
-		v = &ledger.View{Netns: []ledger.NetnsView{{Err: lerr}}}
-	}
-	e.tally.Update(v, counts, hists)
-	ids := map[tracer.ListenerID]bool{}
-	e.tally.Each(func(s *ledger.Sock) {
-		ids[s.ID] = true
-		m := e.marks[s.ID]
-		if m == nil || s.New {
-			m = &mark{}
-			e.marks[s.ID] = m
-		}
-		v := e.derive(s)
-		var d values
-		for i := range v {
-			if v[i] > m.hwm[i] {
-				d[i], m.hwm[i] = v[i]-m.hwm[i], v[i]
-			}
-		}
-		lat := s.Hist
-		if lat != nil && lat.Accepts() == 0 && lat.LatencySum == 0 {
-			lat = nil // nothing new: no reason to keep a series alive
-		}
-		if s.HasEndpoint {
-			k := keyOf(s.Endpoint)
-			// A closed listener's map entry may linger: only activity
-			// or presence keeps its series alive.
-			if s.Listed || d.total() > 0 || lat != nil {
-				se := e.seriesFor(k, now)
-				se.pending.add(&d)
-				if lat != nil {
-					e.addLatency(&se.pendingHist, lat)
-				}
-			}
-			if k.netns == e.opts.ReconciledNetns {
-				e.attributed.add(&d)
-			}
-		} else if d.total() > 0 || lat != nil {
-			e.other.add(&d)
-			if lat != nil {
-				e.addLatency(&e.otherHist, lat)
-			}
-			e.otherUsed = true
-		}
-	})
-	for id := range e.marks {
-		if !ids[id] {
-			delete(e.marks, id)
-		}
-	}
-
-	for _, se := range e.series {
-		se.live, se.accLen, se.accMax, se.synLen = false, 0, 0, 0
-	}
-	e.tally.Each(func(s *ledger.Sock) {
-		if s.Listed {
-			se := e.series[keyOf(s.Endpoint)]
-			se.live = true
-			se.accLen += uint64(s.Last.AcceptQueueLen)
-			se.accMax += uint64(s.Last.AcceptQueueMax)
-			se.synLen += uint64(s.Last.SynQueueLen)
-		}
-	})
-
-	decay := 1.0
-	if !e.lastRefresh.IsZero() {
-		decay = math.Exp2(-float64(now.Sub(e.lastRefresh)) / float64(e.opts.HalfLife))
-	}
-	e.lastRefresh = now
-	for k, se := range e.series {
-		act := se.pending.total() + se.pendingHist.count
-		se.score = se.score*decay + float64(act)
-		if se.live || act > 0 {
-			se.lastActive = now
-		}
-		if now.Sub(se.lastActive) > e.opts.Expire {
-			delete(e.series, k)
-		}
-	}
-	e.forget()
-	e.assignSlots(now)
-
-	e.otherLive, e.otherGauges = false, gauges{}
-	for _, se := range e.series {
-		if se.slotted {
-			se.own.add(&se.pending)
-			se.ownHist.add(&se.pendingHist)
-		} else {
-			e.other.add(&se.pending)
-			e.otherHist.add(&se.pendingHist)
-			e.otherUsed = true
-			if se.live {
-				e.otherLive = true
-				e.otherGauges.accLen += se.accLen
-				e.otherGauges.accMax += se.accMax
-				e.otherGauges.synLen += se.synLen
-			}
-		}
-		se.pending = values{}
-		se.pendingHist.reset()
-	}
-	return nil
 }

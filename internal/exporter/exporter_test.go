@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/synq-trace/synq/internal/aggregate"
 	khist "github.com/synq-trace/synq/internal/hist"
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netstat"
@@ -26,7 +28,13 @@ type fakeSource struct {
 	counts map[tracer.ListenerID]tracer.Counts
 	hists  map[tracer.ListenerID]*tracer.Histogram
 	stats  tracer.Stats
-	kernel netstat.Snapshot
+	kernel netstat.Snapshot // of testNetns
+	// mib are the counters of the other namespaces (none: unreadable).
+	mib map[uint32]netstat.Snapshot
+	// owners of the listening sockets, by inode, and how the lookup went.
+	owners      map[uint64][]aggregate.Owner
+	ownerReport OwnerReport
+	lookups     int
 	// denied are namespaces the walk finds but may not enter.
 	denied []uint32
 }
@@ -52,7 +60,7 @@ func tracepointInfo() tracer.Info {
 
 func newFake(info tracer.Info) *fakeSource {
 	return &fakeSource{info: info, ls: map[tracer.ListenerID]tracer.Listener{}, counts: map[tracer.ListenerID]tracer.Counts{},
-		hists: map[tracer.ListenerID]*tracer.Histogram{},
+		hists: map[tracer.ListenerID]*tracer.Histogram{}, owners: map[uint64][]aggregate.Owner{},
 		kernel: netstat.Snapshot{"TcpExt.ListenDrops": 0, "TcpExt.ListenOverflows": 0, "TcpExt.TCPReqQFullDrop": 0,
 			"TcpExt.SyncookiesSent": 0, "Tcp.PassiveOpens": 0}}
 }
@@ -98,7 +106,8 @@ func (f *fakeSource) accepted(id tracer.ListenerID, lat ...time.Duration) {
 	}
 }
 
-// Walk lists testNetns (always) and every namespace with a listener.
+// Walk lists testNetns (always), every namespace with a listener or
+// counters, with the counters of each.
 func (f *fakeSource) Walk() (*ledger.View, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -106,9 +115,19 @@ func (f *fakeSource) Walk() (*ledger.View, error) {
 	for _, l := range f.ls {
 		byNetns[l.Netns] = append(byNetns[l.Netns], l)
 	}
+	for ino := range f.mib {
+		byNetns[ino] = append(byNetns[ino], nil...)
+	}
 	v := &ledger.View{}
 	for ino, ls := range byNetns {
-		v.Netns = append(v.Netns, ledger.NetnsView{NS: ledger.Namespace{Inode: uint64(ino)}, Listeners: ls})
+		mib := f.mib[ino]
+		if ino == testNetns {
+			mib = f.kernel
+		}
+		if mib != nil {
+			mib = maps.Clone(mib)
+		}
+		v.Netns = append(v.Netns, ledger.NetnsView{NS: ledger.Namespace{Inode: uint64(ino)}, Listeners: ls, MIB: mib})
 	}
 	for _, ino := range f.denied {
 		v.Netns = append(v.Netns, ledger.NetnsView{NS: ledger.Namespace{Inode: uint64(ino)},
@@ -117,14 +136,17 @@ func (f *fakeSource) Walk() (*ledger.View, error) {
 	return v, nil
 }
 
-func (f *fakeSource) KernelCounters() (netstat.Snapshot, error) {
+func (f *fakeSource) Owners(_ time.Time, inodes map[uint64]bool) (map[uint64][]aggregate.Owner, OwnerReport) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := netstat.Snapshot{}
-	for k, v := range f.kernel {
-		out[k] = v
+	f.lookups++
+	out := map[uint64][]aggregate.Owner{}
+	for ino := range inodes {
+		if o, ok := f.owners[ino]; ok {
+			out[ino] = o
+		}
 	}
-	return out, nil
+	return out, f.ownerReport
 }
 
 // listen adds a listener on 127.0.0.1:port of testNetns with backlog 128.
@@ -222,10 +244,10 @@ func sampleID(name string, lps []*dto.LabelPair) string {
 }
 
 func lid(port uint16) string {
-	return fmt.Sprintf("addr=127.0.0.1,netns=%d,port=%d", testNetns, port)
+	return fmt.Sprintf("addr=127.0.0.1,container=,namespace=,netns=%d,pod=,port=%d", testNetns, port)
 }
 
-const otherID = "addr=other,netns=other,port=other"
+const otherID = "addr=other,container=,namespace=,netns=other,pod=,port=other"
 
 // sum adds every sample of a metric.
 func sum(m map[string]float64, name string) float64 {
@@ -261,4 +283,9 @@ func checkMonotonic(t *testing.T, before, after map[string]float64) {
 			t.Errorf("%s went down: %v -> %v", k, v, w)
 		}
 	}
+}
+
+// cov is the coverage sample of counter in testNetns.
+func cov(counter string) string {
+	return fmt.Sprintf("synq_reconcile_coverage_ratio{counter=%s,netns=%d}", counter, testNetns)
 }

@@ -204,7 +204,7 @@ func TestTracepointSynSide(t *testing.T) {
 			t.Errorf("%s exported on the tracepoint tier, which cannot see it", absent)
 		}
 	}
-	if _, ok := m["synq_reconcile_coverage_ratio{counter=ListenOverflows}"]; ok {
+	if _, ok := m[cov("ListenOverflows")]; ok {
 		t.Errorf("ListenOverflows coverage on the tracepoint tier, which sees only part of it")
 	}
 }
@@ -222,7 +222,7 @@ func TestTracepointCoverageAckOther(t *testing.T) {
 	f.kernel["TcpExt.ListenDrops"] = 10
 	f.mu.Unlock()
 	m := scrape(t, e)
-	if got := m["synq_reconcile_coverage_ratio{counter=ListenDrops}"]; got != 1 {
+	if got := m[cov("ListenDrops")]; got != 1 {
 		t.Errorf("ListenDrops coverage %v, want 10/10", got)
 	}
 	if got := m["synq_listen_drops_total{"+lid(8001)+",reason=syn-side}"]; got != 4 {
@@ -238,8 +238,8 @@ func TestCoverage(t *testing.T) {
 	f.listen(1, 8001)
 	e, _ := newTestExporter(t, f, Options{})
 	m := scrape(t, e)
-	if m["synq_reconcile_coverage_ratio{counter=ListenDrops}"] != 1 {
-		t.Errorf("no drops either side: coverage %v, want 1", m["synq_reconcile_coverage_ratio{counter=ListenDrops}"])
+	if m[cov("ListenDrops")] != 1 {
+		t.Errorf("no drops either side: coverage %v, want 1", m[cov("ListenDrops")])
 	}
 	f.update(1, func(c *tracer.Counts) { c.DropSynQueue, c.AckOverflow = 3, 3 })
 	f.mu.Lock()
@@ -247,20 +247,20 @@ func TestCoverage(t *testing.T) {
 	f.kernel["TcpExt.TCPReqQFullDrop"] = 3
 	f.mu.Unlock()
 	m = scrape(t, e)
-	if got := m["synq_reconcile_coverage_ratio{counter=ListenDrops}"]; got != 0.75 {
+	if got := m[cov("ListenDrops")]; got != 0.75 {
 		t.Errorf("coverage %v, want 6/8", got)
 	}
-	if got := m["synq_reconcile_coverage_ratio{counter=TCPReqQFullDrop}"]; got != 1 {
+	if got := m[cov("TCPReqQFullDrop")]; got != 1 {
 		t.Errorf("TCPReqQFullDrop coverage %v, want 1", got)
 	}
 	if got := m["synq_kernel_netstat_total{name=TcpExt_ListenDrops,netns=4026532000}"]; got != 1008 {
 		t.Errorf("kernel counter %v, want 1008", got)
 	}
-	if got := m["synq_reconcile_coverage_ratio{counter=SyncookiesSent}"]; got != 1 {
+	if got := m[cov("SyncookiesSent")]; got != 1 {
 		t.Errorf("SyncookiesSent coverage with no cookies %v, want 1", got)
 	}
 	f.update(1, func(c *tracer.Counts) { c.Cookie = 2 })
-	if got := scrape(t, e)["synq_reconcile_coverage_ratio{counter=SyncookiesSent}"]; !math.IsInf(got, 1) {
+	if got := scrape(t, e)[cov("SyncookiesSent")]; !math.IsInf(got, 1) {
 		t.Errorf("cookies the kernel did not count: coverage %v, want +Inf", got)
 	}
 }

@@ -26,6 +26,10 @@ const (
 	SourceCounts     = "counts"
 	SourceHistograms = "histograms"
 	SourceStats      = "stats"
+	// SourceCRI: the container runtime's CRI API, asked for the pod,
+	// Kubernetes namespace and container names of listeners whose cgroup
+	// names a container. Its failure leaves the names empty, never more.
+	SourceCRI = "cri"
 )
 
 // Why a source read failed, the values of the reason label.
@@ -45,8 +49,9 @@ const (
 
 var (
 	descSourceReads = prometheus.NewDesc("synq_scrape_source_reads_total",
-		"Reads of each source by scrapes: netns (one per network namespace walked), netstat (/proc/net counters of the "+
-			"reconciled namespace), counts, histograms, stats (the tracer's kernel maps).",
+		"Reads of each source by scrapes: netns (one per network namespace walked), netstat (/proc/net counters, one per "+
+			"namespace read), counts, histograms, stats (the tracer's kernel maps), cri (the container runtime, asked for "+
+			"pod, namespace and container names).",
 		[]string{"source"}, nil)
 	descSourceErrors = prometheus.NewDesc("synq_scrape_source_errors_total",
 		"Reads of each source that failed, by reason: permission, gone (a namespace vanished), orphaned (the --netns "+

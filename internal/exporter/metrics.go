@@ -6,10 +6,12 @@ import (
 )
 
 // Every metric synq exports is described here, once. Listener series carry
-// netns (inode), addr and port of the listening socket and nothing of the
-// connections (no peer, no payload); listeners past --max-listeners are
-// summed into netns="other", addr="other", port="other".
-var listenerLabels = []string{"netns", "addr", "port"}
+// netns (inode), addr and port of the listening socket (the key: one series
+// per key), and namespace, pod and container of the workload that owns it
+// (empty where unknown), and nothing of the connections (no peer, no
+// payload); listeners past --max-listeners are summed into netns="other",
+// addr="other", port="other" with empty namespace, pod and container.
+var listenerLabels = []string{"netns", "addr", "port", "namespace", "pod", "container"}
 
 // Other is the value of every listener label of the folded series.
 const Other = "other"
@@ -67,18 +69,30 @@ var (
 			"(those are missing from the counters and the histogram too).",
 		nil, nil)
 	descKernel = prometheus.NewDesc("synq_kernel_netstat_total",
-		"The kernel's own SNMP/netstat counters (the default set of synq stats) of the reconciled network namespace "+
-			"(netns: its inode; synq's own, or --netns), by node_exporter name: name=X is node_netstat_X. "+
-			"Counts since the namespace was created, not since synq started.",
+		"The kernel's own SNMP/netstat counters (the default set of synq stats) of a network namespace (netns: its inode), "+
+			"by node_exporter name: name=X is node_netstat_X. Exported for synq's own namespace (or --netns) and for every "+
+			"namespace with a listener that has series of its own (so at most --max-listeners + 1 namespaces); "+
+			"synq_netns_info names the namespace and its pod. Counts since the namespace was created, not since synq started.",
 		[]string{"netns", "name"}, nil)
 	descKernelGauge = prometheus.NewDesc("synq_kernel_netstat_current",
-		"The kernel's SNMP/netstat values of the reconciled network namespace that are levels, not counts "+
-			"(e.g. Tcp_CurrEstab), by node_exporter name.",
+		"The kernel's SNMP/netstat values of a network namespace that are levels, not counts "+
+			"(e.g. Tcp_CurrEstab), by node_exporter name; the same namespaces as synq_kernel_netstat_total.",
 		[]string{"netns", "name"}, nil)
 	descCoverage = prometheus.NewDesc("synq_reconcile_coverage_ratio",
-		"Drops synq attributed to listeners of the reconciled network namespace, divided by the increase of the kernel's counter "+
-			"since synq started (1: every drop explained; 1 when both are 0).",
-		[]string{"counter"}, nil)
+		"Drops synq attributed to the listeners of a network namespace (netns: its inode), divided by the increase of the "+
+			"namespace's kernel counter since synq first read it (1: every drop explained; 1 when both are 0). "+
+			"The same namespaces as synq_kernel_netstat_total; folded listeners count in their namespace's ratio.",
+		[]string{"netns", "counter"}, nil)
+	descListenerInfo = prometheus.NewDesc("synq_listener_info",
+		"The owner of a listener with series of its own, always 1, for joins on (netns, addr, port): the process holding "+
+			"its socket that names the workload best (pid, comm), its systemd unit, container id and runtime, pod UID, "+
+			"and the name of its network namespace under /run/netns. Empty where unknown.",
+		append(append([]string{}, listenerLabels...), "unit", "container_id", "runtime", "pod_uid", "pid", "comm", "netns_name"), nil)
+	descNetnsInfo = prometheus.NewDesc("synq_netns_info",
+		"A network namespace whose kernel counters synq exports, always 1, for joins on netns: its name under /run/netns, "+
+			"and the Kubernetes namespace and pod its listeners belong to (empty unless every listener of it with series of "+
+			"its own and a known owner is that pod's: the host namespace, which hostNetwork pods share with services, has none).",
+		[]string{"netns", "netns_name", "namespace", "pod"}, nil)
 	descBuildInfo = prometheus.NewDesc("synq_build_info",
 		"synq's version, the attach tier it runs on and the kernel release; always 1.",
 		[]string{"version", "tier", "kernel"}, nil)
@@ -91,7 +105,7 @@ var kernelSet = append(append([]string{}, netstat.DefaultSet...), "Tcp.CurrEstab
 var allDescs = []*prometheus.Desc{
 	descDrops, descCookies, descSyn, descEnqueued, descAccepted, descSynackRetrans,
 	descAcceptQueueLen, descAcceptQueueMax, descSynQueueLen, descLatency,
-	descLost, descKernel, descKernelGauge, descCoverage, descBuildInfo,
+	descLost, descKernel, descKernelGauge, descCoverage, descBuildInfo, descListenerInfo, descNetnsInfo,
 	descSourceReads, descSourceErrors, descSourceSuccess,
 }
 

@@ -1,6 +1,9 @@
 package exporter
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -10,12 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/tracer"
 )
 
 // BenchmarkScrapeCostPerSlot measures what one listener slot costs a scrape
 // (docs/exporter.md): 10000 listeners with every counter and a latency
-// histogram, all with slots of their own. Reported per slot: series,
+// histogram, all with slots of their own and owned by a pod's container
+// (identity labels and synq_listener_info, as on a Kubernetes node). Reported per slot: series,
 // response bytes (text format, and gzip as Prometheus asks) and bytes
 // allocated by gathering and encoding.
 func BenchmarkScrapeCostPerSlot(b *testing.B) {
@@ -29,6 +35,11 @@ func BenchmarkScrapeCostPerSlot(b *testing.B) {
 				DropSynQueue: 1, DropAcceptQueue: 2, DropOther: 1}
 		})
 		f.accepted(id, 50*time.Microsecond, 2*time.Millisecond, 300*time.Millisecond)
+		sum := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+		ctr := hex.EncodeToString(sum[:])
+		f.owners[uint64(id)*10] = []aggregate.Owner{{PID: 1000 + i, Comm: "server", Identity: identity.Identity{
+			Runtime: "containerd", ContainerID: ctr, PodUID: fmt.Sprintf("%08x-1111-4222-8333-444455556666", i),
+			Namespace: "shop", Pod: fmt.Sprintf("checkout-7d9f8b6c5d-%05d", i), Container: "checkout"}}}
 	}
 	e, err := New(f, Options{MaxListeners: n, ReconciledNetns: testNetns, Logf: func(string, ...any) {}})
 	if err != nil {

@@ -2,10 +2,13 @@ package exporter
 
 import (
 	"fmt"
+	"sync"
+	"time"
 
+	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/ledger"
 	"github.com/synq-trace/synq/internal/netns"
-	"github.com/synq-trace/synq/internal/netstat"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -23,11 +26,24 @@ type Source interface {
 	// Stats counts what the event stream lost.
 	Stats() (tracer.Stats, error)
 	// Walk is a snapshot of every listening socket of the watched
-	// namespaces (ledger.Walker.Walk): a nil View is a failed walk.
+	// namespaces and of each one's SNMP/netstat counters, read in the same
+	// visit (ledger.Walker.Walk with MIB): a nil View is a failed walk.
 	Walk() (*ledger.View, error)
-	// KernelCounters are the SNMP/netstat counters of the reconciled
-	// namespace (synq's own, or --netns).
-	KernelCounters() (netstat.Snapshot, error)
+	// Owners are the processes holding each listening socket (by inode),
+	// named (unit, container, pod): cached, so that a scrape does not walk
+	// /proc (aggregate.OwnerCache's policy). The report says whether the
+	// container runtime was asked for names and why it could not answer.
+	Owners(now time.Time, inodes map[uint64]bool) (map[uint64][]aggregate.Owner, OwnerReport)
+}
+
+// OwnerReport says how the names of a lookup came about.
+type OwnerReport struct {
+	// Asked: the container runtime (CRI) was asked for names, or would have
+	// been had it been reachable.
+	Asked bool
+	// Err: why it could not answer (no socket, refused, unknown
+	// container): the owners are named from their cgroups alone.
+	Err error
 }
 
 // KernelSource reads a live tracer and the iter/tcp snapshotter.
@@ -39,13 +55,50 @@ type KernelSource struct {
 	// Walker lists the listeners; set its Report to hear, once, of a
 	// namespace it could not see.
 	Walker *ledger.Walker
+	// Resolver, if set, names containers and pods from the container
+	// runtime's CRI API (set it before the first scrape).
+	Resolver *identity.Resolver
+
+	ownersMu sync.Mutex
+	owners   aggregate.OwnerCache
+}
+
+// ownerMaxAge: owners are re-read from /proc when a listener appears whose
+// socket was not indexed, or this long after the last read (a socket handed
+// to another process, a process that exited).
+const ownerMaxAge = 30 * time.Second
+
+// Owners reads the owners through an aggregate.OwnerCache, which names them
+// from their cgroups and the Resolver. The runtime counts as asked when an
+// owner's cgroup names a Kubernetes pod, or a container and a runtime socket
+// was found (a docker host without a CRI socket is not degraded: there are
+// no pod names to miss).
+func (s *KernelSource) Owners(now time.Time, inodes map[uint64]bool) (map[uint64][]aggregate.Owner, OwnerReport) {
+	s.ownersMu.Lock()
+	defer s.ownersMu.Unlock()
+	s.owners.MaxAge, s.owners.Resolver = ownerMaxAge, s.Resolver
+	owners := s.owners.Lookup(now, inodes)
+	var rep OwnerReport
+	if s.Resolver == nil {
+		return owners, rep
+	}
+	st := s.Resolver.Status()
+	for ino := range inodes {
+		for _, o := range owners[ino] {
+			rep.Asked = rep.Asked || o.PodUID != "" || o.ContainerID != "" && st.Endpoint != ""
+		}
+	}
+	if rep.Asked {
+		rep.Err = st.Err
+	}
+	return owners, rep
 }
 
 // NewKernelSource watches only (nil: every namespace) and reconciles with
 // only, or with synq's own namespace. The caller keeps ownership of tr and
 // snap.
 func NewKernelSource(tr *tracer.Tracer, snap *tracer.Snapshotter, only *netns.NS) (*KernelSource, error) {
-	s := &KernelSource{tr: tr, Walker: &ledger.Walker{Lister: snap}, release: func() {}}
+	s := &KernelSource{tr: tr, Walker: &ledger.Walker{Lister: snap, MIB: true}, release: func() {}}
 	if only != nil {
 		// Held open: `ip netns del` while processes use it loses nothing.
 		ns, release, err := ledger.Hold(*only)
@@ -64,6 +117,12 @@ func NewKernelSource(tr *tracer.Tracer, snap *tracer.Snapshotter, only *netns.NS
 	return s, nil
 }
 
+// SelectMIB makes the walk read the counters of the namespaces want
+// returns true for (by inode) only.
+func (s *KernelSource) SelectMIB(want func(netns uint32) bool) {
+	s.Walker.MIBOf = func(ns ledger.Namespace, _ []tracer.Listener) bool { return want(uint32(ns.Inode)) }
+}
+
 // Reconciled is the namespace whose kernel counters the exporter reports.
 func (s *KernelSource) Reconciled() netns.NS { return s.self }
 
@@ -78,26 +137,12 @@ func (s *KernelSource) Histograms() (map[tracer.ListenerID]*tracer.Histogram, er
 func (s *KernelSource) Stats() (tracer.Stats, error) { return s.tr.Stats() }
 
 // Walk enters each namespace in turn: the kernel binds a TCP iterator to
-// the namespace of the thread that opens it. Entering a namespace other than
+// the namespace of the thread that opens it, and /proc/thread-self/net shows
+// its counters. Entering a namespace other than
 // synq's own needs CAP_SYS_ADMIN. Namespaces synq cannot list are in the
 // View with their reason, said once by the Walker: their listeners still
 // count (named by events), without queue gauges.
 func (s *KernelSource) Walk() (*ledger.View, error) { return s.Walker.Walk() }
-
-func (s *KernelSource) KernelCounters() (netstat.Snapshot, error) {
-	if s.held == nil {
-		return netstat.ReadNetns(s.self)
-	}
-	var snap netstat.Snapshot
-	err := s.held.Do(func() (err error) {
-		snap, err = netstat.Read("/proc/thread-self/net")
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("counters of netns %s: %w", s.held, err)
-	}
-	return snap, nil
-}
 
 // Healthy says why what synq watches is no longer what the operator asked
 // for: the --netns namespace has no process and no name left (only synq

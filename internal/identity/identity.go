@@ -38,7 +38,11 @@ func (id Identity) Display() string {
 	case id.Container != "":
 		return id.Container
 	case id.ContainerID != "":
-		return id.Runtime + ":" + id.ContainerID[:min(12, len(id.ContainerID))]
+		rt := id.Runtime
+		if rt == "" {
+			rt = "container"
+		}
+		return rt + ":" + id.ContainerID[:min(12, len(id.ContainerID))]
 	case id.PodUID != "":
 		return "pod " + id.PodUID
 	}

@@ -92,6 +92,10 @@ type Walker struct {
 	MIB bool
 	// ReadMIB reads them (netstat.ReadMIB when nil).
 	ReadMIB func() (netstat.Snapshot, error)
+	// MIBOf, if set, says which namespaces' counters MIB reads (given the
+	// namespace and its listeners); nil reads every one's. Reading them
+	// costs about as much as listing the listeners, more with many CPUs.
+	MIBOf func(ns Namespace, listeners []tracer.Listener) bool
 	// Report says once what could not be seen and why (nil: silent).
 	Report func(msg string)
 
@@ -188,7 +192,7 @@ func (w *Walker) Walk() (*View, error) {
 					ls = append(ls, l)
 				}
 			}
-			if w.MIB {
+			if w.MIB && (w.MIBOf == nil || w.MIBOf(ns, ls)) {
 				read := w.ReadMIB
 				if read == nil {
 					read = netstat.ReadMIB

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/synq-trace/synq/internal/aggregate"
 	"io"
 	"strconv"
 	"strings"
@@ -86,8 +87,16 @@ func writeListeners(b *strings.Builder, ls []ListenerReport, indent string) {
 	if len(ls) == 0 {
 		return
 	}
+	owned := false
+	for _, l := range ls {
+		owned = owned || l.Owners != nil
+	}
 	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, indent+"LISTENER\tENQUEUED\tACCEPTED\tLISTEN-DROPS\tSYN-DROPS\tACK-OVERFLOW\tACK-OTHER\tSYNACK-RETRANS\tACCEPT-Q NOW\tSYN-DROP WHY")
+	head := indent + "LISTENER\tENQUEUED\tACCEPTED\tLISTEN-DROPS\tSYN-DROPS\tACK-OVERFLOW\tACK-OTHER\tSYNACK-RETRANS\tACCEPT-Q NOW\tSYN-DROP WHY"
+	if owned {
+		head += "\tOWNER"
+	}
+	fmt.Fprintln(tw, head)
 	for _, l := range ls {
 		name, queue := l.Endpoint.String(), "-"
 		if l.ID == 0 {
@@ -113,10 +122,30 @@ func writeListeners(b *strings.Builder, ls []ListenerReport, indent string) {
 		if d.SettledBy != "" {
 			why += " (netns counters)"
 		}
-		fmt.Fprintf(tw, indent+"%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", name, l.Counts.Enqueue, l.Counts.Accept, drops, syn,
+		fmt.Fprintf(tw, indent+"%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s", name, l.Counts.Enqueue, l.Counts.Accept, drops, syn,
 			d.AckOverflow, l.Counts.AckOther, l.Counts.SynackRetrans, queue, why)
+		if owned {
+			fmt.Fprint(tw, "\t"+ownerName(l.Owners))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+}
+
+// ownerName is the most useful name of a listener's owner: its workload
+// (pod, container, unit), else pid/comm ("+N" more holders), else "-".
+func ownerName(owners []aggregate.Owner) string {
+	if len(owners) == 0 {
+		return "-"
+	}
+	s := owners[0].Display()
+	if s == "" {
+		s = fmt.Sprintf("%d/%s", owners[0].PID, owners[0].Comm)
+	}
+	if len(owners) > 1 {
+		s += fmt.Sprintf(" +%d", len(owners)-1)
+	}
+	return s
 }
 
 func netnsTitle(n NetnsReport) string {
@@ -237,13 +266,14 @@ type listenerJSON struct {
 	Port  uint16 `json:"port"`
 	Inode uint64 `json:"inode,omitempty"` // 0: never listed (lived between two samples)
 	countsJSON
-	ListenDrops      uint64    `json:"listen_drops"`
-	ListenDropsExact bool      `json:"listen_drops_exact"`
-	DropsByReason    dropsJSON `json:"drops_by_reason"`
-	AcceptQueueLen   *uint32   `json:"accept_queue_len,omitempty"`
-	AcceptQueueMax   *uint32   `json:"accept_queue_max,omitempty"`
-	SynQueueLen      *uint32   `json:"syn_queue_len,omitempty"`
-	Closed           bool      `json:"closed,omitempty"`
+	ListenDrops      uint64            `json:"listen_drops"`
+	ListenDropsExact bool              `json:"listen_drops_exact"`
+	DropsByReason    dropsJSON         `json:"drops_by_reason"`
+	AcceptQueueLen   *uint32           `json:"accept_queue_len,omitempty"`
+	AcceptQueueMax   *uint32           `json:"accept_queue_max,omitempty"`
+	SynQueueLen      *uint32           `json:"syn_queue_len,omitempty"`
+	Closed           bool              `json:"closed,omitempty"`
+	Owners           []aggregate.Owner `json:"owners,omitempty"`
 }
 
 // dropsJSON is listen_drops by reason, as synq top's drops_by_reason: null
@@ -295,7 +325,7 @@ func (rep *Report) MarshalJSON() ([]byte, error) {
 		}
 		for _, l := range n.Listeners {
 			lj := listenerJSON{Addr: l.Addr.String(), Port: l.Port, Inode: l.Inode, countsJSON: newCountsJSON(l.Counts),
-				ListenDrops: l.ListenDrops, ListenDropsExact: l.ListenDropsExact, DropsByReason: newDropsJSON(l.Drops), Closed: l.Closed}
+				ListenDrops: l.ListenDrops, ListenDropsExact: l.ListenDropsExact, DropsByReason: newDropsJSON(l.Drops), Closed: l.Closed, Owners: l.Owners}
 			if l.QueueKnown {
 				lj.AcceptQueueLen, lj.AcceptQueueMax, lj.SynQueueLen = &l.AcceptQueueLen, &l.AcceptQueueMax, &l.SynQueueLen
 			}

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"github.com/synq-trace/synq/internal/aggregate"
 	"sort"
 	"strings"
 	"time"
@@ -79,6 +80,9 @@ type ListenerReport struct {
 	QueueKnown                                  bool
 	AcceptQueueLen, AcceptQueueMax, SynQueueLen uint32
 	Closed                                      bool // gone since the baseline
+	// Owners hold the socket, with their workloads, when the caller
+	// named them (nil: not looked up; empty: none found, e.g. closed).
+	Owners []aggregate.Owner
 }
 
 // Row returns the row of a counter, or false.

@@ -31,7 +31,7 @@ func latGroupTitle(g *aggregate.Group, by aggregate.GroupBy) string {
 			b.WriteString(" (* seen accepting)")
 		}
 		if cg != "" {
-			b.WriteString(" " + cg)
+			b.WriteString("  workload " + cg)
 		}
 	}
 	return b.String()

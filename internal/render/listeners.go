@@ -84,15 +84,18 @@ func WriteListeners(w io.Writer, format Format, rows []ListenerRow) error {
 		return out.Flush()
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NETNS\tLISTENER\tACCEPT-Q\tSYN-Q\tSK-DROPS*\tOWNER")
+	fmt.Fprintln(tw, "NETNS\tLISTENER\tACCEPT-Q\tSYN-Q\tSK-DROPS*\tOWNER\tWORKLOAD")
 	for _, r := range rows {
 		nsName := netnsCell(uint64(r.Netns), r.NetnsName)
-		own := "-"
+		own, wl := "-", "-"
 		if len(r.Owners) > 0 {
 			own = ownerCell(r.Owners[0].PID, r.Owners[0].Comm, len(r.Owners)-1)
+			if s := workload(r.Owners[0]); s != "" {
+				wl = s
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", nsName, aggregate.MemberLabel(r.ep, r.Member), r.AcceptQueueLen, r.AcceptQueueMax,
-			r.SynQueueLen, r.SynQueueMax, r.SkDrops, own)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d/%d\t%d\t%s\t%s\n", nsName, aggregate.MemberLabel(r.ep, r.Member), r.AcceptQueueLen, r.AcceptQueueMax,
+			r.SynQueueLen, r.SynQueueMax, r.SkDrops, own, wl)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

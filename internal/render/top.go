@@ -46,7 +46,7 @@ func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 	if tp {
 		reasons = "SYN-DROP*"
 	}
-	fmt.Fprintf(tw, "NETNS\tLISTENER\tSYN/s\tACC/s\tDROP/s\t%s\tACK-OVF\tOTHER\tCOOKIE/s\tACCEPT-Q\tSYN-Q\tLATENCY p50/p99/max\tOWNER\tCGROUP", reasons)
+	fmt.Fprintf(tw, "NETNS\tLISTENER\tSYN/s\tACC/s\tDROP/s\t%s\tACK-OVF\tOTHER\tCOOKIE/s\tACCEPT-Q\tSYN-Q\tLATENCY p50/p99/max\tOWNER\tWORKLOAD", reasons)
 	if tp {
 		fmt.Fprint(tw, "\tSYN-DROP WHY*")
 	}
@@ -72,6 +72,9 @@ func TopText(f *aggregate.Frame, key aggregate.SortKey, interactive bool) []stri
 			lat = Duration(r.Latency.P50) + "/" + Duration(r.Latency.P99) + "/" + Duration(r.Latency.Max)
 		}
 		own, cg := ownerLabel(r.Owners)
+		if cg == "" {
+			cg = "-"
+		}
 		accepting = accepting || len(r.Owners) > 0 && r.Owners[0].Accepting
 		grouped = grouped || r.Member > 0
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", ns, aggregate.MemberLabel(r.Endpoint, r.Member), syn,
@@ -117,8 +120,7 @@ func topQueueText(q aggregate.Queue) string {
 	return fmt.Sprintf("%d/%d/%d", q.Now, q.Peak, q.Max)
 }
 
-// ownerLabel is "pid/comm +N" and the owner's container id (short) or
-// cgroup path.
+// ownerLabel is "pid/comm +N" and the first owner's workload.
 func ownerLabel(owners []aggregate.Owner) (string, string) {
 	if len(owners) == 0 {
 		return "-", ""
@@ -127,14 +129,20 @@ func ownerLabel(owners []aggregate.Owner) (string, string) {
 	if owners[0].Accepting {
 		comm += "*"
 	}
-	own := ownerCell(owners[0].PID, comm, len(owners)-1)
-	cg := owners[0].Cgroup
-	if id := owners[0].ContainerID; id != "" {
-		cg = "container " + id[:min(12, len(id))]
-	} else if cg == "/" {
-		cg = ""
+	return ownerCell(owners[0].PID, comm, len(owners)-1), workload(owners[0])
+}
+
+// workload is the most useful name of an owner's workload: the pod and
+// container, the container, the unit (identity.Display), else its cgroup
+// path; "" for a process in the root cgroup.
+func workload(o aggregate.Owner) string {
+	if s := o.Display(); s != "" {
+		return s
 	}
-	return own, cg
+	if o.Cgroup == "/" {
+		return ""
+	}
+	return o.Cgroup
 }
 
 // TopRate prints a per-second rate: below 100 with one decimal unless it

@@ -156,8 +156,14 @@ const (
 // INET_DIAG_MEMINFO, which only full sockets carry, and counts request
 // sockets as NEW_SYN_RECV, their real state.
 func Count(ns netns.NS) (*Counts, error) {
+	return CountIn(ns.Do, ns)
+}
+
+// CountIn is Count in the namespace that do runs its function in (ns names
+// it in errors): a held namespace (ledger.Namespace.Do), for one.
+func CountIn(do func(func() error) error, ns fmt.Stringer) (*Counts, error) {
 	var fd int
-	err := ns.Do(func() error {
+	err := do(func() error {
 		var err error
 		// The socket belongs to the namespace it was created in, for good;
 		// the dump can run after Do returns.
