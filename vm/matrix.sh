@@ -29,6 +29,7 @@
 #                     cell at a time, so timing-sensitive tests don't compete)
 #      VM_LOGDIR      ($SYNQ_CACHE/vmlogs)   VM_MATRIX_OUT  (testdata/matrix.md)
 #      VM_REPORT_ONLY 1: run nothing, make the table from the logs in VM_LOGDIR
+#                     (VM_REPORT_TOTAL: what that run took, for the header)
 #      and those of vm/go-test-exec.sh (VM_MODULES, VM_FILES, VM_MEM, ...).
 #      VM_ACCEL       tcg | kvm; unset: chosen once per arch for the run
 #                     (vm_choose_accel in lib.sh: KVM only for a native guest
@@ -193,10 +194,12 @@ kinfo() { # arch/series -> "package version (suite)"
 	while [ "$env" != / ] && [ ! -f "$env/synq-kernel.env" ]; do env=$(dirname "$env"); done
 	(. "$env/synq-kernel.env" 2>/dev/null && echo "linux-image-$ABI $VERSION ($SUITE)") || echo "?"
 }
+total="total $(elapsed "$T0") s"
+[ "${VM_REPORT_ONLY:-0}" = 1 ] && total="made from the logs in $logdir${VM_REPORT_TOTAL:+ of a run that took $VM_REPORT_TOTAL}"
 accels=$(for a in "${arches[@]}"; do printf '%s %s, ' "$a" "${accel[$a]^^}"; done)
 
 echo
-echo "VM test matrix (go test -run '$run' ${pkgs[*]}; auto: ./tracer -run '^TestKernelTier(Auto|Events)\$'), $njobs cells at a time, total $(elapsed "$T0") s"
+echo "VM test matrix (go test -run '$run' ${pkgs[*]}; auto: ./tracer -run '^TestKernelTier(Auto|Events)\$'), $njobs cells at a time, $total"
 {
 	printf '%s\t%s\t%s' arch kernel package
 	for t in "${tiers[@]}"; do printf '\t%s' "$t"; done
@@ -218,7 +221,7 @@ mkdir -p "$(dirname "$out")"
 	echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by \`vm/matrix.sh\`: \`go test -run '$run' ${pkgs[*]}\`"
 	echo "in a QEMU VM per cell (${accels%, }), SYNQ_TEST_TIER=<tier>; the auto column runs"
 	echo "\`-run '^TestKernelTier(Auto|Events)\$' ./tracer/\` with SYNQ_TEST_TIER=auto. Expected refusals: \`vm/refusals\`."
-	echo "Host kernel $(uname -r), $(nproc) CPUs, $njobs cells at a time; cell times in brackets, whole run $(elapsed "$T0") s."
+	echo "Host kernel $(uname -r), $(nproc) CPUs, $njobs cells at a time; cell times in brackets; $total."
 	echo
 	printf '| arch | kernel | package |'; for t in "${tiers[@]}"; do printf ' %s |' "$t"; done; echo
 	printf '|---|---|---|'; for t in "${tiers[@]}"; do printf -- '---|'; done; echo
