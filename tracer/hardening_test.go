@@ -272,7 +272,12 @@ func TestKernelStalledReader(t *testing.T) {
 	}
 	freshStart := resumed.Add(300 * time.Millisecond)
 	r := hardRead(tr, freshStart)
-	time.Sleep(time.Until(freshStart))
+	// Event times are the kernel's monotonic clock moved to wall time by an
+	// offset read once (two clock reads that a loaded host may preempt in
+	// between): the fresh connections start 100 ms after freshStart, and
+	// the stalled records end 300 ms before it, so a few ms of offset
+	// cannot move a record to the wrong side.
+	time.Sleep(time.Until(freshStart.Add(100 * time.Millisecond)))
 	lostAtResume, err := tr.Stats()
 	if err != nil {
 		t.Fatal(err)

@@ -139,6 +139,15 @@ func killShims(sock string) {
 func removeCgroupTree(rel, top string) {
 	mounts, _ := filepath.Glob("/sys/fs/cgroup/*")
 	mounts = append(mounts, "/sys/fs/cgroup")
+	// A monitor (conmon) may still be exiting: a few tries.
+	for try := 0; try < 20 && removeCgroupTreeIn(mounts, rel, top); try++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// removeCgroupTreeIn is one try of removeCgroupTree; it says whether rel is
+// still there somewhere.
+func removeCgroupTreeIn(mounts []string, rel, top string) (left bool) {
 	for _, m := range mounts {
 		root := filepath.Join(m, rel)
 		var dirs []string
@@ -154,7 +163,11 @@ func removeCgroupTree(rel, top string) {
 		for d := filepath.Dir(root); len(d) >= len(filepath.Join(m, top)); d = filepath.Dir(d) {
 			os.Remove(d) // fails while another test's pods are there
 		}
+		if _, err := os.Stat(root); err == nil {
+			left = true
+		}
 	}
+	return left
 }
 
 // unmountUnder unmounts what containerd left mounted under dir (rootfs of
@@ -175,17 +188,12 @@ func unmountUnder(dir string) {
 	}
 }
 
-// importListenImage builds the static listen binary (testdata/listen) into
-// a one-layer image, synq.test/listen:1, and imports it with ctr into the
-// CRI plugin's namespace.
-func importListenImage(t *testing.T, sock string) {
+// listenImage builds the static listen binary (testdata/listen) into a
+// one-layer image, synq.test/listen:1, as a docker-archive tarball.
+func listenImage(t *testing.T) string {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go toolchain to build the image's binary")
-	}
-	ctr, err := exec.LookPath("ctr")
-	if err != nil {
-		t.Skip("ctr not installed (Debian's containerd package has it)")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "listen")
@@ -223,7 +231,17 @@ func importListenImage(t *testing.T, sock string) {
 	if err := os.WriteFile(tarPath, image.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(ctr, "--address", sock, "--namespace", "k8s.io", "images", "import", tarPath).CombinedOutput(); err != nil {
+	return tarPath
+}
+
+// importListenImage imports the listen image with ctr into the CRI
+// plugin's namespace.
+func importListenImage(t *testing.T, sock string) {
+	ctr, err := exec.LookPath("ctr")
+	if err != nil {
+		t.Skip("ctr not installed (Debian's containerd package has it)")
+	}
+	if out, err := exec.Command(ctr, "--address", sock, "--namespace", "k8s.io", "images", "import", listenImage(t)).CombinedOutput(); err != nil {
 		t.Fatalf("ctr images import: %v\n%s", err, out)
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +27,7 @@ type DoctorOptions struct {
 	Duration time.Duration // --duration: the window observed
 	Tracer   tracer.Config // from tracerConfig
 	Only     *netns.NS     // --netns, nil for every namespace
+	Workload               // --runtime-endpoint and the workload filters
 }
 
 // ErrFound is what Doctor returns when it found something (a finding worse
@@ -37,6 +40,11 @@ var ErrFound = errors.New("doctor: findings")
 func Doctor(ctx context.Context, env Env, o DoctorOptions) error {
 	cfg := o.Tracer
 	cfg.RingBytes = 1 << 20 // as top: the counts come from maps
+	resolver := o.resolver(env)
+	defer resolver.Close()
+	if err := o.check(env, o.Only, cfg.Port, resolver); err != nil {
+		return err
+	}
 	snap, err := newSnapshotter(env)
 	if err != nil {
 		return kernelErr(err)
@@ -87,16 +95,24 @@ func Doctor(ctx context.Context, env Env, o DoctorOptions) error {
 			return err
 		}
 	}
-	owners := aggregate.OwnerCache{MaxAge: time.Second}
+	owners := aggregate.OwnerCache{MaxAge: time.Second, Resolver: resolver}
 	s, err := topSample(tr, walker, &owners)
 	if err != nil {
 		return err
 	}
 	time.Sleep(ringDrainWait)
 	f := top.Refresh(s)
+	if !o.Filter.Empty() {
+		f.Rows = slices.DeleteFunc(f.Rows, func(r aggregate.Row) bool { return !o.selects(r.Owners) })
+	}
 	f.Coverage = rec.coverage(s)
 	in := doctor.Input{Frame: &f, Netns: doctorNetns(env, initial, s.View), Procs: doctorProcs(f.Rows),
 		States: sockstate.DefaultThresholds}
+	if !o.Filter.Empty() { // only the namespaces of the selected listeners
+		maps.DeleteFunc(in.Netns, func(ino uint32, _ *doctor.Netns) bool {
+			return !slices.ContainsFunc(f.Rows, func(r aggregate.Row) bool { return r.Netns == ino })
+		})
+	}
 	fs := doctor.Diagnose(in)
 	if err := render.WriteDoctor(env.Stdout, o.Format, &render.DoctorReport{Frame: &f, Findings: fs, Netns: in.Netns}); err != nil {
 		return fmt.Errorf("write output: %w", err)

@@ -94,6 +94,8 @@ type Listener struct {
 	// Process: "comm[pid]" of the process accepting (else holding) it,
 	// Workload its unit, container or pod (identity.Display); "" if unknown.
 	Process, Workload string
+	// Owners: every process holding it, with its workload's identity.
+	Owners []aggregate.Owner
 }
 
 // Evidence is one number synq observed over the window, next to the
@@ -156,7 +158,7 @@ func Found(fs []Finding) bool {
 }
 
 func listenerOf(r *aggregate.Row, procs map[int]*Proc) Listener {
-	l := Listener{Netns: r.Netns, NetnsName: r.NetnsName, Addr: r.Addr.String(), Port: r.Port}
+	l := Listener{Netns: r.Netns, NetnsName: r.NetnsName, Addr: r.Addr.String(), Port: r.Port, Owners: r.Owners}
 	if len(r.Owners) > 0 {
 		o := r.Owners[0] // the accepting ones come first
 		l.Process = o.Comm + "[" + itoa(int64(o.PID)) + "]"

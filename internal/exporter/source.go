@@ -38,8 +38,11 @@ type Source interface {
 
 // OwnerReport says how the names of a lookup came about.
 type OwnerReport struct {
-	// Asked: the container runtime (CRI) was asked for names, or would have
-	// been had it been reachable.
+	// Asked: an owner is a Kubernetes pod's (its cgroup names a pod UID),
+	// whose names only the container runtime's CRI can give. Containers
+	// outside Kubernetes (plain docker, podman, nerdctl) are not in the
+	// CRI: a host that runs them, with or without a CRI socket (docker's
+	// containerd ships its CRI plugin disabled), is not degraded.
 	Asked bool
 	// Err: why it could not answer (no socket, refused, unknown
 	// container): the owners are named from their cgroups alone.
@@ -85,7 +88,7 @@ func (s *KernelSource) Owners(now time.Time, inodes map[uint64]bool) (map[uint64
 	st := s.Resolver.Status()
 	for ino := range inodes {
 		for _, o := range owners[ino] {
-			rep.Asked = rep.Asked || o.PodUID != "" || o.ContainerID != "" && st.Endpoint != ""
+			rep.Asked = rep.Asked || o.PodUID != ""
 		}
 	}
 	if rep.Asked {

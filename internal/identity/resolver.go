@@ -104,14 +104,18 @@ func CheckEndpoint(e string) error {
 	return err
 }
 
-// Fill completes id from the runtime when id names a container or a pod:
-// Pod, Namespace, Container, and PodUID and Runtime where the cgroup path
-// did not say them. A container the runtime does not list, but whose pod it
-// knows (a pod sandbox's own cgroup), gets the pod's names. It may list the
+// Fill completes id from the runtime when id names a Kubernetes pod (its
+// cgroup path has the pod UID: every kubelet cgroup layout does): Pod,
+// Namespace, Container, and Runtime where the cgroup path did not say it. A
+// container the runtime does not list, but whose pod it knows (a pod
+// sandbox's own cgroup), gets the pod's names. Containers outside any pod
+// (plain docker, podman, nerdctl) are not the CRI's: they are not asked
+// about, so a docker host, whose containerd ships with its CRI plugin
+// disabled, hears nothing about a runtime it does not use. It may list the
 // runtime's containers (bounded by Timeout, at most once per MinRefresh);
 // it never fails. A nil Resolver does nothing.
 func (r *Resolver) Fill(id *Identity) {
-	if r == nil || id.ContainerID == "" && id.PodUID == "" || id.Runtime == "lxc" {
+	if r == nil || id.PodUID == "" || noCRI(id.Runtime) {
 		return
 	}
 	r.mu.Lock()
@@ -145,6 +149,11 @@ func (r *Resolver) Fill(id *Identity) {
 		id.Runtime = got.Runtime
 	}
 }
+
+// noCRI says a runtime never answers the CRI: podman's and LXC's
+// containers are named by their cgroup alone, without asking (or saying
+// that the CRI runtime did not know them).
+func noCRI(runtime string) bool { return runtime == "podman" || runtime == "lxc" }
 
 // other says id's cgroup names another runtime than the one answering (a
 // docker or podman container beside the kubelet's containerd): it cannot

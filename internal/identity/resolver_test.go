@@ -67,7 +67,8 @@ func TestResolverNamesContainers(t *testing.T) {
 
 	// An id the runtime does not know: one more listing (none until
 	// MinRefresh), one line, the cgroup identity kept.
-	other := identity.Identity{ContainerID: idOther}
+	const uidOther = "99999999-9999-9999-9999-999999999999"
+	other := identity.Identity{ContainerID: idOther, Runtime: "containerd", PodUID: uidOther}
 	r.Fill(&other)
 	again := other
 	r.Fill(&again)
@@ -80,8 +81,15 @@ func TestResolverNamesContainers(t *testing.T) {
 	if dock != (identity.Identity{ContainerID: idOther, Runtime: "docker"}) {
 		t.Errorf("docker container changed: %+v", dock)
 	}
-	if other != (identity.Identity{ContainerID: idOther}) {
+	if other != (identity.Identity{ContainerID: idOther, Runtime: "containerd", PodUID: uidOther}) {
 		t.Errorf("unknown container changed: %+v", other)
+	}
+	// A container in no pod (nerdctl, plain containerd): not the CRI's,
+	// not asked about, nothing said.
+	plain := identity.Identity{ContainerID: idOther, Runtime: "containerd"}
+	r.Fill(&plain)
+	if plain != (identity.Identity{ContainerID: idOther, Runtime: "containerd"}) {
+		t.Errorf("container outside a pod changed: %+v", plain)
 	}
 	if s := r.Status(); s.Err != nil || s.Runtime != "containerd" || s.Containers != 3 {
 		t.Errorf("status %v", s)
@@ -94,7 +102,12 @@ func TestResolverNamesContainers(t *testing.T) {
 	r2 := identity.NewResolver(identity.ResolverConfig{Endpoint: sock, Warn: &warn, MinRefresh: time.Nanosecond})
 	defer r2.Close()
 	for range 3 {
-		o := identity.Identity{ContainerID: idOther}
+		o := identity.Identity{ContainerID: idOther, PodUID: uidOther}
+		r2.Fill(&o)
+	}
+	// Outside a pod: no listing at all, whatever MinRefresh.
+	for range 3 {
+		o := identity.Identity{ContainerID: idOther, Runtime: "containerd"}
 		r2.Fill(&o)
 	}
 	if n := srv.ListCalls.Load(); n != 4 {
@@ -134,9 +147,11 @@ func TestResolverDegrades(t *testing.T) {
 				Timeout: 300 * time.Millisecond, MinRefresh: time.Nanosecond})
 			defer r.Close()
 			for range 2 {
-				id := identity.FromCgroup("/system.slice/docker-" + idWeb + ".scope")
+				path := "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" +
+					strings.ReplaceAll(uidOtherPod, "-", "_") + ".slice/cri-containerd-" + idWeb + ".scope"
+				id := identity.FromCgroup(path)
 				r.Fill(&id)
-				if id != (identity.Identity{ContainerID: idWeb, Runtime: "docker"}) {
+				if id != (identity.Identity{ContainerID: idWeb, Runtime: "containerd", PodUID: uidOtherPod}) {
 					t.Errorf("identity %+v, want the cgroup's", id)
 				}
 			}
@@ -152,10 +167,32 @@ func TestResolverDegrades(t *testing.T) {
 	}
 }
 
+// uidOtherPod is a pod UID no test runtime knows.
+const uidOtherPod = "12345678-90ab-cdef-1234-567890abcdef"
+
 func TestCheckEndpoint(t *testing.T) {
 	for e, ok := range map[string]bool{"/run/x.sock": true, "unix:///run/x.sock": true, "tcp://1.2.3.4:1": false, "": false, "unix://": false} {
 		if err := identity.CheckEndpoint(e); (err == nil) != ok {
 			t.Errorf("%q: %v", e, err)
 		}
+	}
+}
+
+// Podman and LXC never answer the CRI: their containers are not looked up,
+// and nothing is said about a runtime socket.
+func TestResolverSkipsNonCRIRuntimes(t *testing.T) {
+	var warn bytes.Buffer
+	r := identity.NewResolver(identity.ResolverConfig{Endpoint: filepath.Join(t.TempDir(), "none.sock"), Warn: &warn})
+	defer r.Close()
+	for _, cg := range []string{"/machine.slice/libpod-" + idWeb + ".scope", "/lxc.payload.web1"} {
+		id := identity.FromCgroup(cg)
+		want := id
+		r.Fill(&id)
+		if id != want {
+			t.Errorf("%s: %+v, want %+v", cg, id, want)
+		}
+	}
+	if s := r.Status(); warn.Len() != 0 || s.Err != nil || s.Endpoint != "" {
+		t.Errorf("said %q, status %v: the socket was tried", warn.String(), s)
 	}
 }

@@ -60,6 +60,9 @@ type doctorListenerJSON struct {
 	Port      uint16 `json:"port"`
 	Process   string `json:"process,omitempty"`
 	Workload  string `json:"workload,omitempty"`
+	// Owners: every process holding the socket, with its workload's
+	// structured identity (as top's owners).
+	Owners []aggregate.Owner `json:"owners"`
 }
 
 type doctorEvidenceJSON struct {
@@ -84,7 +87,11 @@ func NewDoctorJSON(r *DoctorReport) DoctorJSON {
 		l := fd.Listener
 		fj := doctorFindingJSON{Kind: fd.Kind, Severity: fd.Severity.String(), Title: fd.Title, Limit: fd.Limit,
 			Action: fd.Action, Inferred: fd.Inferred, Evidence: []doctorEvidenceJSON{},
-			Listener: doctorListenerJSON{Netns: l.Netns, NetnsName: l.NetnsName, Addr: l.Addr, Port: l.Port, Process: l.Process, Workload: l.Workload}}
+			Listener: doctorListenerJSON{Netns: l.Netns, NetnsName: l.NetnsName, Addr: l.Addr, Port: l.Port, Process: l.Process, Workload: l.Workload,
+				Owners: l.Owners}}
+		if fj.Listener.Owners == nil {
+			fj.Listener.Owners = []aggregate.Owner{}
+		}
 		for _, e := range fd.Evidence {
 			fj.Evidence = append(fj.Evidence, doctorEvidenceJSON{What: e.What, Synq: e.Synq, Counter: e.Counter, Kernel: e.Kernel})
 		}
