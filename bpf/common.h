@@ -7,6 +7,18 @@
 #define SYNQ_COMMON_H
 
 #include "vmlinux.h"
+#ifdef __TARGET_ARCH_arm64
+/* arch/arm64/include/uapi/asm/ptrace.h: the arm64 PT_REGS_* macros of
+ * bpf_tracing.h read a kprobe's registers through this uapi struct, without
+ * CO-RE relocation; vmlinux.h comes from an x86 kernel and lacks it (every
+ * other type it has relocates on arm64 through the running kernel's BTF). */
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+#endif
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>

@@ -229,7 +229,13 @@ static __always_inline void ack_exit(const struct sock *sk, const void *child)
 	a->sk = 0;
 	if (child)
 		return;
-	full = a->full;
+	/* Without the MIB (no __per_cpu_offset in kallsyms: Debian's arm64
+	 * 5.10 and 6.1 lack CONFIG_KALLSYMS_ALL), the queue as seen at entry
+	 * or now: the listener is not locked, and another CPU's ACK can fill
+	 * the queue between the entry and the kernel's own test, which the
+	 * entry alone missed (5 ack-overflows against ListenOverflows 6 on
+	 * arm64 5.10, 2 vCPUs). */
+	full = a->full || BPF_CORE_READ(sk, sk_ack_backlog) > BPF_CORE_READ(sk, sk_max_ack_backlog);
 	if (a->have_mib && mib_read(sk, mib))
 		full = mib[0] != a->mib[0];
 	if (!full) {

@@ -67,8 +67,11 @@ type kernelFeatures struct {
 	acceptArgs   int  // parameters of inet_csk_accept: 4 up to 6.9, 2 from 6.10
 	synRecv4Args int  // tcp_v4_syn_recv_sock: 6, or 7 with opt_child_init (2026 stable)
 	synRecv6Args int
-	haveSynRecv6 bool
+	haveSynRecv6 bool // in BTF: fentry/fexit can attach
 	haveCookieV6 bool
+	// kprobes can attach (kallsyms lists them, or BTF has them): see
+	// Tracer.kprobeTarget.
+	kprobeSynRecv6, kprobeCookieV6 bool
 	// SKB_DROP_REASON_TCP_LISTEN_OVERFLOW (6.15+): kfree_skb names ACK-side
 	// overflows.
 	listenOverflowReason bool
@@ -145,6 +148,17 @@ func probeKernel(spec *btf.Spec, version [3]int) kernelFeatures {
 	return f
 }
 
+// probe is probeKernel completed by what kallsyms says and by the
+// configuration.
+func (t *Tracer) probe(spec *btf.Spec, version [3]int) kernelFeatures {
+	f := probeKernel(spec, version)
+	f.wantAccept = t.cfg.Kinds == nil || slices.Contains(t.cfg.Kinds, KindAccept) || t.cfg.AcceptLatency
+	f.synFloodAction = f.synFloodAction && t.haveSymbol("tcp_syn_flood_action")
+	f.kprobeSynRecv6 = t.kprobeTarget("tcp_v6_syn_recv_sock", f.haveSynRecv6)
+	f.kprobeCookieV6 = t.kprobeTarget("cookie_v6_init_sequence", f.haveCookieV6)
+	return f
+}
+
 // hooks returns the programs of a tier on this kernel.
 func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 	var hs []hook
@@ -193,6 +207,8 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 		add("fentry", "fe_cookie_v4", false)
 		if f.haveCookieV6 {
 			add("fentry", "fe_cookie_v6", false)
+		} else if f.kprobeCookieV6 { // not in BTF: no fentry, a kprobe still attaches
+			add("kprobe", "kp_cookie_v6", false)
 		}
 		add("fentry", "fx_reqsk_queue_add", false)
 		add("fentry", "fe_complete_hashdance", false)
@@ -214,6 +230,9 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 				return nil, err
 			}
 			withKprobe("fx_syn_recv6_a"+a, "krp_syn_recv6")
+		} else if f.kprobeSynRecv6 {
+			add("kprobe", "kp_syn_recv6", false)
+			add("kprobe", "krp_syn_recv6", false)
 		}
 		a, err = variant("inet_csk_accept", f.acceptArgs, 4, 2)
 		if err != nil {
@@ -228,14 +247,14 @@ func (t Tier) hooks(f kernelFeatures) ([]hook, error) {
 			add("kprobe", "krp_syn_flood", true)
 		}
 		add("kprobe", "kp_cookie_v4", false)
-		if f.haveCookieV6 {
+		if f.kprobeCookieV6 {
 			add("kprobe", "kp_cookie_v6", false)
 		}
 		for _, p := range []string{"kp_reqsk_queue_add", "krp_reqsk_queue_add", "kp_complete_hashdance",
 			"krp_complete_hashdance", "kp_syn_recv4", "krp_syn_recv4"} {
 			add("kprobe", p, false)
 		}
-		if f.haveSynRecv6 {
+		if f.kprobeSynRecv6 {
 			add("kprobe", "kp_syn_recv6", false)
 			add("kprobe", "krp_syn_recv6", false)
 		}

@@ -25,13 +25,14 @@ func TestReqQueueFullFixed(t *testing.T) {
 // signature changed.
 func featureSets() []kernelFeatures {
 	var out []kernelFeatures
-	for bits := range 1 << 6 {
+	for bits := range 1 << 8 {
 		on := func(i int) bool { return bits&(1<<i) != 0 }
 		for _, accept := range []int{4, 2} {
 			for _, recv := range []int{6, 7} {
 				out = append(out, kernelFeatures{
 					dataReady: on(0), kfreeRxSk: on(1), wantAccept: on(2), synFloodAction: on(3),
 					haveSynRecv6: on(4), haveCookieV6: on(5),
+					kprobeSynRecv6: on(4) || on(6), kprobeCookieV6: on(5) || on(7),
 					acceptArgs: accept, synRecv4Args: recv, synRecv6Args: 13 - recv,
 				})
 			}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -136,6 +135,7 @@ type Tracer struct {
 	kspec      *btf.Spec
 	btfCache   *btf.Cache
 	syms       map[string]symRange // kallsyms, read once (symbols)
+	kfuncs     map[string]bool     // kprobeFuncs that kallsyms lists (symbols)
 	specs      map[string]*ebpf.CollectionSpec
 	maps       map[string]*ebpf.Map
 	colls      []*ebpf.Collection
@@ -227,9 +227,7 @@ func Open(cfg Config) (t *Tracer, err error) {
 	if note := ensureTracefs(); note != "" {
 		t.info.Notes = append(t.info.Notes, note)
 	}
-	f := probeKernel(kspec, kernelVersion())
-	f.wantAccept = cfg.Kinds == nil || slices.Contains(cfg.Kinds, KindAccept) || cfg.AcceptLatency
-	f.synFloodAction = f.synFloodAction && t.haveSymbol("tcp_syn_flood_action")
+	f := t.probe(kspec, kernelVersion())
 	t.info.features = f
 	if err := t.configure(f); err != nil {
 		return nil, err

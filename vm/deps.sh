@@ -3,7 +3,7 @@
 # Installs the Debian packages the test VMs need, if any is missing (CI machines
 # start fresh). Quiet and fast when everything is already there.
 set -euo pipefail
-pkgs=(qemu-system-x86 busybox-static cpio xz-utils zstd lz4 kmod file apt dpkg util-linux)
+pkgs=(qemu-system-x86 qemu-system-arm busybox-static cpio xz-utils zstd lz4 kmod file apt dpkg util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -1,13 +1,16 @@
 #!/bin/bash
 # usage: vm/fetch-kernel.sh [-u] SERIES|ABI...
 #   SERIES: 5.10 | 6.1 | 6.12 | 7.2 (any MAJOR.MINOR Debian ships), resolved to
+#           (for VM_ARCH: x86 -> amd64 packages, arm64 -> arm64 ones, and then
+#           busybox-static:arm64 too)
 #           the newest linux-image-<ABI> in bullseye, bookworm, bookworm-security,
 #           trixie or forky; ABI pins one, e.g. 6.1.0-47-cloud-amd64.
 #   -u      refresh the package lists now (default: when older than a day).
 # Prints "SERIES PATH-OF-VMLINUZ" per argument on stdout, progress on stderr.
 # Exits non-zero if any kernel cannot be resolved or fetched.
 #
-# Env: SYNQ_CACHE (default ~/.cache/synq; kernels go to $SYNQ_CACHE/kernels)
+# Env: SYNQ_CACHE (default ~/.cache/synq; kernels go to $SYNQ_CACHE/kernels,
+#                 arm64 ones to $SYNQ_CACHE/kernels-arm64)
 #      SYNQ_KERNEL_FLAVOUR  cloud (default; falls back to generic where Debian
 #                           has no cloud build) | generic
 #      SYNQ_APT_MAX_AGE     seconds before the private lists are refreshed (86400)
@@ -44,6 +47,7 @@ APT=(-o "Dir::Etc::sourcelist=$APTD/sources.list" -o Dir::Etc::sourceparts=-
 	-o "Dir::State::Lists=$APTD/lists" -o "Dir::Cache=$APTD/cache"
 	-o Dir::Cache::pkgcache=pkgcache.bin -o Dir::Cache::srcpkgcache=srcpkgcache.bin
 	-o Dir::State::status=/dev/null -o APT::Sandbox::User=root
+	-o "APT::Architecture=$DEB_ARCH" -o "APT::Architectures=$DEB_ARCH"
 	-o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
 	-o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false
 	-o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false)
@@ -130,7 +134,7 @@ fi
 newest_abi() {
 	local series=$1 flav re names
 	case $2 in cloud) flav=cloud- ;; *) flav= ;; esac
-	re="^linux-image-${series//./\\.}\\.[0-9]+([-+][a-z0-9]+)?-${flav}amd64\$"
+	re="^linux-image-${series//./\\.}\\.[0-9]+([-+][a-z0-9]+)?-${flav}${DEB_ARCH}\$"
 	names=$(apt-cache "${APT[@]}" pkgnames "linux-image-$series." | grep -E "$re" || true)
 	[ -n "$names" ] || return 0
 	# pkgnames also lists names only referenced by other packages: keep real ones.
@@ -142,12 +146,15 @@ newest_abi() {
 field() { apt-cache "${APT[@]}" show --no-all-versions "$1" 2>/dev/null | awk -v f="$2:" '$1 == f { sub(/^[^:]*: */, ""); print; exit }'; }
 
 fetch_abi() { # ABI SERIES -> extracts kernels/ABI unless present
-	local abi=$1 series=$2 tree=$KCACHE/$1 tmp ver suite pkgs p deb moddir krel img
+	local abi=$1 series=$2 tree=$KCACHE/$1 tmp ver suite pkgs p deb moddir krel img deps
 	[ -f "$tree/synq-kernel.env" ] && return 0
 	ver=$(field "linux-image-$abi" Version)
 	[ -n "$ver" ] || { vm_log "fetch-kernel: no package linux-image-$abi"; return 1; }
 	suite=$(apt-cache "${APT[@]}" madison "linux-image-$abi" | awk -F'|' -v v="$ver" '{gsub(/ /, "", $2)} $2 == v {n = split($3, a, " "); sub(/\/.*/, "", a[2]); print a[2]; exit}')
-	if field "linux-image-$abi" Depends | grep -q "linux-binary-$abi"; then
+	# (not `field | grep -q`: with pipefail, apt-cache's SIGPIPE when awk
+	# exits early can fail the test on a package that has the dependency)
+	deps=$(field "linux-image-$abi" Depends || true)
+	if [[ $deps == *"linux-binary-$abi"* ]]; then
 		pkgs=("linux-base-$abi" "linux-binary-$abi" "linux-modules-$abi") # 7.x split layout
 	else
 		pkgs=("linux-image-$abi")
@@ -158,7 +165,7 @@ fetch_abi() { # ABI SERIES -> extracts kernels/ABI unless present
 	tmp=$KCACHE/.tmp-$abi
 	rm -rf "$tmp"; mkdir -p "$tmp"
 	for p in "${pkgs[@]}"; do
-		deb=$(printf "%s\n" "$KCACHE/debs/${p}_"*"_amd64.deb" | sort -V | tail -1)
+		deb=$(printf "%s\n" "$KCACHE/debs/${p}_"*"_${DEB_ARCH}.deb" | sort -V | tail -1)
 		dpkg-deb -x "$deb" "$tmp"
 	done
 	img=$(kernel_image "$tmp") || { vm_log "fetch-kernel: no vmlinuz in ${pkgs[*]}"; return 1; }
@@ -180,7 +187,25 @@ fetch_abi() { # ABI SERIES -> extracts kernels/ABI unless present
 	for p in "${pkgs[@]}"; do rm -f "$KCACHE/debs/${p}_"*.deb; done
 }
 
+# A foreign guest's busybox-static, extracted to $KCACHE/busybox (the host's
+# /bin/busybox serves a native guest): the host's dpkg architectures stay as
+# they are.
+fetch_busybox() {
+	local bb=$KCACHE/busybox deb
+	vm_native && return 0
+	[ -x "$bb/bin/busybox" ] && return 0
+	vm_log "fetch-kernel: busybox-static:$DEB_ARCH"
+	(cd "$KCACHE/debs" && apt-get "${APT[@]}" -q download "busybox-static:$DEB_ARCH" >&2) ||
+		{ vm_log "fetch-kernel: download of busybox-static:$DEB_ARCH failed"; return 1; }
+	deb=$(printf "%s\n" "$KCACHE/debs/busybox-static_"*"_${DEB_ARCH}.deb" | sort -V | tail -1)
+	rm -rf "$bb.tmp"; mkdir -p "$bb.tmp/bin"
+	dpkg-deb -x "$deb" "$bb.tmp/root" && # bin/ or, usr-merged (forky), usr/bin/
+		cp "$(ls "$bb.tmp/root"/{usr/,}bin/busybox 2>/dev/null | head -1)" "$bb.tmp/bin/busybox" &&
+		rm -rf "$bb.tmp/root" "$deb" && rm -rf "$bb" && mv "$bb.tmp" "$bb"
+}
+
 rc=0
+fetch_busybox || rc=1
 for arg; do
 	if is_series "$arg"; then
 		series=$arg abi=

@@ -1,6 +1,6 @@
 #!/bin/bash
 # usage: vm/mkinitrd.sh [-k KERNEL] [-m MODULE]... OUT.cpio CMD [FILE[:DEST]]...
-#   Packs an uncompressed newc initramfs: busybox-static, vm/init as /init, a
+#   Packs an uncompressed newc initramfs: busybox-static (of VM_ARCH), vm/init as /init, a
 #   few /etc files, the FILEs and CMD (a shell command line, run by busybox sh
 #   in /payload) as /payload/cmd.
 #   FILE[:DEST]  a file or directory, copied to /payload/<basename> or to DEST
@@ -25,7 +25,9 @@ st=$(mktemp -d); trap 'rm -rf "$st"' EXIT
 mkdir -p "$st"/{bin,sbin,etc,proc,sys,dev,tmp,run,var,payload,modules,root}
 ln -s ../run "$st/var/run"   # /var/run/netns (vishvananda/netns, ip netns)
 ln -s ../tmp "$st/var/tmp"
-cp /bin/busybox "$st/bin/busybox"
+bb=$(vm_busybox)
+[ -x "$bb" ] || vm_die "no $VM_ARCH busybox at $bb (vm/fetch-kernel.sh fetches it)"
+cp "$bb" "$st/bin/busybox"
 cp "$VM_DIR/init" "$st/init"
 chmod 755 "$st/init"
 # enough /etc for Go's net and os/user packages (localhost, user lookups)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # usage: vm/run-vm.sh KERNEL INITRD [extra qemu args...]
 #   KERNEL: a series (6.1), an extracted linux-image tree, or a bzImage /
-#           PVH-capable vmlinux file (see resolve_kernel in lib.sh).
+#           PVH-capable vmlinux file, or an arm64 Image (see resolve_kernel in lib.sh).
 #   INITRD: from vm/mkinitrd.sh.
 # Streams the serial console to stdout (CR stripped) and exits with the
 # payload's status, read from the "SYNQVM-EXIT=N" line; 125 when that never
@@ -12,6 +12,8 @@
 #      VM_MEM     guest memory (1G)       VM_SMP  vCPUs (2)
 #      VM_TIMEOUT seconds before the VM is killed (600)
 #      VM_APPEND  extra kernel command line
+#      VM_ARCH    x86 (default: qemu-system-x86_64 -M pc, ttyS0) | arm64
+#                 (qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on, ttyAMA0)
 set -uo pipefail
 . "$(dirname "$(realpath "$0")")/lib.sh"
 VM_DIE_CODE=125
@@ -20,7 +22,7 @@ resolve_kernel "$1"
 initrd=$2
 shift 2
 [ -f "$initrd" ] || vm_die "no initrd $initrd"
-command -v qemu-system-x86_64 >/dev/null || "$VM_DIR/deps.sh" || vm_die "cannot install qemu"
+command -v "$QEMU" >/dev/null || "$VM_DIR/deps.sh" || vm_die "cannot install qemu"
 vm_choose_accel "${K_TREE:-$K_IMAGE}"
 
 case $VM_ACCEL in
@@ -30,7 +32,10 @@ kvm) acc=(-accel kvm -cpu host,-arch-capabilities) ;;
 # e.g. when syscall tracepoints are attached or detached) and loop in
 # asm_exc_int3 forever: soft lockups on 5.10 and 6.1 in our runs. Measured
 # just as fast for our tests.
-tcg) acc=(-accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu max) ;;
+tcg)
+	cpu=max
+	[ "$VM_ARCH" = arm64 ] && cpu=max,pauth-impdef=on # see lib.sh
+	acc=(-accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu "$cpu") ;;
 *) vm_die "VM_ACCEL must be tcg or kvm" ;;
 esac
 name=$(basename "${K_TREE:-$K_IMAGE}")
@@ -38,11 +43,11 @@ t0=$EPOCHREALTIME
 # qemu dies with us: setpriv --pdeathsig TERMs `timeout` if this script is
 # killed, and `timeout` passes it on to qemu (also killed if `timeout` dies).
 exec {con}< <(exec setpriv --pdeathsig TERM timeout -k 5 "${VM_TIMEOUT:-600}" \
-	setpriv --pdeathsig KILL qemu-system-x86_64 -M pc "${acc[@]}" \
+	setpriv --pdeathsig KILL "$QEMU" "${QEMU_MACHINE[@]}" "${acc[@]}" \
 	-m "${VM_MEM:-1G}" -smp "${VM_SMP:-2}" \
 	-nodefaults -no-user-config -display none -serial stdio -no-reboot \
 	-kernel "$K_IMAGE" -initrd "$initrd" \
-	-append "console=ttyS0 quiet panic=-1 mitigations=off random.trust_cpu=on ${VM_APPEND:-}" \
+	-append "console=$VM_CONSOLE quiet panic=-1 mitigations=off random.trust_cpu=on ${VM_APPEND:-}" \
 	"$@" </dev/null 2>&1)
 qpid=$!
 trap 'kill -TERM $qpid 2>/dev/null; exit 125' INT TERM HUP

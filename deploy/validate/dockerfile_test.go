@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -146,23 +147,45 @@ func TestDockerfileBuildsStaticBinary(t *testing.T) {
 			run = in.args
 		}
 	}
-	// The RUN line without its cache mounts, with the ARG it uses.
+	// The RUN line without its cache mounts, with the ARG it uses; the
+	// shell expands ${TARGETOS} and ${TARGETARCH}, as in the image build
+	// for each --platform.
 	cmdline := regexp.MustCompile(`--mount=\S+\s*`).ReplaceAllString(run, "")
 	cmdline = strings.ReplaceAll(cmdline, "${VERSION}", "dockerfile-test")
-	out := filepath.Join(t.TempDir(), "out")
-	cmdline = strings.ReplaceAll(cmdline, "/out/synq", filepath.Join(out, "synq"))
-	sh := exec.Command("sh", "-c", cmdline)
-	sh.Dir = ctxDir
-	sh.Env = append(os.Environ(), "GOWORK=off")
-	if b, err := sh.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cmdline, err, b)
+	if !strings.Contains(cmdline, "GOARCH=${TARGETARCH}") {
+		t.Errorf("go build does not take GOARCH from TARGETARCH (--platform): %s", run)
 	}
-	bin := filepath.Join(out, "synq")
+	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64} {
+		out := filepath.Join(t.TempDir(), "out")
+		cmdline := strings.ReplaceAll(cmdline, "/out/synq", filepath.Join(out, "synq"))
+		sh := exec.Command("sh", "-c", cmdline)
+		sh.Dir = ctxDir
+		sh.Env = append(os.Environ(), "GOWORK=off", "TARGETOS=linux", "TARGETARCH="+arch)
+		if b, err := sh.CombinedOutput(); err != nil {
+			t.Fatalf("TARGETARCH=%s %s: %v\n%s", arch, cmdline, err, b)
+		}
+		bin := filepath.Join(out, "synq")
+		checkStatic(t, bin, machine)
+		if arch != runtime.GOARCH {
+			continue
+		}
+		if b, err := exec.Command(bin, "--version").CombinedOutput(); err != nil || !strings.Contains(string(b), "dockerfile-test") {
+			t.Errorf("synq --version: %v %q, want the VERSION build argument", err, b)
+		}
+	}
+}
+
+// checkStatic: bin is a static ELF executable for machine.
+func checkStatic(t *testing.T, bin string, machine elf.Machine) {
+	t.Helper()
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if f.Machine != machine {
+		t.Errorf("%s is for %v, want %v", bin, f.Machine, machine)
+	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			t.Errorf("%s has a program interpreter: not static", bin)
@@ -170,9 +193,6 @@ func TestDockerfileBuildsStaticBinary(t *testing.T) {
 	}
 	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
 		t.Errorf("%s needs shared libraries %v: not static", bin, libs)
-	}
-	if b, err := exec.Command(bin, "--version").CombinedOutput(); err != nil || !strings.Contains(string(b), "dockerfile-test") {
-		t.Errorf("synq --version: %v %q, want the VERSION build argument", err, b)
 	}
 }
 
