@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,52 +37,12 @@ var ErrFound = errors.New("doctor: findings")
 // with top's counters, then prints the findings, worst first. Ctrl-C ends
 // the window early: what was seen until then is diagnosed.
 func Doctor(ctx context.Context, env Env, o DoctorOptions) error {
-	cfg := o.Tracer
-	cfg.RingBytes = 1 << 20 // as top: the counts come from maps
-	resolver := o.resolver(env)
-	defer resolver.Close()
-	if err := o.check(env, o.Only, cfg.Port, resolver); err != nil {
-		return err
-	}
-	snap, err := newSnapshotter(env)
-	if err != nil {
-		return kernelErr(err)
-	}
-	defer snap.Close()
-	walker, release, err := newWalker(env, snap, o.Only, cfg.Port)
+	w, err := watch(env, o.Tracer, o.Only, o.Workload)
 	if err != nil {
 		return err
 	}
-	defer release()
-	walker.MIB = true
-	initial, err := walker.Walk()
-	if err != nil {
-		return err
-	}
-	debug.FreeOSMemory()
-	tr, err := openTracerQuiet(env, cfg)
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	debug.FreeOSMemory()
-	top := aggregate.NewTopView(tr.Info(), time.Now(), initial)
-	rec := startReconcileWith(env, tr, snap, walker, cfg.Port, 0)
-	defer rec.Close()
-	render.ReportTier(env.Stderr, tr.Info(), env.Verbose)
-
-	readCtx, stopRead := context.WithCancel(context.Background())
-	readErr := make(chan error, 1)
-	go func() {
-		readErr <- tr.Read(readCtx, func(ev *tracer.Event) {
-			top.Observe(ev)
-			rec.observe(ev)
-		})
-	}()
-	defer func() {
-		stopRead()
-		<-readErr
-	}()
+	defer w.Close()
+	top, rec, readErr, initial := w.top, w.rec, w.readErr, w.initial
 	t := time.NewTimer(o.Duration)
 	defer t.Stop()
 	select {
@@ -95,8 +54,8 @@ func Doctor(ctx context.Context, env Env, o DoctorOptions) error {
 			return err
 		}
 	}
-	owners := aggregate.OwnerCache{MaxAge: time.Second, Resolver: resolver}
-	s, err := topSample(tr, walker, &owners)
+	owners := aggregate.OwnerCache{MaxAge: time.Second, Resolver: w.resolver}
+	s, err := w.sample(&owners)
 	if err != nil {
 		return err
 	}

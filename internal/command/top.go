@@ -3,7 +3,6 @@ package command
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -28,69 +27,12 @@ type TopOptions struct {
 // Top shows every listener's rates, queues and latency, one frame per
 // interval, until ctx ends (or after one frame with Once).
 func Top(ctx context.Context, env Env, o TopOptions) error {
-	cfg, only := o.Tracer, o.Only
-	// Like serve, top streams nothing per connection: rates, latency, the
-	// queues' peaks and the tasks accepting come from the kernel's
-	// per-listener maps (counts, histograms, maxima). Only drops cross the
-	// ring buffer (they name listeners that close before a refresh lists
-	// them), so accepts are hooked for the maps alone, and a 256 KiB ring
-	// is plenty (it is mapped twice into synq's memory).
-	cfg.Kinds = TopKinds()
-	cfg.AcceptLatency = true
-	cfg.SampleEvery = 0
-	cfg.RingBytes = 256 << 10
-	resolver := o.resolver(env)
-	defer resolver.Close()
-	if err := o.check(env, only, cfg.Port, resolver); err != nil {
-		return err
-	}
-	snap, err := newSnapshotter(env)
-	if err != nil {
-		return kernelErr(err)
-	}
-	defer snap.Close()
-	// One walk per refresh serves the rows and the reconciliation (it reads
-	// each namespace's counters too).
-	walker, release, err := newWalker(env, snap, only, cfg.Port)
+	w, err := watch(env, o.Tracer, o.Only, o.Workload)
 	if err != nil {
 		return err
 	}
-	defer release()
-	walker.MIB = true
-	// The sk_drops baseline comes before the tracer attaches: a drop in
-	// between is in the sk_drops delta and (correctly) counted.
-	initial, err := walker.Walk()
-	if err != nil {
-		return err
-	}
-	// Loading parses the kernel's BTF (tens of MiB, garbage once loaded):
-	// hand it back before the next load and before the run, so that the
-	// peaks do not add up in RSS.
-	debug.FreeOSMemory()
-	tr, err := openTracerQuiet(env, cfg)
-	if err != nil {
-		return err
-	}
-	defer tr.Close()
-	debug.FreeOSMemory()
-	top := aggregate.NewTopView(tr.Info(), time.Now(), initial)
-	// Reconciliation with the kernel's counters, for the header.
-	rec := startReconcileWith(env, tr, snap, walker, cfg.Port, 0)
-	defer rec.Close()
-	render.ReportTier(env.Stderr, tr.Info(), env.Verbose)
-
-	readCtx, stopRead := context.WithCancel(context.Background())
-	readErr := make(chan error, 1)
-	go func() {
-		readErr <- tr.Read(readCtx, func(ev *tracer.Event) {
-			top.Observe(ev)
-			rec.observe(ev)
-		})
-	}()
-	defer func() {
-		stopRead()
-		<-readErr
-	}()
+	defer w.Close()
+	top, rec, readErr := w.top, w.rec, w.readErr
 
 	out := render.NewTopOutput(env.Stdout, o.Format, o.Interval, o.Once)
 	ctx, cancel := context.WithCancel(ctx)
@@ -105,7 +47,7 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 		stopRec := rec.run(ctx, env, o.Format, nil)
 		defer stopRec()
 	}
-	owners := aggregate.OwnerCache{MaxAge: 10 * time.Second, Resolver: resolver}
+	owners := aggregate.OwnerCache{MaxAge: 10 * time.Second, Resolver: w.resolver}
 	tick := time.NewTicker(o.Interval)
 	defer tick.Stop()
 	var last *aggregate.Frame
@@ -128,7 +70,7 @@ func Top(ctx context.Context, env Env, o TopOptions) error {
 				}
 			}
 		case <-tick.C:
-			s, err := topSample(tr, walker, &owners)
+			s, err := w.sample(&owners)
 			if err != nil {
 				return err
 			}
