@@ -30,13 +30,8 @@ import (
 // state and socket of the test's own (never the system's), and returns its
 // socket; it is stopped and its directories removed when the test ends.
 func privateContainerd(t *testing.T) string {
-	bin, err := exec.LookPath("containerd")
-	if err != nil {
-		t.Skip("containerd not installed (Debian: apt-get install containerd)")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc not installed")
-	}
+	bin := debianBinary(t, "containerd", "containerd")
+	debianBinary(t, "runc", "runc")
 	dir, err := os.MkdirTemp("", "synq-ctd-")
 	if err != nil {
 		t.Fatal(err)

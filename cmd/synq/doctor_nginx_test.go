@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -18,31 +17,9 @@ import (
 	"github.com/synq-trace/synq/internal/netlab"
 )
 
-// nginxBinary finds nginx, installing Debian's nginx-light where that
-// cannot start a system service (no systemd running: a container).
 func nginxBinary(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		t.Skip("nginx not installed; installing the Debian package here would start its system service: apt-get install nginx-light first")
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("nginx not installed and no apt-get")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", "nginx-light")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("nginx not installed and apt-get install nginx-light failed: %v\n%s", err, out)
-	}
-	p, err := exec.LookPath("nginx")
-	if err != nil {
-		t.Skip("apt-get install nginx-light left no nginx binary")
-	}
-	return p
+	return debianBinary(t, "nginx", "nginx-light")
 }
 
 // startNginx runs nginx (one worker) in ns listening on 127.0.0.1:port

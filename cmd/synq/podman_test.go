@@ -21,10 +21,7 @@ import (
 // needs, and it says nothing about the CRI.
 func TestKernelWorkloadPodman(t *testing.T) {
 	kerneltest.Root(t)
-	podman, err := exec.LookPath("podman")
-	if err != nil {
-		t.Skip("podman not installed (Debian: apt-get install podman)")
-	}
+	podman := debianBinary(t, "podman", "podman")
 	image := listenImage(t)
 	dir, err := os.MkdirTemp("", "synq-podman-")
 	if err != nil {

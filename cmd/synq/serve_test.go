@@ -137,31 +137,9 @@ func TestCheckListen(t *testing.T) {
 	}
 }
 
-// prometheusBinary finds Debian's prometheus, installing the package where
-// that cannot start a system service (no systemd running: a container).
 func prometheusBinary(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("prometheus"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		t.Skip("prometheus not installed; installing the Debian package here would start its system service: apt-get install prometheus first")
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("prometheus not installed and no apt-get")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", "prometheus")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("prometheus not installed and apt-get install prometheus failed: %v\n%s", err, out)
-	}
-	p, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("apt-get install prometheus left no prometheus binary")
-	}
-	return p
+	return debianBinary(t, "prometheus", "prometheus")
 }
 
 func freePort(t *testing.T) string {
