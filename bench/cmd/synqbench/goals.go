@@ -27,19 +27,28 @@ func (r *report) goals() []goal {
 			x, okx := med[a]
 			y, oky := med[b]
 			g := goal{workload: wl, what: what}
+			// A verdict needs the spread to allow one: quartiles that
+			// overlap cannot refute the goal, and a traced mode whose median
+			// is above 1 (cheaper than untraced) says the noise is larger
+			// than the cost measured.
+			overlap := okx && oky && x.cq1 <= y.cq3 && y.cq1 <= x.cq3
+			noisy := okx && oky && (x.cmed > 1 || y.cmed > 1)
+			nums := ""
+			if okx && oky {
+				nums = fmt.Sprintf("%s %.3f vs %s %.3f (Δ %+.3f, allowed −%.2f); quartiles %.3f–%.3f vs %.3f–%.3f",
+					a, x.cmed, b, y.cmed, x.cmed-y.cmed, slack, x.cq1, x.cq3, y.cq1, y.cq3)
+			}
 			switch {
 			case !okx || !oky:
 				g.verdict = fmt.Sprintf("not measured (%s or %s missing)", a, b)
+			case noisy:
+				g.verdict = "undecided, noise above the cost (a median above 1: traced cheaper than untraced): " + nums
 			case x.cmed >= y.cmed-slack:
-				g.verdict = fmt.Sprintf("met: %s %.3f vs %s %.3f (Δ %+.3f, allowed −%.2f)", a, x.cmed, b, y.cmed, x.cmed-y.cmed, slack)
+				g.verdict = "met: " + nums
+			case overlap:
+				g.verdict = "undecided, quartiles overlap: " + nums
 			default:
-				g.verdict = fmt.Sprintf("NOT met: %s %.3f vs %s %.3f (Δ %+.3f, allowed −%.2f)", a, x.cmed, b, y.cmed, x.cmed-y.cmed, slack)
-			}
-			if okx && oky {
-				g.verdict += fmt.Sprintf("; quartiles %.3f–%.3f vs %.3f–%.3f", x.cq1, x.cq3, y.cq1, y.cq3)
-				if x.cq1 <= y.cq3 && y.cq1 <= x.cq3 {
-					g.verdict += " overlap: not told apart in this run"
-				}
+				g.verdict = "NOT met: " + nums
 			}
 			out = append(out, g)
 		}
