@@ -156,6 +156,10 @@ func (r *report) print(w io.Writer) {
 		for _, o := range s.others {
 			fmt.Fprintf(w, "%s: wall %v, CPU %v, max RSS %.1f MiB %s\n", o.what, median(o.wall).Round(time.Millisecond),
 				median(o.cpu).Round(time.Millisecond), float64(o.rssKiB)/1024, o.err)
+			if len(o.scrapes) > 0 {
+				fmt.Fprintf(w, "  one scrape: first %v, then %v (%d bytes)\n", median(o.firstScrape).Round(time.Millisecond),
+					median(o.scrapes).Round(time.Millisecond), o.scrapeBytes)
+			}
 		}
 	}
 	for _, n := range r.notes {
@@ -261,6 +265,10 @@ func (r *report) markdown(w io.Writer) {
 			}
 			fmt.Fprintf(w, "| %s | %v | %v | %.1f MiB |\n", o.what, median(o.wall).Round(time.Millisecond),
 				median(o.cpu).Round(time.Millisecond), float64(o.rssKiB)/1024)
+			if len(o.scrapes) > 0 {
+				fmt.Fprintf(w, "| one scrape of that `synq serve` (GET /metrics to the last byte, %d bytes, owners and workload identities on): the first after start / the later ones | %v / %v | - | - |\n",
+					o.scrapeBytes, median(o.firstScrape).Round(time.Millisecond), median(o.scrapes).Round(time.Millisecond))
+			}
 		}
 	}
 

@@ -32,6 +32,10 @@ type cmdResult struct {
 	cpu    []time.Duration // user + system
 	rssKiB int64           // max over the tries
 	err    string
+	// serve's scrapes: the first of each try (it lists the owners and
+	// their workloads for the first time), and the later ones.
+	firstScrape, scrapes []time.Duration
+	scrapeBytes          int64
 }
 
 // snapshotScale spreads c.listeners listeners over c.netns named
@@ -110,7 +114,7 @@ func snapshotScale(c config, r *report) error {
 	serve := cmdResult{what: "`synq serve`, 3 scrapes of /metrics, then SIGINT (process start to exit)"}
 	for range 3 {
 		top.run(exec.Command(c.synq, "top", "--once", "--interval", "1s", "--output", "json"), nil)
-		serve.run(exec.Command(c.synq, "serve", "--listen", scaleServeAddr), scrape3)
+		serve.run(exec.Command(c.synq, "serve", "--listen", scaleServeAddr), serve.scrape3)
 	}
 	res.others = []cmdResult{top, serve}
 	return nil
@@ -120,13 +124,14 @@ func snapshotScale(c config, r *report) error {
 // processes of a shared machine may hold any fixed one).
 var scaleServeAddr = freeAddr()
 
-// scrape3 waits for `synq serve` to answer, scrapes /metrics three times and
-// asks it to stop.
-func scrape3(p *os.Process) error {
+// scrape3 waits for `synq serve` to answer, scrapes /metrics three times
+// (timing each, request to last byte) and asks it to stop.
+func (r *cmdResult) scrape3(p *os.Process) error {
 	defer p.Signal(os.Interrupt)
 	url := "http://" + scaleServeAddr + "/metrics"
 	deadline := time.Now().Add(30 * time.Second)
 	for n := 0; n < 3; {
+		t0 := time.Now()
 		resp, err := http.Get(url)
 		if err != nil {
 			if time.Now().After(deadline) {
@@ -135,11 +140,17 @@ func scrape3(p *os.Process) error {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		_, err = io.Copy(io.Discard, resp.Body)
+		size, err := io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("scrape: status %d, %v", resp.StatusCode, err)
 		}
+		if d := time.Since(t0); n == 0 {
+			r.firstScrape = append(r.firstScrape, d)
+		} else {
+			r.scrapes = append(r.scrapes, d)
+		}
+		r.scrapeBytes = size
 		n++
 	}
 	return nil
