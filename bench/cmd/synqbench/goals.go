@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 )
 
 // goal is one of issue 19's goals on one workload, as medians of the paired
@@ -38,6 +39,16 @@ func (r *report) goals() []goal {
 				nums = fmt.Sprintf("%s %.3f vs %s %.3f (Δ %+.3f, allowed −%.2f); quartiles %.3f–%.3f vs %.3f–%.3f",
 					a, x.cmed, b, y.cmed, x.cmed-y.cmed, slack, x.cq1, x.cq3, y.cq1, y.cq3)
 			}
+			why := ""
+			if a == "synq-serve" && b == "empty" {
+				why = r.overFloor(wl, "synq-serve")
+			}
+			if a == "synq-trace" && b == "bpftrace" {
+				if e, ok := med["empty"]; ok && e.cmed < y.cmed-slack {
+					why = fmt.Sprintf("; why: the empty programs on synq's hooks alone are %.3f, behind bpftrace before any work (hooking accept(2) puts every syscall on the slow path; see empty-accept)", e.cmed)
+				}
+			}
+			nums += why
 			switch {
 			case !okx || !oky:
 				g.verdict = fmt.Sprintf("not measured (%s or %s missing)", a, b)
@@ -94,6 +105,49 @@ func (r *report) workloadMarkdown(w io.Writer, wl string) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", row.mode, p[0], p[1], p[2])
 		}
 	}
+}
+
+// tpFloors pairs the tracepoint tier's programs with the empty programs on
+// the same hooks.
+var tpFloors = [][2]string{
+	{"tp_data_ready", "tp_btf/sk_data_ready"},
+	{"tp_destroy_sock", "tp_btf/tcp_destroy_sock"},
+	{"tp_set_state", "tp_btf/inet_sock_set_state"},
+	{"tp_exit_accept4", "tracepoint/sys_exit_accept4"},
+	{"tp_kfree_skb", "tp_btf/kfree_skb"},
+}
+
+// overFloor says what a mode's programs cost per operation above the empty
+// programs on their hooks (bpf_stats, summed over the run), against what an
+// untraced operation costs: the part of the gap to the floor that is the
+// programs' own work.
+func (r *report) overFloor(wl, mode string) string {
+	rows := map[string]modeRow{}
+	for _, row := range r.rows(wl) {
+		rows[row.mode] = row
+	}
+	a, okA := rows[mode]
+	e, okE := rows["empty"]
+	u, okU := rows["untraced"]
+	if !okA || !okE || !okU || a.conns == 0 || u.cpu == 0 {
+		return ""
+	}
+	var ns float64
+	var parts []string
+	for _, p := range tpFloors {
+		pa, pe := a.progs[p[0]], e.progs[p[1]]
+		if pa.runs == 0 || pe.runs == 0 {
+			continue
+		}
+		d := (pa.perRun() - pe.perRun()) * float64(pa.runs) / a.conns
+		ns += d
+		parts = append(parts, fmt.Sprintf("%s %.0f", p[0], d))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; why: %s's programs run %.2f µs per operation above the floor (bpf_stats: %s ns), %.3f of the %.1f µs an untraced operation costs",
+		mode, ns/1000, strings.Join(parts, ", "), ns/1000/u.cpu, u.cpu)
 }
 
 // stateCost is one derived per-run cost: a program's ns/run in one mode
