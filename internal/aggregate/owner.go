@@ -30,14 +30,22 @@ type Owner struct {
 // Owners maps socket inodes to every process holding them, with cgroups.
 // procDir is /proc (tests point it elsewhere).
 func Owners(procDir string, inodes map[uint64]bool) map[uint64][]Owner {
-	idx := owner.Index(procDir, inodes)
-	out := make(map[uint64][]Owner, len(idx))
+	return OwnersIndexed(procDir, owner.Index(procDir, inodes), inodes)
+}
+
+// OwnersIndexed is Owners from an index already read (owner.Index, maybe of
+// every socket): the holders of the inodes, with cgroups.
+func OwnersIndexed(procDir string, idx map[uint64][]owner.Proc, inodes map[uint64]bool) map[uint64][]Owner {
+	out := make(map[uint64][]Owner, len(inodes))
 	type workload struct {
 		cgroup string
 		id     identity.Identity
 	}
 	byPID := map[int]workload{} // one read and parse per process, however many sockets it holds
 	for ino, procs := range idx {
+		if !inodes[ino] {
+			continue
+		}
 		for _, p := range procs {
 			w, ok := byPID[p.PID]
 			if !ok {

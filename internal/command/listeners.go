@@ -3,7 +3,9 @@ package command
 import (
 	"slices"
 
+	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/netns"
+	"github.com/synq-trace/synq/internal/owner"
 	"github.com/synq-trace/synq/internal/render"
 )
 
@@ -17,6 +19,10 @@ type ListenersOptions struct {
 
 // Listeners prints a snapshot of every listening socket with its owners.
 func Listeners(env Env, o ListenersOptions) error {
+	// The walk of every process's fds (the owners) runs beside the
+	// snapshot: with 10k listeners each takes about as long as the other.
+	idx := make(chan map[uint64][]owner.Proc, 1)
+	go func() { idx <- owner.Index("/proc", nil) }()
 	ls, err := snapshotAll(env, o.Only)
 	if err != nil {
 		return err
@@ -27,7 +33,9 @@ func Listeners(env Env, o ListenersOptions) error {
 	}
 	r := o.resolver(env)
 	defer r.Close()
-	owners := ownersOf(want, r) // with cgroups and identities, as top and latency
+	// With cgroups and identities, as top and latency.
+	owners := aggregate.OwnersIndexed("/proc", <-idx, want)
+	aggregate.Resolve(owners, r)
 	names := netns.Names()
 	rows := render.NewListenerRows(ls, o.Port, owners, names)
 	if !o.Filter.Empty() {
