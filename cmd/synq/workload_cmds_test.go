@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/kerneltest"
 )
 
@@ -117,7 +118,11 @@ func TestKernelWorkloadCommands(t *testing.T) {
 			events := map[uint16]int{}
 			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 				var l struct {
-					Port      uint16 `json:"port"`
+					Port     uint16 `json:"port"`
+					Workload *struct {
+						Cgroup string `json:"cgroup"`
+						identity.Identity
+					} `json:"workload"`
 					Reconcile *struct {
 						Netns []struct {
 							NetnsName string `json:"netns_name"`
@@ -133,6 +138,11 @@ func TestKernelWorkloadCommands(t *testing.T) {
 				}
 				if l.Reconcile == nil {
 					events[l.Port]++
+					// Every listener was there before trace started: each
+					// event names its workload.
+					if l.Workload == nil || l.Workload.Identity != w.want[l.Port] || l.Workload.Cgroup == "" {
+						t.Errorf("trace %v: an event on :%d names workload %+v, want %+v", c.filter, l.Port, l.Workload, w.want[l.Port])
+					}
 					continue
 				}
 				for _, n := range l.Reconcile.Netns {
@@ -153,8 +163,16 @@ func TestKernelWorkloadCommands(t *testing.T) {
 				t.Errorf("trace %v: events on %v, want %v", c.filter, ports, c.want)
 			}
 		}
-		_, stderr := w.run(t, "trace", "--duration", "1s")
+		stdout, stderr := w.run(t, "trace", "--duration", "1s")
 		w.checkText(t, "trace's exit table", stderr, all)
+		// Each event line ends with its listener's workload.
+		for _, line := range strings.Split(strings.TrimSpace(stdout), "\n")[1:] {
+			for _, p := range all {
+				if strings.Contains(line, fmt.Sprintf("127.0.0.1:%d ", p)) && !strings.HasSuffix(line, " workload="+w.display[p]) {
+					t.Errorf("trace: event line on :%d does not end with workload=%s: %q", p, w.display[p], line)
+				}
+			}
+		}
 	})
 
 	t.Run("no match", func(t *testing.T) {

@@ -57,7 +57,7 @@ func Demo(ctx context.Context, env Env, o DemoOptions) error {
 	if !o.Trace {
 		events.Stdout = io.Discard
 	}
-	if _, err := streamEvents(ctx, events, o.Duration, tr, o.Format, rec, nil); err != nil {
+	if _, err := streamEvents(ctx, events, o.Duration, tr, o.Format, rec, nil, nil); err != nil {
 		return err
 	}
 	if rec == nil {

@@ -34,9 +34,7 @@ func Trace(ctx context.Context, env Env, o TraceOptions) error {
 		return err
 	}
 	names := newNamer(env, o.Workload, only, resolver)
-	if !o.Filter.Empty() {
-		names.refresh() // the listeners selected before the first event
-	}
+	names.refresh() // the listeners named (and selected) before the first event
 	tr, err := openTracerQuiet(env, cfg)
 	if err != nil {
 		return err
@@ -59,7 +57,7 @@ func Trace(ctx context.Context, env Env, o TraceOptions) error {
 		fmt.Fprintf(env.Stderr, "synq: the %s tier cannot see %s on this kernel: none will be printed\n",
 			tr.Info().Tier, strings.Join(unseen, ", "))
 	}
-	if _, err := streamEvents(ctx, env, o.Duration, tr, o.Format, rec, names.event); err != nil {
+	if _, err := streamEvents(ctx, env, o.Duration, tr, o.Format, rec, names.event, names.workload); err != nil {
 		return err
 	}
 	return rec.final(env, o.Format, nil)
@@ -81,8 +79,9 @@ func UnseenKinds(asked []tracer.Kind, info tracer.Info) []string {
 // With rec it also keeps rec's listener bookkeeping and prints its periodic
 // reports.
 // With show, only the events it selects are printed (and counted in the
-// summary).
-func streamEvents(ctx context.Context, env Env, d time.Duration, tr *tracer.Tracer, format render.Format, rec *reconciling, show func(*tracer.Event) bool) (map[tracer.Kind]uint64, error) {
+// summary); with name, each event names its listener's workload.
+func streamEvents(ctx context.Context, env Env, d time.Duration, tr *tracer.Tracer, format render.Format, rec *reconciling,
+	show func(*tracer.Event) bool, name func(tracer.ListenerID) *render.EventWorkload) (map[tracer.Kind]uint64, error) {
 	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
@@ -90,6 +89,7 @@ func streamEvents(ctx context.Context, env Env, d time.Duration, tr *tracer.Trac
 	}
 	out := traceOutput(env.Stdout)
 	ew := render.NewEventWriter(out, format)
+	ew.Workload = name
 	if err := ew.Header(); err != nil {
 		return nil, err
 	}

@@ -2,14 +2,17 @@ package command
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
 	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/netns"
 	"github.com/synq-trace/synq/internal/reconcile"
+	"github.com/synq-trace/synq/internal/render"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -90,23 +93,34 @@ func (w Workload) selectedIDs(ls []tracer.Listener, owners map[uint64][]aggregat
 	return out
 }
 
-// namer names the listeners of reconcile reports and selects trace's
-// events by workload. Owners are read again when a listener appears whose
-// socket was not indexed (OwnerCache), never per event: an event's listener
-// is looked up in the selection made at the last listing.
+// namer names the listeners of reconcile reports and of trace's events,
+// and selects trace's events by workload. Owners are read again when a
+// listener appears whose socket was not indexed (OwnerCache), never per
+// event: an event's listener is looked up in what the last listing found.
 type namer struct {
-	w      Workload
-	only   *netns.NS
-	env    Env
-	owners aggregate.OwnerCache
+	w    Workload
+	only *netns.NS
+	env  Env
 
-	mu       sync.Mutex
+	// listing serializes listings (the slow part: a snapshot and the
+	// owners' walk) and guards owners and listed.
+	listing sync.Mutex
+	owners  aggregate.OwnerCache
+	listed  time.Time
+	busy    atomic.Bool // a listing in the background is under way
+
+	mu       sync.Mutex // guards what the readers look up
 	selected map[tracer.ListenerID]bool
-	listed   time.Time
+	// named: every listener id a listing looked for, with its workload (nil
+	// when no owner names it, or when the listing did not show it: it is
+	// not looked for again).
+	named  map[tracer.ListenerID]*render.EventWorkload
+	wanted map[tracer.ListenerID]bool // ids seen in events, not yet listed
 }
 
 func newNamer(env Env, w Workload, only *netns.NS, r *identity.Resolver) *namer {
-	return &namer{w: w, only: only, env: env, owners: aggregate.OwnerCache{MaxAge: 10 * time.Second, Resolver: r}}
+	return &namer{w: w, only: only, env: env, owners: aggregate.OwnerCache{MaxAge: 10 * time.Second, Resolver: r},
+		named: map[tracer.ListenerID]*render.EventWorkload{}, wanted: map[tracer.ListenerID]bool{}}
 }
 
 // name sets the owners of a report's listeners; with a filter, only the
@@ -120,9 +134,9 @@ func (n *namer) name(rep *reconcile.Report) {
 			}
 		}
 	}
-	n.mu.Lock()
+	n.listing.Lock()
 	owners := n.owners.Lookup(time.Now(), inodes)
-	n.mu.Unlock()
+	n.listing.Unlock()
 	for i := range rep.Netns {
 		ls := rep.Netns[i].Listeners
 		for j := range ls {
@@ -139,27 +153,54 @@ func (n *namer) name(rep *reconcile.Report) {
 	}
 }
 
-// refresh lists the listeners and selects them (at most every 200 ms).
+// refresh lists the listeners, selects and names them (at most every
+// 200 ms).
 func (n *namer) refresh() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.listing.Lock()
+	defer n.listing.Unlock()
 	if time.Since(n.listed) < 200*time.Millisecond {
 		return
 	}
 	n.listed = time.Now()
+	n.mu.Lock()
+	asked := maps.Clone(n.wanted)
+	n.mu.Unlock()
 	ls, err := snapshotAll(n.env, n.only)
 	if err != nil {
-		return // the last selection stays
+		return // the last selection and names stay
 	}
 	inodes := map[uint64]bool{}
 	for _, l := range ls {
 		inodes[l.Inode] = true
 	}
-	sel := n.w.selectedIDs(ls, n.owners.Lookup(n.listed, inodes))
+	owners := n.owners.Lookup(n.listed, inodes)
+	sel := n.w.selectedIDs(ls, owners)
+	named := make(map[tracer.ListenerID]*render.EventWorkload, len(ls))
+	for _, l := range ls {
+		var wl *render.EventWorkload
+		if os := owners[l.Inode]; len(os) > 0 {
+			wl = render.NewEventWorkload(os[0])
+		}
+		named[l.ID] = wl
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for id, was := range n.selected {
 		sel[id] = sel[id] || was // a listener that closed keeps its selection
 	}
 	n.selected = sel
+	for id, wl := range n.named {
+		if _, ok := named[id]; !ok {
+			named[id] = wl // a listener that closed keeps its name
+		}
+	}
+	for id := range asked {
+		if _, ok := named[id]; !ok {
+			named[id] = nil // not listed: not looked for again
+		}
+		delete(n.wanted, id)
+	}
+	n.named = named
 }
 
 func (n *namer) selectedID(id tracer.ListenerID) bool {
@@ -180,10 +221,38 @@ func (n *namer) event(ev *tracer.Event) bool {
 	}
 	n.mu.Lock()
 	sel, known := n.selected[ev.Listener]
+	if !known {
+		n.wanted[ev.Listener] = true
+	}
 	n.mu.Unlock()
 	if !known {
 		n.refresh()
 		sel = n.selectedID(ev.Listener)
 	}
 	return sel
+}
+
+// workload names an event's listener as the last listing did. One that no
+// listing looked for yet (it opened since) is listed in the background: its
+// events until then have no workload; the reader never waits for /proc.
+func (n *namer) workload(id tracer.ListenerID) *render.EventWorkload {
+	n.mu.Lock()
+	wl, known := n.named[id]
+	if !known {
+		n.wanted[id] = true
+	}
+	n.mu.Unlock()
+	if !known && n.busy.CompareAndSwap(false, true) {
+		go func() {
+			defer n.busy.Store(false)
+			n.listing.Lock()
+			wait := 200*time.Millisecond - time.Since(n.listed)
+			n.listing.Unlock()
+			if wait > 0 {
+				time.Sleep(wait)
+			}
+			n.refresh()
+		}()
+	}
+	return wl
 }

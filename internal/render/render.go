@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -170,6 +172,33 @@ type EventWriter struct {
 	w      io.Writer
 	format Format
 	buf    []byte
+	// Workload, when set, names an event's listener (nil: not known).
+	Workload func(tracer.ListenerID) *EventWorkload
+}
+
+// EventWorkload is the workload of an event's listener, as the WORKLOAD
+// column of listeners and top names it: the identity of the process holding
+// the socket (its first owner), else its cgroup.
+type EventWorkload struct {
+	Text string // the column's text: ns/pod/container, container, unit or cgroup
+	json []byte // `,"workload":{...}`
+}
+
+// NewEventWorkload names a listener by its first owner; nil when the owner
+// says nothing (the root cgroup, no identity).
+func NewEventWorkload(o aggregate.Owner) *EventWorkload {
+	text := workload(o)
+	if text == "" {
+		return nil
+	}
+	j, err := json.Marshal(struct {
+		Cgroup string `json:"cgroup,omitempty"`
+		identity.Identity
+	}{o.Cgroup, o.Identity})
+	if err != nil {
+		return nil
+	}
+	return &EventWorkload{Text: text, json: append([]byte(`,"workload":`), j...)}
 }
 
 func NewEventWriter(w io.Writer, f Format) *EventWriter {
@@ -209,8 +238,16 @@ func (ew *EventWriter) Header() error {
 
 // Write prints one event.
 func (ew *EventWriter) Write(ev *tracer.Event) error {
+	var wl *EventWorkload
+	if ew.Workload != nil && ev.Listener != 0 {
+		wl = ew.Workload(ev.Listener)
+	}
 	if ew.format == JSON {
-		b := append(AppendJSON(ew.buf[:0], ev), '\n')
+		b := AppendJSON(ew.buf[:0], ev)
+		if wl != nil {
+			b = append(append(b[:len(b)-1], wl.json...), '}')
+		}
+		b = append(b, '\n')
 		ew.buf = b
 		_, err := ew.w.Write(b)
 		return err
@@ -259,6 +296,11 @@ func (ew *EventWriter) Write(ev *tracer.Event) error {
 		b = strconv.AppendUint(b, uint64(ev.PID), 10)
 		b = append(b, " comm="...)
 		b, _ = ev.Comm.AppendText(b)
+	}
+	if wl != nil {
+		b = pad(b, colDetail)
+		b = append(b, "workload="...)
+		b = append(b, wl.Text...)
 	}
 	b = append(b, '\n')
 	ew.buf = b

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synq-trace/synq/internal/aggregate"
+	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -182,5 +184,68 @@ func BenchmarkWrite(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// An event of a named listener ends with its workload, in DETAIL (text)
+// and as "workload" (JSON); an event whose listener the hook could not see
+// (id 0) or whose owner says nothing has none.
+func TestEventWorkload(t *testing.T) {
+	evs := testEvents()[:3]
+	evs[0].Listener, evs[1].Listener = 7, 7 // enqueue and accept of the pod's listener; the drop's is unknown
+	pod := NewEventWorkload(aggregate.Owner{PID: 9, Comm: "nginx", Cgroup: "/kubepods/besteffort/pod1/abc",
+		Identity: identity.Identity{ContainerID: "abc", Runtime: "containerd", PodUID: "1", Namespace: "shop", Pod: "web-0", Container: "nginx"}})
+	if NewEventWorkload(aggregate.Owner{PID: 1, Comm: "init", Cgroup: "/"}) != nil {
+		t.Error("the root cgroup without an identity names a workload")
+	}
+	names := func(id tracer.ListenerID) *EventWorkload {
+		if id == 7 {
+			return pod
+		}
+		return nil
+	}
+	var text, js bytes.Buffer
+	for _, c := range []struct {
+		b *bytes.Buffer
+		f Format
+	}{{&text, Text}, {&js, JSON}} {
+		ew := NewEventWriter(c.b, c.f)
+		ew.Workload = names
+		_ = ew.Header()
+		for i := range evs {
+			if err := ew.Write(&evs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n")
+	detail := strings.Index(lines[0], "DETAIL")
+	if l := lines[1]; strings.Index(l, "workload=") != detail || !strings.HasSuffix(l, " workload=shop/web-0/nginx") {
+		t.Errorf("enqueue: %q: want workload=shop/web-0/nginx in DETAIL", l)
+	}
+	if l := lines[2]; !strings.HasSuffix(l, "comm=server workload=shop/web-0/nginx") {
+		t.Errorf("accept: %q: want the workload after the acceptor", l)
+	}
+	if strings.Contains(lines[3], "workload=") {
+		t.Errorf("drop of an unknown listener names a workload: %q", lines[3])
+	}
+	for i, line := range strings.Split(strings.TrimSpace(js.String()), "\n") {
+		var ev struct {
+			Port     uint16 `json:"port"`
+			Workload *struct {
+				Cgroup string `json:"cgroup"`
+				identity.Identity
+			} `json:"workload"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("line %d not JSON: %v: %q", i, err, line)
+		}
+		switch {
+		case i < 2 && (ev.Workload == nil || ev.Workload.Pod != "web-0" || ev.Workload.Namespace != "shop" ||
+			ev.Workload.Container != "nginx" || ev.Workload.Cgroup != "/kubepods/besteffort/pod1/abc"):
+			t.Errorf("line %d: workload %+v: %q", i, ev.Workload, line)
+		case i == 2 && ev.Workload != nil:
+			t.Errorf("line %d: an unknown listener's event names %+v", i, ev.Workload)
+		}
 	}
 }
