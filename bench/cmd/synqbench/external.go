@@ -66,7 +66,11 @@ func runExternal(c config, w workload, x *run1, argv []string, ready string) err
 		stop()
 		return err
 	}
+	p0 := procCPUNs(cmd.Process.Pid)
 	x.connS, x.overflows, x.cpu = w.run(c.dur)
+	if p1 := procCPUNs(cmd.Process.Pid); p0 > 0 && p1 >= p0 {
+		x.procNs = p1 - p0
+	}
 	after, _ := bpftoolStats()
 	mine := progIDsOf(cmd.Process.Pid)
 	if err := stop(); err != nil {
@@ -86,6 +90,31 @@ func runExternal(c config, w workload, x *run1, argv []string, ready string) err
 		x.progs[a.Name] = progNs{runs: a.RunCnt - b.RunCnt, ns: time.Duration(a.RunTimeNs - b.RunTimeNs)}
 	}
 	return nil
+}
+
+// procCPUNs is the CPU time a process's threads have run, in ns (the sum
+// of /proc/PID/task/*/schedstat's first field); 0 when unreadable.
+func procCPUNs(pid int) uint64 {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	var sum uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // a thread that exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseUint(f[0], 10, 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 func lastLine(s string) string {

@@ -43,6 +43,13 @@ func (r *report) goals() []goal {
 			if a == "synq-serve" && b == "empty" {
 				why = r.overFloor(wl, "synq-serve")
 			}
+			if a == "synq-top" && b == "synq-serve" && x.procPerOp() > 0 && y.procPerOp() > 0 {
+				if u, ok := r.row(wl, "untraced"); ok && u.cpu > 0 {
+					d := x.procPerOp() + x.progsPerOp() - y.procPerOp() - y.progsPerOp()
+					why = fmt.Sprintf("; top's own process %.3f µs per operation vs serve's %.3f, their programs %.3f vs %.3f µs (bpf_stats): top costs %+.3f µs per operation more, %.4f of the %.1f µs an untraced operation costs",
+						x.procPerOp(), y.procPerOp(), x.progsPerOp(), y.progsPerOp(), d, d/u.cpu, u.cpu)
+				}
+			}
 			if a == "synq-trace" && b == "bpftrace" {
 				if e, ok := med["empty"]; ok && e.cmed < y.cmed-slack {
 					why = fmt.Sprintf("; why: the empty programs on synq's hooks alone are %.3f, behind bpftrace before any work (hooking accept(2) puts every syscall on the slow path; see empty-accept)", e.cmed)
@@ -98,6 +105,15 @@ func (r *report) workloadMarkdown(w io.Writer, wl string) {
 			fmt.Fprintf(w, "\n%s: %d of %d runs failed: `%s`\n", row.mode, len(row.errs), r.cfg.rounds, row.errs[0])
 		}
 	}
+	var procs []string
+	for _, row := range rows {
+		if p := row.procPerOp(); p > 0 {
+			procs = append(procs, fmt.Sprintf("%s %.3f", row.mode, p))
+		}
+	}
+	if len(procs) > 0 {
+		fmt.Fprintf(w, "\nThe tracer process's own CPU per %s, µs (its threads' run time over the runs, /proc/PID/task/*/schedstat; not its BPF programs, which run in the workload's tasks and softirqs): %s.\n", unit, strings.Join(procs, ", "))
+	}
 	fmt.Fprintf(w, "\nKernel time per program run on `%s`: run_time_ns / run_cnt summed over every traced run (`(*ebpf.Program).Stats()` in-process, `bpftool prog show` for other processes, only the programs that process holds). Runs/%s is how often the hook fires per operation, on every socket of the host. The `empty` rows are the floor of each hook: synq's own cost per run is its ns/run minus that.\n\n", wl, unit)
 	fmt.Fprintf(w, "| mode | program | runs/%s | ns/run |\n|---|---|---|---|\n", unit)
 	for _, row := range rows {
@@ -115,6 +131,16 @@ var tpFloors = [][2]string{
 	{"tp_set_state", "tp_btf/inet_sock_set_state"},
 	{"tp_exit_accept4", "tracepoint/sys_exit_accept4"},
 	{"tp_kfree_skb", "tp_btf/kfree_skb"},
+}
+
+// row is a mode's row of a workload.
+func (r *report) row(wl, mode string) (modeRow, bool) {
+	for _, row := range r.rows(wl) {
+		if row.mode == mode {
+			return row, true
+		}
+	}
+	return modeRow{}, false
 }
 
 // overFloor says what a mode's programs cost per operation above the empty

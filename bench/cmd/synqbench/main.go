@@ -236,7 +236,11 @@ type run1 struct {
 	events    uint64            // events the tracer read (tracer mode)
 	lost      uint64            // tracer Stats: lost + recursion misses
 	progs     map[string]progNs // kernel cost per program
-	err       string
+	// procNs: CPU time the external tracer's own threads ran during the
+	// run (schedstat: user and system, not the BPF programs, which run in
+	// the workload's tasks and softirqs).
+	procNs uint64
+	err    string
 }
 
 type progNs struct {

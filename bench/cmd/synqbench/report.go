@@ -36,6 +36,28 @@ type modeRow struct {
 	cmin, cmed, cmax   float64 // untraced/traced CPU per connection, same round
 	cq1, cq3           float64 // their quartiles
 	hasCPURatio        bool
+	procNs             float64 // an external tracer's own threads, summed over rounds
+}
+
+// procPerOp is an external tracer process's own CPU µs per operation (0
+// when not measured).
+func (row modeRow) procPerOp() float64 {
+	if row.conns == 0 {
+		return 0
+	}
+	return row.procNs / 1000 / row.conns
+}
+
+// progsPerOp is the kernel time of the mode's programs per operation, µs.
+func (row modeRow) progsPerOp() float64 {
+	if row.conns == 0 {
+		return 0
+	}
+	var ns float64
+	for _, p := range row.progs {
+		ns += float64(p.ns.Nanoseconds())
+	}
+	return ns / 1000 / row.conns
 }
 
 // workloads lists the workloads that ran, in order.
@@ -71,6 +93,7 @@ func (r *report) rows(wl string) []modeRow {
 			row.overflows += x.overflows
 			row.lost += x.lost
 			row.events += x.events
+			row.procNs += float64(x.procNs)
 			if x.base > 0 {
 				ratios = append(ratios, x.connS/x.base)
 			}
