@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/synq-trace/synq/internal/aggregate"
-	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/internal/kerneltest"
 )
 
@@ -118,11 +117,9 @@ func TestKernelWorkloadCommands(t *testing.T) {
 			events := map[uint16]int{}
 			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 				var l struct {
-					Port     uint16 `json:"port"`
-					Workload *struct {
-						Cgroup string `json:"cgroup"`
-						identity.Identity
-					} `json:"workload"`
+					Port      uint16           `json:"port"`
+					Workload  string           `json:"workload"`
+					Owner     *aggregate.Owner `json:"owner"`
 					Reconcile *struct {
 						Netns []struct {
 							NetnsName string `json:"netns_name"`
@@ -140,8 +137,8 @@ func TestKernelWorkloadCommands(t *testing.T) {
 					events[l.Port]++
 					// Every listener was there before trace started: each
 					// event names its workload.
-					if l.Workload == nil || l.Workload.Identity != w.want[l.Port] || l.Workload.Cgroup == "" {
-						t.Errorf("trace %v: an event on :%d names workload %+v, want %+v", c.filter, l.Port, l.Workload, w.want[l.Port])
+					if l.Workload != w.display[l.Port] || l.Owner == nil || l.Owner.Identity != w.want[l.Port] || l.Owner.Cgroup == "" || l.Owner.PID == 0 {
+						t.Errorf("trace %v: an event on :%d names workload %q, owner %+v; want %q, %+v", c.filter, l.Port, l.Workload, l.Owner, w.display[l.Port], w.want[l.Port])
 					}
 					continue
 				}

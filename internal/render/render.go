@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/synq-trace/synq/internal/aggregate"
-	"github.com/synq-trace/synq/internal/identity"
 	"github.com/synq-trace/synq/tracer"
 )
 
@@ -181,24 +180,25 @@ type EventWriter struct {
 // the socket (its first owner), else its cgroup.
 type EventWorkload struct {
 	Text string // the column's text: ns/pod/container, container, unit or cgroup
-	json []byte // `,"workload":{...}`
+	json []byte // `,"workload":"<Text>","owner":{...}`
 }
 
 // NewEventWorkload names a listener by its first owner; nil when the owner
-// says nothing (the root cgroup, no identity).
+// says nothing (the root cgroup, no identity). In JSON the owner is the
+// object of listeners' and top's "owners".
 func NewEventWorkload(o aggregate.Owner) *EventWorkload {
 	text := workload(o)
 	if text == "" {
 		return nil
 	}
-	j, err := json.Marshal(struct {
-		Cgroup string `json:"cgroup,omitempty"`
-		identity.Identity
-	}{o.Cgroup, o.Identity})
+	o.Accepting = false // the listener's, not this event's
+	j, err := json.Marshal(o)
 	if err != nil {
 		return nil
 	}
-	return &EventWorkload{Text: text, json: append([]byte(`,"workload":`), j...)}
+	b := append([]byte(`,"workload":`), appendJSONString(nil, []byte(text))...)
+	b = append(append(b, `,"owner":`...), j...)
+	return &EventWorkload{Text: text, json: b}
 }
 
 func NewEventWriter(w io.Writer, f Format) *EventWriter {

@@ -231,21 +231,20 @@ func TestEventWorkload(t *testing.T) {
 	}
 	for i, line := range strings.Split(strings.TrimSpace(js.String()), "\n") {
 		var ev struct {
-			Port     uint16 `json:"port"`
-			Workload *struct {
-				Cgroup string `json:"cgroup"`
-				identity.Identity
-			} `json:"workload"`
+			Port     uint16           `json:"port"`
+			Workload string           `json:"workload"`
+			Owner    *aggregate.Owner `json:"owner"`
 		}
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("line %d not JSON: %v: %q", i, err, line)
 		}
 		switch {
-		case i < 2 && (ev.Workload == nil || ev.Workload.Pod != "web-0" || ev.Workload.Namespace != "shop" ||
-			ev.Workload.Container != "nginx" || ev.Workload.Cgroup != "/kubepods/besteffort/pod1/abc"):
-			t.Errorf("line %d: workload %+v: %q", i, ev.Workload, line)
-		case i == 2 && ev.Workload != nil:
-			t.Errorf("line %d: an unknown listener's event names %+v", i, ev.Workload)
+		case i < 2 && (ev.Workload != "shop/web-0/nginx" || ev.Owner == nil || ev.Owner.PID != 9 || ev.Owner.Comm != "nginx" ||
+			ev.Owner.Pod != "web-0" || ev.Owner.Namespace != "shop" || ev.Owner.Container != "nginx" ||
+			ev.Owner.Cgroup != "/kubepods/besteffort/pod1/abc"):
+			t.Errorf("line %d: workload %q, owner %+v: %q", i, ev.Workload, ev.Owner, line)
+		case i == 2 && (ev.Workload != "" || ev.Owner != nil):
+			t.Errorf("line %d: an unknown listener's event names %q %+v", i, ev.Workload, ev.Owner)
 		}
 	}
 }
