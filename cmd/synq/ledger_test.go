@@ -225,6 +225,15 @@ func TestKernelUnenterableNamespaceSaid(t *testing.T) {
 		if !strings.Contains(r.stderr, title) {
 			t.Errorf("reconcile report lacks %q; stderr %q", title, r.stderr)
 		}
+		said(t, r.stderr) // once, though trace also lists to name workloads
+	})
+	t.Run("trace --unit", func(t *testing.T) {
+		// A filter lists at start too: still said once.
+		r := runWithCaps(t, minimalCaps, "trace --duration 500ms --unit no-such.service", nil)
+		if r.code != 1 || !strings.Contains(r.stderr, "no listener matches --unit no-such.service") {
+			t.Fatalf("exit %d, want 1 and no match: %s", r.code, r.stderr)
+		}
+		said(t, r.stderr)
 	})
 }
 

@@ -2,6 +2,7 @@ package command
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -119,6 +120,9 @@ type namer struct {
 }
 
 func newNamer(env Env, w Workload, only *netns.NS, r *identity.Resolver) *namer {
+	// Its listings say nothing: a namespace trace cannot list is said by
+	// the reconciliation's walk, once.
+	env.Stderr = io.Discard
 	return &namer{w: w, only: only, env: env, owners: aggregate.OwnerCache{MaxAge: 10 * time.Second, Resolver: r},
 		named: map[tracer.ListenerID]*render.EventWorkload{}, wanted: map[tracer.ListenerID]bool{}}
 }
