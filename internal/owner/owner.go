@@ -37,8 +37,7 @@ func Index(procDir string, want map[uint64]bool) map[uint64][]Proc {
 	// The links are read by one walker per CPU (up to 4), each taking the
 	// next process: the walk is syscalls, and a host's sockets sit in a few
 	// processes with many fds. Each walker fills its own map; the holders
-	// of a socket end up sorted by pid, as one walk in /proc's order had
-	// them.
+	// of a socket end up sorted by pid.
 	workers := min(runtime.GOMAXPROCS(0), 4, max(len(ents), 1))
 	parts := make([]map[uint64][]Proc, workers)
 	var next atomic.Int64
